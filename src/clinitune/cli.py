@@ -1,0 +1,229 @@
+"""The `clinitune` command line: one Typer app, one command per pipeline step."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+from .errors import ClinituneError
+
+
+class _Group(TyperGroup):
+    """Bad input ends in one readable line and exit code 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ClinituneError as exc:
+            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Fine-tune open LLMs on healthcare data, locally: synth -> prepare -> train -> eval -> export.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+Seed = Annotated[Optional[int], typer.Option("--seed", help="Random seed (python, numpy, torch, data order).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines, no progress bars, warnings only.")]
+Overrides = Annotated[
+    Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. --set training.learning_rate=1e-4 (repeatable).")
+]
+
+
+def _setup_logging(quiet: bool) -> None:
+    # Logs carry counts and types only; record contents never go through logging.
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
+    for noisy in ("httpx", "urllib3", "huggingface_hub", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _not_yet(command: str, issue: int) -> None:
+    raise ClinituneError(f"clinitune {command}: not implemented yet (tracked in issue #{issue})")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"clinitune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """clinitune: local, privacy-first fine-tuning for healthcare."""
+
+
+@app.command()
+def download(
+    model: Annotated[str, typer.Argument(help="Alias (smollm2-135m-instruct), hub id (org/name), local HF dir, or .gguf file.")] = "smollm2-135m-instruct",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Checkpoint dir to write; default: the clinitune cache.")] = None,
+    revision: Annotated[Optional[str], typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Accept .bin/.pt pickle weights (they can run code).")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Fetch or import a base model into a plain HF safetensors checkpoint; prints its directory last."""
+    _setup_logging(quiet)
+    from .models.registry import resolve_model
+
+    path = resolve_model(model, out=out, allow_pickle=allow_pickle, revision=revision)
+    typer.echo(str(path))
+
+
+@app.command()
+def synth(
+    db: Annotated[str, typer.Option(help="SQLAlchemy URL of the database to create.")] = "sqlite:///data/clinic.db",
+    patients: Annotated[int, typer.Option(min=1, help="Number of synthetic patients.")] = 500,
+    export: Annotated[Optional[str], typer.Option(help="Also export the database as csv or fhir.")] = None,
+    export_dir: Annotated[Optional[Path], typer.Option(help="Where --export writes.")] = None,
+    seed: Seed = None,
+    quiet: Quiet = False,
+) -> None:
+    """Write a clinically coherent synthetic patient database (SQLite or PostgreSQL)."""
+    _not_yet("synth", 3)
+
+
+@app.command()
+def prepare(
+    source: Annotated[str, typer.Option(help="database, csv, jsonl, json or fhir.")] = "database",
+    db: Annotated[str, typer.Option(help="SQLAlchemy URL, for --source database.")] = "sqlite:///data/clinic.db",
+    path: Annotated[Optional[Path], typer.Option(help="Input file or dir, for file sources.")] = None,
+    out: Annotated[Path, typer.Option(help="Output dir for train/eval/test JSONL, manifest and report.")] = Path("data/prepared"),
+    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated task names; default: all.")] = None,
+    max_examples: Annotated[Optional[int], typer.Option(min=1)] = None,
+    augment: Annotated[bool, typer.Option(help="Rephrase instructions and vary demographics.")] = False,
+    skip_invalid: Annotated[bool, typer.Option(help="Continue past bad records, writing them to a rejects file.")] = False,
+    seed: Seed = None,
+    quiet: Quiet = False,
+) -> None:
+    """Turn patient records into PHI-screened, split, versioned instruction data."""
+    _not_yet("prepare", 4)
+
+
+@app.command()
+def validate(
+    file: Annotated[Optional[Path], typer.Argument(help="Instruction or chat JSONL to check.")] = None,
+    db: Annotated[Optional[str], typer.Option(help="Check a synthetic database's clinical coherence instead.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print findings as JSON.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Check instruction data (quality gate + PHI screen) or a database (coherence rules)."""
+    _not_yet("validate", 4 if file else 3)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config (see configs/).")],
+    overrides: Overrides = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint in output_dir.")] = False,
+    nproc: Annotated[int, typer.Option(min=1, help="Processes for DDP through accelerate.")] = 1,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate the config, print it resolved, and stop.")] = False,
+    force: Annotated[bool, typer.Option(help="Train even if the estimate says it will not fit.")] = False,
+    seed: Seed = None,
+    quiet: Quiet = False,
+) -> None:
+    """Fine-tune with LoRA, QLoRA or full parameters from a YAML config."""
+    _setup_logging(quiet)
+    from .config import config_warnings, load_config, to_yaml
+
+    sets = list(overrides or []) + ([f"training.seed={seed}"] if seed is not None else [])
+    cfg = load_config(config, sets)
+    for w in config_warnings(cfg):
+        typer.secho(f"warning: {w}", err=True, fg=typer.colors.YELLOW)
+    if dry_run:
+        typer.echo(to_yaml(cfg), nl=False)
+        typer.echo(f"# {config}: valid", err=True)
+        return
+    _not_yet("train", 5)
+
+
+@app.command()
+def estimate(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config.")],
+    overrides: Overrides = None,
+    measure: Annotated[bool, typer.Option(help="Time a few real steps instead of predicting.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Predict peak memory and time per epoch for a config."""
+    _not_yet("estimate", 5)
+
+
+@app.command(name="eval")
+def eval_(
+    data: Annotated[Path, typer.Option(help="Test JSONL from prepare.")] = Path("data/prepared/test.jsonl"),
+    out: Annotated[Path, typer.Option(help="Report dir.")] = Path("outputs/eval"),
+    run: Annotated[Optional[Path], typer.Option(help="A training run dir.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Base model, if no --run.")] = None,
+    adapter: Annotated[Optional[Path], typer.Option(help="PEFT adapter dir.")] = None,
+    baseline: Annotated[str, typer.Option(help="zero-shot,few-shot or none.")] = "zero-shot,few-shot",
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate at most N examples.")] = None,
+    seed: Seed = None,
+    quiet: Quiet = False,
+) -> None:
+    """Score a model on healthcare tasks against zero- and few-shot baselines, with privacy probes."""
+    _not_yet("eval", 6)
+
+
+@app.command()
+def infer(
+    prompt: Annotated[Optional[str], typer.Option(help="One prompt.")] = None,
+    file: Annotated[Optional[Path], typer.Option(help="JSONL of prompts; outputs go to --out as JSONL.")] = None,
+    chat: Annotated[bool, typer.Option(help="Interactive chat.")] = False,
+    model: Annotated[Optional[str], typer.Option(help="HF model (alias, dir, hub id).")] = None,
+    adapter: Annotated[Optional[Path], typer.Option(help="PEFT adapter dir.")] = None,
+    run: Annotated[Optional[Path], typer.Option(help="A training run dir.")] = None,
+    gguf: Annotated[Optional[Path], typer.Option(help="A GGUF file, run with llama.cpp.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Config for generation settings.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output JSONL for --file.")] = None,
+    seed: Seed = None,
+    quiet: Quiet = False,
+) -> None:
+    """Generate with an HF model or a GGUF through llama.cpp, streaming tokens."""
+    _not_yet("infer", 7)
+
+
+@app.command()
+def export(
+    run: Annotated[Optional[Path], typer.Option(help="Training run dir to export.")] = None,
+    format: Annotated[str, typer.Option("--format", help="hf or gguf.")] = "gguf",
+    quantize: Annotated[Optional[str], typer.Option(help="f16, bf16, q8_0, q4_k_m, q5_k_m or q6_k.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output dir.")] = None,
+    lora_gguf: Annotated[bool, typer.Option("--lora-gguf", help="Export the adapter alone as a GGUF LoRA.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Merge, convert to GGUF, quantize with llama.cpp, verify, and write an Ollama Modelfile."""
+    _not_yet("export", 7)
+
+
+@app.command()
+def quickstart(
+    workdir: Annotated[Path, typer.Option(help="Where every artifact goes.")] = Path("work/quickstart"),
+    patients: Annotated[int, typer.Option(min=10, help="Synthetic patients to generate.")] = 500,
+    profile: Annotated[str, typer.Option(help="fast (minutes) or full (longer, better metrics).")] = "fast",
+    fresh: Annotated[bool, typer.Option(help="Redo every step, ignoring finished ones.")] = False,
+    seed: Seed = None,
+    quiet: Quiet = False,
+) -> None:
+    """Database -> PHI-screened data -> LoRA on SmolLM2 -> eval vs base -> GGUF + Ollama Modelfile."""
+    _setup_logging(quiet)
+    from .quickstart import run_quickstart
+
+    run_quickstart(workdir=workdir, patients=patients, profile=profile, fresh=fresh, seed=42 if seed is None else seed)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

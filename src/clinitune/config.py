@@ -1,0 +1,276 @@
+"""One pydantic schema for every clinitune YAML config.
+
+Unknown keys are errors with a suggestion, out-of-range values name their range, and every
+message points at the file and line, because a typo in a config should cost seconds, not a run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ClinituneError
+
+# The seed's "Use learning rate too high (>5e-4) or too low (<1e-5)".
+LR_RANGE = (1e-5, 5e-4)
+# Names users bring from peft, TRL and Axolotl configs, for "did you mean" when difflib cannot see it.
+SYNONYMS = {
+    "rank": "r", "alpha": "lora_alpha", "dropout": "lora_dropout", "targets": "target_modules", "dora": "use_dora",
+    "lr": "learning_rate", "epochs": "num_train_epochs", "batch_size": "per_device_train_batch_size",
+    "micro_batch_size": "per_device_train_batch_size", "grad_accum": "gradient_accumulation_steps",
+    "scheduler": "lr_scheduler_type", "warmup": "warmup_ratio", "output": "output_dir", "model_name": "name_or_path",
+    "name": "name_or_path", "path": "name_or_path", "base_model": "name_or_path", "sequence_len": "max_seq_length",
+    "max_length": "max_seq_length", "patience": "early_stopping_patience", "quant_type": "bnb_4bit_quant_type",
+}
+SEED_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    name_or_path: str = Field("smollm2-135m-instruct", description="Alias, hub id, local HF dir or .gguf file.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    trust_remote_code: bool = False
+    allow_pickle: bool = Field(False, description="Allow .bin/.pt pickle weights; off because pickle runs code.")
+
+
+class QuantizationConfig(_Section):
+    load_in_4bit: bool = False
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
+    bnb_4bit_compute_dtype: Literal["float16", "bfloat16", "float32"] = "bfloat16"
+    bnb_4bit_use_double_quant: bool = True
+
+
+class LoraConfig(_Section):
+    method: Literal["lora", "qlora", "full"] = "lora"
+    r: int = Field(64, ge=1, le=1024)
+    lora_alpha: float = Field(16, gt=0, le=4096)
+    lora_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    bias: Literal["none", "all", "lora_only"] = "none"
+    target_modules: list[str] | Literal["all-linear"] = Field(default_factory=lambda: list(SEED_TARGETS))
+    use_dora: bool = False
+
+
+class DataConfig(_Section):
+    train: str | None = None
+    eval: str | None = None
+    test: str | None = None
+    max_seq_length: int = Field(1024, ge=16, le=131072)
+    packing: bool = True
+
+
+class TrainingConfig(_Section):
+    output_dir: str = "runs/default"
+    per_device_train_batch_size: int = Field(4, ge=1, le=4096)
+    per_device_eval_batch_size: int = Field(8, ge=1, le=4096)
+    gradient_accumulation_steps: int = Field(4, ge=1, le=4096)
+    learning_rate: float = Field(2.0e-4, gt=0.0, le=1.0)
+    lr_scheduler_type: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0.0, le=0.5)
+    weight_decay: float = Field(0.001, ge=0.0, le=1.0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    num_train_epochs: float = Field(3, gt=0, le=1000)
+    max_steps: int = Field(-1, ge=-1, description="-1: train for num_train_epochs.")
+    optim: Literal["adamw_torch", "paged_adamw_8bit", "adamw_8bit"] = "adamw_torch"
+    gradient_checkpointing: bool = True
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    seed: int = Field(42, ge=0)
+    logging_steps: int = Field(10, ge=1)
+    eval_steps: int = Field(50, ge=1)
+    save_steps: int = Field(100, ge=1)
+    save_total_limit: int = Field(3, ge=1)
+    early_stopping_patience: int | None = Field(3, ge=1, description="Evals without improvement; null disables.")
+
+
+class GenerationConfig(_Section):
+    max_new_tokens: int = Field(200, ge=1, le=32768)
+    temperature: float = Field(0.7, ge=0.0, le=5.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    top_k: int = Field(50, ge=0)
+    repetition_penalty: float = Field(1.1, gt=0.0, le=5.0)
+
+
+class EvalConfig(_Section):
+    baselines: list[Literal["zero-shot", "few-shot"]] = Field(default_factory=lambda: ["zero-shot", "few-shot"])
+    few_shot_k: int = Field(3, ge=1, le=32)
+    limit: int | None = Field(None, ge=1)
+    batch_size: int = Field(8, ge=1)
+
+
+class ExportConfig(_Section):
+    format: Literal["hf", "gguf"] = "gguf"
+    quantize: Literal["f32", "f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k"] = "q4_k_m"
+    out_dir: str | None = None
+    lora_gguf: bool = False
+    ollama_name: str | None = None
+
+
+class Config(_Section):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+    @model_validator(mode="after")
+    def _method_matches_quantization(self) -> Config:
+        if self.lora.method == "qlora" and not self.quantization.load_in_4bit:
+            # QLoRA is 4-bit by definition; saying it twice is not the user's job.
+            self.quantization.load_in_4bit = True
+        if self.quantization.load_in_4bit and self.lora.method != "qlora":
+            raise ValueError("quantization.load_in_4bit: true needs lora.method: qlora (4-bit weights cannot be fully fine-tuned)")
+        return self
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _section_model(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model that holds the key at `loc` (the key's parent), or None."""
+    model: Any = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann, *typing.get_args(ann)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return None
+    return model
+
+
+_BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
+def _range_of(loc: tuple) -> list[str]:
+    """Every bound declared on the field at `loc`, so the message names the whole range."""
+    parent = _section_model(loc)
+    field = parent.model_fields.get(loc[-1]) if parent and loc else None
+    out = []
+    for meta in field.metadata if field else []:
+        for attr, sym in _BOUNDS.items():
+            if getattr(meta, attr, None) is not None:
+                out.append(f"{sym} {getattr(meta, attr)}")
+    return out
+
+
+def _yaml_line(node: yaml.Node | None, loc: tuple) -> int | None:
+    """1-based line of the key at `loc` in a composed YAML tree."""
+    line = None
+    for part in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for key, value in node.value:
+            if key.value == str(part):
+                line, node = key.start_mark.line + 1, value
+                break
+        else:
+            break
+    return line
+
+
+def _format_error(err: dict, source: str, root: yaml.Node | None) -> str:
+    loc = tuple(p for p in err["loc"] if isinstance(p, str))
+    dotted = ".".join(loc) or "(top level)"
+    line = _yaml_line(root, loc)
+    where = f"{source}:{line}" if line else source
+    if err["type"] == "extra_forbidden":
+        parent = _section_model(loc)
+        valid = list(parent.model_fields) if parent else []
+        key = str(loc[-1]) if loc else ""
+        close = [SYNONYMS[key]] if SYNONYMS.get(key) in valid else difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]}?" if close else f"valid keys: {', '.join(valid)}"
+        return f"{where}: {dotted}: unknown key; {hint}"
+    ctx = err.get("ctx") or {}
+    limits = _range_of(loc) if any(k in ctx for k in _BOUNDS) else []
+    got = err.get("input")
+    if limits:
+        return f"{where}: {dotted}: {got!r} is out of range; allowed: {' and '.join(limits)}"
+    if err["type"] == "literal_error":
+        return f"{where}: {dotted}: {got!r} is not allowed; expected {ctx.get('expected')}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {dotted}: {msg}" + (f" (got {got!r})" if loc and not isinstance(got, dict) else "")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`training.learning_rate=1e-4` -> (["training", "learning_rate"], 1e-4), values parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ClinituneError(f"--set {text!r}: expected KEY=VALUE, e.g. --set training.learning_rate=1e-4")
+    value = yaml.safe_load(raw) if raw.strip() else None
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            nxt = node.get(k)
+            if not isinstance(nxt, dict):
+                nxt = node[k] = {}
+            node = nxt
+        node[keys[-1]] = value
+    return data
+
+
+def validate(data: dict, source: str = "<config>", root: yaml.Node | None = None) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [_format_error(e, source, root) for e in exc.errors()]
+        raise ClinituneError("invalid config:\n  " + "\n  ".join(lines)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Read, override and validate a YAML config. `path=None` gives the defaults plus overrides."""
+    data: dict = {}
+    root = None
+    source = str(path) if path else "<defaults>"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ClinituneError(f"{p}: config file not found; shipped configs are in configs/ (e.g. configs/lora_config.yaml)")
+        text = p.read_text(encoding="utf-8")
+        try:
+            root = yaml.compose(text)
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{p}:{mark.line + 1}" if mark else str(p)
+            raise ClinituneError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        if not isinstance(data, dict):
+            raise ClinituneError(f"{p}: a config is a mapping of sections (model:, lora:, training: ...), got {type(data).__name__}")
+    if overrides:
+        data = apply_overrides(data, overrides)
+        source += " (with --set)"
+    return validate(data, source, root)
+
+
+def config_warnings(cfg: Config) -> list[str]:
+    """Advice from the seed that is not an error: the run may still be what the user wants."""
+    out = []
+    lr = cfg.training.learning_rate
+    if not LR_RANGE[0] <= lr <= LR_RANGE[1]:
+        out.append(
+            f"training.learning_rate={lr:g} is outside the recommended {LR_RANGE[0]:g}..{LR_RANGE[1]:g}: "
+            "too high gives gibberish, too low a loss that does not fall"
+        )
+    if cfg.lora.method != "full" and cfg.lora.lora_alpha > 4 * cfg.lora.r:
+        out.append(f"lora.lora_alpha={cfg.lora.lora_alpha:g} is far above r={cfg.lora.r}; typical is r/4 to r")
+    return out
+
+
+def to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,91 @@
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from clinitune.cli import app
+from clinitune.config import Config, config_warnings, load_config
+from clinitune.errors import ClinituneError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_shipped_configs_validate(name):
+    cfg = load_config(CONFIGS / name)
+    assert isinstance(cfg, Config)
+
+
+def test_seed_values_in_lora_config():
+    cfg = load_config(CONFIGS / "lora_config.yaml")
+    assert (cfg.lora.r, cfg.lora.lora_alpha, cfg.lora.lora_dropout) == (64, 16, 0.1)
+    assert cfg.training.learning_rate == 2e-4 and cfg.training.warmup_ratio == 0.03
+    q = load_config(CONFIGS / "qlora_config.yaml")
+    assert q.lora.method == "qlora" and q.quantization.load_in_4bit and q.quantization.bnb_4bit_quant_type == "nf4"
+    assert q.training.optim == "paged_adamw_8bit"
+
+
+def _bad_copy(tmp_path, old, new):
+    p = tmp_path / "bad.yaml"
+    p.write_text((CONFIGS / "lora_config.yaml").read_text().replace(old, new, 1))
+    return p
+
+
+def test_unknown_key_names_file_line_and_suggestion(tmp_path):
+    bad = _bad_copy(tmp_path, "  r: 64", "  rank: 64")
+    with pytest.raises(ClinituneError) as exc:
+        load_config(bad)
+    msg = str(exc.value)
+    assert "lora.rank: unknown key; did you mean r?" in msg
+    line = next(i for i, l in enumerate(bad.read_text().splitlines(), 1) if "rank:" in l)
+    assert f"{bad}:{line}:" in msg
+
+
+def test_unknown_key_difflib_suggestion(tmp_path):
+    with pytest.raises(ClinituneError, match="training.learnin_rate: unknown key; did you mean learning_rate"):
+        load_config(_bad_copy(tmp_path, "  learning_rate:", "  learnin_rate:"))
+
+
+def test_out_of_range_names_range(tmp_path):
+    with pytest.raises(ClinituneError, match=r"lora.lora_dropout: 1.5 is out of range; allowed: >= 0.0 and < 1.0"):
+        load_config(_bad_copy(tmp_path, "lora_dropout: 0.1", "lora_dropout: 1.5"))
+
+
+def test_bad_literal_and_yaml_syntax(tmp_path):
+    with pytest.raises(ClinituneError, match="lora.method: 'lorax' is not allowed"):
+        load_config(_bad_copy(tmp_path, "method: lora", "method: lorax"))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model:\n  name_or_path: [unclosed\n")
+    with pytest.raises(ClinituneError, match=r"broken.yaml:\d+: not valid YAML"):
+        load_config(broken)
+
+
+def test_learning_rate_outside_seed_range_is_warning_not_error():
+    cfg = load_config(CONFIGS / "lora_config.yaml", ["training.learning_rate=1e-3"])
+    assert cfg.training.learning_rate == 1e-3
+    assert any("learning_rate" in w for w in config_warnings(cfg))
+    assert not config_warnings(load_config(CONFIGS / "lora_config.yaml"))
+
+
+def test_set_overrides_any_key_and_rejects_unknown():
+    cfg = load_config(CONFIGS / "lora_config.yaml", ["lora.target_modules=all-linear", "training.max_steps=7"])
+    assert cfg.lora.target_modules == "all-linear" and cfg.training.max_steps == 7
+    with pytest.raises(ClinituneError, match="did you mean training"):
+        load_config(CONFIGS / "lora_config.yaml", ["trainin.max_steps=7"])
+    with pytest.raises(ClinituneError, match="expected KEY=VALUE"):
+        load_config(None, ["training.max_steps"])
+
+
+def test_4bit_needs_qlora():
+    with pytest.raises(ClinituneError, match="needs lora.method: qlora"):
+        load_config(None, ["quantization.load_in_4bit=true"])
+
+
+def test_cli_dry_run_and_error_exit_code(tmp_path):
+    ok = runner.invoke(app, ["train", "--config", str(CONFIGS / "lora_config.yaml"), "--dry-run"])
+    assert ok.exit_code == 0, ok.output
+    assert "r: 64" in ok.stdout
+    bad = runner.invoke(app, ["train", "--config", str(_bad_copy(tmp_path, "  r: 64", "  rank: 64")), "--dry-run"])
+    assert bad.exit_code == 2
+    assert "rank" in bad.output and "did you mean r?" in bad.output and "Traceback" not in bad.output
