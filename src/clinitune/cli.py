@@ -90,7 +90,17 @@ def synth(
     quiet: Quiet = False,
 ) -> None:
     """Write a clinically coherent synthetic patient database (SQLite or PostgreSQL)."""
-    _not_yet("synth", 3)
+    _setup_logging(quiet)
+    from .data.sources import export as export_db
+    from .data.synth import write_database
+
+    counts = write_database(db, patients, 42 if seed is None else seed, progress=not quiet)
+    typer.echo("synth: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
+    if export:
+        target = export_dir or Path("data") / f"export-{export}"
+        n = export_db(db, export, target, progress=not quiet)
+        typer.echo(f"exported {n} patients as {export} to {target}")
+    typer.echo(db)
 
 
 @app.command()
@@ -118,7 +128,30 @@ def validate(
     quiet: Quiet = False,
 ) -> None:
     """Check instruction data (quality gate + PHI screen) or a database (coherence rules)."""
-    _not_yet("validate", 4 if file else 3)
+    _setup_logging(quiet)
+    if db is not None:
+        _validate_db(db, json_out)
+        return
+    _not_yet("validate FILE", 4)
+
+
+def _validate_db(url: str, json_out: bool) -> None:
+    import json
+
+    from .data.coherence import check_records, summarize
+    from .data.sources import iter_database
+
+    n, violations = check_records(iter_database(url))
+    if json_out:
+        typer.echo(json.dumps({"records": n, "violations": [v.__dict__ for v in violations]}, default=str))
+    else:
+        typer.echo(f"checked {n} patient records: {len(violations)} coherence violation(s)")
+        for rule, count in sorted(summarize(violations).items()):
+            typer.echo(f"  {rule:<24} {count}")
+        for v in violations[:20]:
+            typer.echo(f"  {v}")
+    if violations:
+        raise typer.Exit(1)
 
 
 @app.command()
