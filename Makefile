@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.clinitune-installed
 TORCH  := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup quickstart test test-fast clean
+.PHONY: setup quickstart test test-fast postgres clean
 
 setup: $(STAMP)
 
@@ -24,7 +24,12 @@ $(STAMP): pyproject.toml Makefile
 quickstart: setup
 	$(VENV)/bin/clinitune quickstart
 
-test: setup
+# The PostgreSQL tests start a throwaway cluster; the server binaries come from Debian.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { echo "installing PostgreSQL (Debian package) for the tests"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: setup postgres
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup

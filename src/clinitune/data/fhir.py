@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 
 from .records import Allergy, ConditionFact, Encounter, Medication, Observation, Patient
 
@@ -31,7 +32,8 @@ def _ref(kind: str, i) -> dict:
 
 
 def _entry(resource: dict) -> dict:
-    return {"fullUrl": f"urn:uuid:{resource['resourceType'].lower()}-{resource['id']}", "resource": resource}
+    key = f"{resource['resourceType']}/{resource['id']}"
+    return {"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'clinitune:' + key)}", "resource": resource}
 
 
 def _iso(d: dt.date | None) -> str | None:
