@@ -241,7 +241,7 @@ def test_unreachable_database_urls():
 
 def test_cli_synth_export_and_validate(tmp_path):
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    res = runner.invoke(app, ["synth", "--db", url, "--patients", "40", "--seed", "3", "--export", "fhir", "--export-dir", str(tmp_path / "fx"), "-q"])
+    res = runner.invoke(app, ["synth", "--db", url, "--patients", "40", "--seed", "3", "--export", "fhir", str(tmp_path / "fx"), "-q"])
     assert res.exit_code == 0, res.output
     assert res.stdout.strip().splitlines()[-1] == url
     assert len(list((tmp_path / "fx").glob("*.json"))) == 40

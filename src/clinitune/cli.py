@@ -84,8 +84,9 @@ def download(
 def synth(
     db: Annotated[str, typer.Option(help="SQLAlchemy URL of the database to create.")] = "sqlite:///data/clinic.db",
     patients: Annotated[int, typer.Option(min=1, help="Number of synthetic patients.")] = 500,
-    export: Annotated[Optional[str], typer.Option(help="Also export the database as csv or fhir.")] = None,
-    export_dir: Annotated[Optional[Path], typer.Option(help="Where --export writes.")] = None,
+    export: Annotated[
+        Optional[tuple[str, Path]], typer.Option(help="Also write the database out: --export csv DIR or --export fhir DIR.")
+    ] = None,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
@@ -97,9 +98,9 @@ def synth(
     counts = write_database(db, patients, 42 if seed is None else seed, progress=not quiet)
     typer.echo("synth: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
     if export:
-        target = export_dir or Path("data") / f"export-{export}"
-        n = export_db(db, export, target, progress=not quiet)
-        typer.echo(f"exported {n} patients as {export} to {target}")
+        fmt, target = export
+        n = export_db(db, fmt, target, progress=not quiet)
+        typer.echo(f"exported {n} patients as {fmt} to {target}")
     typer.echo(db)
 
 
