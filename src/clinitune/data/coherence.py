@@ -111,8 +111,8 @@ def check_record(p: Patient) -> list[Violation]:
         code = m.code if m else o.code
         if code == "4548-4" and o.value >= 6.5 and not cat.has_prefix(codes, cat.DIABETES):
             bad("lab_condition", where, f"A1c {o.value} % is in the diabetic range but no diabetes is recorded")
-        adult_then = (p.age_at(o.date) if o.date and p.birth_date else age_now or 0) >= 18
-        if code == "39156-5" and adult_then and p.birth_date is not None:
+        age_then = p.age_at(o.date) if o.date and p.birth_date else age_now
+        if code == "39156-5" and age_then is not None and age_then >= 18:
             obese = cat.has_prefix(codes, cat.OBESITY)
             if obese and o.value < 30:
                 bad("lab_condition", where, f"obesity is recorded but BMI is {o.value}")

@@ -160,6 +160,8 @@ def _nested_patient(obj: dict) -> Patient:
     if sex is None:
         raise ValueError(f"demographics.gender: {demo.get('gender')!r}; expected male or female")
     age = demo.get("age", obj.get("age"))
+    if age == "90+":  # Safe Harbor's top age category
+        age = 90
     if age is not None and (not isinstance(age, int) or not 0 <= age <= 120):
         raise ValueError(f"demographics.age: {age!r}; expected an integer 0-120")
     birth = demo.get("birth_date") or demo.get("date_of_birth")
