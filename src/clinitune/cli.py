@@ -43,7 +43,7 @@ Overrides = Annotated[
 def _setup_logging(quiet: bool) -> None:
     # Logs carry counts and types only; record contents never go through logging.
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
-    for noisy in ("httpx", "urllib3", "huggingface_hub", "filelock"):
+    for noisy in ("httpx", "urllib3", "huggingface_hub", "filelock", "presidio-analyzer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -118,7 +118,20 @@ def prepare(
     quiet: Quiet = False,
 ) -> None:
     """Turn patient records into PHI-screened, split, versioned instruction data."""
-    _not_yet("prepare", 4)
+    _setup_logging(quiet)
+    from .data.prepare import parse_tasks
+    from .data.prepare import prepare as run_prepare
+
+    m = run_prepare(source=source, db=db, path=path, out=out, tasks=parse_tasks(tasks), seed=42 if seed is None else seed,
+                    max_examples=max_examples, do_augment=augment, skip_invalid=skip_invalid, progress=not quiet)
+    c = m["counts"]
+    for key in ("records", "items_in", "items_rejected", "examples_built", "invalid", "duplicates_exact", "duplicates_near", "quarantined"):
+        if c.get(key) is not None:
+            typer.echo(f"  {key:<18} {c[key]}")
+    typer.echo("  " + ", ".join(f"{s}: {n}" for s, n in c["total"].items()))
+    if m["phi_findings_by_type"]:
+        typer.echo("  PHI findings by type (quarantined): " + ", ".join(f"{t} {n}" for t, n in m["phi_findings_by_type"].items()))
+    typer.echo(str(out))
 
 
 @app.command()
@@ -133,7 +146,27 @@ def validate(
     if db is not None:
         _validate_db(db, json_out)
         return
-    _not_yet("validate FILE", 4)
+    if file is None:
+        raise ClinituneError("validate needs FILE.jsonl (instruction or chat data) or --db URL (a clinical database)")
+    _validate_file(file, json_out)
+
+
+def _validate_file(path: Path, json_out: bool) -> None:
+    import json
+
+    from .data.prepare import validate_file
+
+    r = validate_file(path)
+    if json_out:
+        typer.echo(json.dumps(r))
+    else:
+        typer.echo(f"{path}: {r['examples']} examples, {len(r['invalid'])} failing the quality gate, {len(r['phi'])} with PHI")
+        for item in r["invalid"]:
+            typer.echo(f"  {path}:{item['line']}: " + "; ".join(item["reasons"]))
+        for item in r["phi"]:
+            typer.echo(f"  {path}:{item['line']}: PHI found: {', '.join(item['types'])}")
+    if r["invalid"] or r["phi"]:
+        raise typer.Exit(1)
 
 
 def _validate_db(url: str, json_out: bool) -> None:

@@ -19,9 +19,17 @@ KEY_LABS = ("Hemoglobin A1c", "LDL cholesterol", "eGFR", "Systolic blood pressur
             "TSH", "Hemoglobin")
 
 
+PSEUDONYM_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # no digits, no vowels: cannot look like an ID number or a word
+
+
 def pseudonym(patient_id, salt: str) -> str:
     """A stable, non-reversible patient id: the source id never leaves the database."""
-    return "P" + hashlib.sha256(f"{salt}:{patient_id}".encode()).hexdigest()[:8].upper()
+    n = int(hashlib.sha256(f"{salt}:{patient_id}".encode()).hexdigest(), 16)
+    chars = []
+    for _ in range(10):
+        n, r = divmod(n, len(PSEUDONYM_ALPHABET))
+        chars.append(PSEUDONYM_ALPHABET[r])
+    return "P" + "".join(chars)
 
 
 def safe_age(age: int | None) -> int | str | None:

@@ -181,6 +181,14 @@ def _analyzer():
 # Terminology and standards hosts: URLs that name code systems, never people.
 ALLOWED_URL_HOSTS = ("hl7.org", "loinc.org", "snomed.info", "unitsofmeasure.org", "json-schema.org", "cms.gov", "cdc.gov",
                      "who.int", "nlm.nih.gov", "clinitune.local")
+WEB_TLDS = re.compile(r"(?i)(?:^(?:https?://|www\.)|\.(?:com|org|net|edu|gov|io|me|info|biz|us|health|app|dev|co\.uk)(?:[/:?#]|$))")
+
+
+def _real_url(span: str) -> bool:
+    """Presidio's URL recognizer also fires on `c.pa` or `p.id` in SQL; keep web addresses only, minus terminology hosts."""
+    return len(span) >= 6 and bool(WEB_TLDS.search(span)) and not any(h in span for h in ALLOWED_URL_HOSTS)
+
+
 ENTITIES = PRESIDIO_ENTITIES + [f"CT_{t}" for t in SAFE_HARBOR_TYPES]
 THRESHOLD = 0.5
 
@@ -192,7 +200,7 @@ def screen(text: str, extra_names: tuple[str, ...] = ()) -> list[Finding]:
     results = _analyzer().analyze(text, language="en", entities=ENTITIES, score_threshold=THRESHOLD)
     found = [Finding(PRESIDIO_TO_OURS.get(r.entity_type, r.entity_type.removeprefix("CT_")), r.start, r.end, round(r.score, 2))
              for r in results]
-    found = [f for f in found if not (f.type == "URL" and any(h in text[f.start:f.end] for h in ALLOWED_URL_HOSTS))]
+    found = [f for f in found if f.type != "URL" or _real_url(text[f.start:f.end])]
     for name in {n for n in extra_names if n and len(n) > 1}:
         for m in re.finditer(rf"\b{re.escape(name)}\b", text):
             found.append(Finding("NAME", m.start(), m.end(), 1.0))

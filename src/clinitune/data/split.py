@@ -1,0 +1,42 @@
+"""Train/eval/test split: grouped by patient (no patient in two splits), stratified by task, seeded."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+SPLITS = ("train", "eval", "test")
+
+
+def _rank(seed: int, group: str) -> str:
+    return hashlib.sha256(f"{seed}:{group}".encode()).hexdigest()
+
+
+def _assign(groups: list[str], seed: int, ratios: tuple[float, float, float]) -> dict[str, str]:
+    ordered = sorted(groups, key=lambda g: _rank(seed, g))
+    n = len(ordered)
+    n_eval = max(1, round(n * ratios[1])) if n >= 3 else 0
+    n_test = max(1, round(n * ratios[2])) if n >= 3 else 0
+    out = {}
+    for i, g in enumerate(ordered):
+        out[g] = "eval" if i < n_eval else "test" if i < n_eval + n_test else "train"
+    return out
+
+
+def split(examples: list[dict], seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> dict[str, list[dict]]:
+    """Groups that span tasks (patients) are split together; groups of one task are split within it."""
+    tasks_of: dict[str, set] = defaultdict(set)
+    for ex in examples:
+        tasks_of[ex["group"]].add(ex["task"])
+    multi = [g for g, t in tasks_of.items() if len(t) > 1]
+    by_task: dict[str, list[str]] = defaultdict(list)
+    for g, t in tasks_of.items():
+        if len(t) == 1:
+            by_task[next(iter(t))].append(g)
+    where = _assign(multi, seed, ratios)
+    for task in sorted(by_task):
+        where.update(_assign(by_task[task], seed, ratios))
+    out: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    for ex in examples:
+        out[where[ex["group"]]].append(ex)
+    return out

@@ -1,0 +1,221 @@
+import json
+import random
+from pathlib import Path
+
+import jsonschema
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from clinitune.cli import app
+from clinitune.data import phi
+from clinitune.data.db import connect
+from clinitune.data.deid import deidentify, record_schema
+from clinitune.data.prepare import augment, parse_tasks, prepare
+from clinitune.data.quality import dedupe, example_problems
+from clinitune.data.records import Patient
+from clinitune.data.split import split
+from clinitune.data.synth import write_database
+from clinitune.data.tasks import TASKS
+from clinitune.errors import ClinituneError
+
+runner = CliRunner()
+PHI_SET = Path(__file__).parent / "data" / "phi_labelled.jsonl"
+SEED_LINES = [
+    {"instruction": "Generate a patient record for a 45-year-old female with Type 2 diabetes.",
+     "output": "{\"patient_id\": \"P001\", \"age\": 45, \"gender\": \"female\", \"diagnoses\": [{\"code\": \"E11.9\", \"description\": \"Type 2 diabetes mellitus\"}]}"},
+    {"instruction": "What ICD-10 code represents essential hypertension?", "output": "The ICD-10 code for essential (primary) hypertension is I10."},
+    {"instruction": "Describe the HIPAA Safe Harbor de-identification method.",
+     "output": "HIPAA Safe Harbor requires removing all 18 specified identifiers including names, addresses, dates (except year), and any other unique identifying information."},
+]
+
+
+def _read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('prep') / 'clinic.db'}"
+    write_database(url, 500, seed=5, progress=False)
+    return url
+
+
+@pytest.fixture(scope="module")
+def prepared(db, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared")
+    manifest = prepare(source="database", db=db, path=None, out=out, tasks=list(TASKS), seed=9, progress=False)
+    return out, manifest
+
+
+def test_prepare_from_database_meets_acceptance(prepared):
+    out, m = prepared
+    splits = {s: _read(out / f"{s}.jsonl") for s in ("train", "eval", "test")}
+    total = sum(len(v) for v in splits.values())
+    assert total >= 2000
+    for s in ("train", "eval", "test"):
+        assert {e["task"] for e in splits[s]} == set(TASKS), s
+    groups = {s: {e["group"] for e in rows} for s, rows in splits.items()}
+    assert not groups["train"] & groups["eval"] and not groups["train"] & groups["test"] and not groups["eval"] & groups["test"]
+    for name, info in m["files"].items():
+        import hashlib
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == info["sha256"], name
+    assert m["counts"]["records"] == 500 and m["counts"]["quarantined"] == 0
+    assert "| record_generation |" in (out / "report.md").read_text()
+    for e in splits["test"][:400]:  # the screen itself finds nothing left in the output
+        assert not phi.screen(e["instruction"] + "\n" + e["input"] + "\n" + e["output"]), e["id"]
+    for e in splits["train"]:
+        assert set(e) >= {"id", "task", "group", "instruction", "input", "output"}
+        assert example_problems(e) == []
+
+
+def test_outputs_are_verified(prepared, db):
+    out, _ = prepared
+    rows = _read(out / "train.jsonl")
+    schema = record_schema()
+    recs = [e for e in rows if e["task"] == "record_generation"]
+    for e in recs:
+        jsonschema.validate(json.loads(e["output"]), schema)
+    sqls = [e for e in rows if e["task"] == "text_to_sql"][:50]
+    with connect(db, readonly=True) as conn:
+        for e in sqls:
+            assert list(conn.execute(text(e["output"]))), e["output"]
+    from fhir.resources.R4B.bundle import Bundle
+    for e in [e for e in rows if e["task"] == "fhir_conversion"][:20]:
+        Bundle.model_validate_json(e["output"])
+    phrasings = {e["instruction"].split(" ")[0] for e in recs}
+    assert len(phrasings) >= 3
+
+
+def test_byte_identical_same_seed_sqlite_and_postgresql(prepared, pg_url, tmp_path):
+    out, _ = prepared
+    write_database(pg_url, 500, seed=5, progress=False)
+    again = tmp_path / "pg"
+    prepare(source="database", db=pg_url, path=None, out=again, tasks=list(TASKS), seed=9, progress=False)
+    for name in ("train.jsonl", "eval.jsonl", "test.jsonl"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_deidentification_rules():
+    import datetime as dt
+
+    p = Patient(id=3, sex="F", birth_date=dt.date(1930, 6, 1), first_name="Linda", last_name="Garcia", zip="82345",
+                phone="(617) 555-0143", mrn="MRN00000031")
+    rec = deidentify(p)
+    assert rec["age"] == "90+" and rec["zip3"] == "000"
+    text_ = json.dumps(rec)
+    for value in ("Linda", "Garcia", "555-0143", "MRN", "1930"):
+        assert value not in text_
+    jsonschema.validate(rec, record_schema())
+
+
+def test_phi_screen_on_labelled_set():
+    rows = _read(PHI_SET)
+    assert len(rows) >= 400 and sum(r["phi"] for r in rows) >= 200
+    tp = fp = fn = 0
+    for r in rows:
+        found = phi.types_of(phi.screen(r["text"]))
+        if r["phi"]:
+            hit = r["types"][0] in found
+            tp, fn = tp + hit, fn + (not hit)
+        elif found:
+            fp += 1
+    assert tp / (tp + fn) >= 0.99 and tp / (tp + fp) >= 0.95
+    assert {r["types"][0] for r in rows if r["phi"]} >= set(phi.SAFE_HARBOR_TYPES) - {"NAME"} | {"NAME"}
+
+
+def test_validate_seed_lines_and_phi_lines(tmp_path):
+    good = tmp_path / "good.jsonl"
+    good.write_text("".join(json.dumps(x) + "\n" for x in SEED_LINES))
+    res = runner.invoke(app, ["validate", str(good)])
+    assert res.exit_code == 0, res.output
+    bad_lines = [
+        {"instruction": "Summarize the intake note for this patient.", "output": "Patient SSN 912-34-5678, stable on metformin."},
+        {"instruction": "Summarize the intake note for this patient.", "output": "Call back at (617) 555-0143 to schedule follow-up."},
+        {"instruction": "Summarize the intake note for this patient.", "output": "Results sent to linda.g@gmail.com after review."},
+        {"instruction": "Summarize the intake note for this patient.", "output": "Chart MRN: 00123456 reviewed; A1c 7.1 %."},
+        {"instruction": "short", "output": "ok"},
+    ]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(json.dumps(x) + "\n" for x in SEED_LINES + bad_lines) + "{truncated\n")
+    res = runner.invoke(app, ["validate", str(bad), "--json"])
+    assert res.exit_code == 1
+    r = json.loads(res.stdout)
+    assert r["examples"] == 9
+    phi_lines = {x["line"]: x["types"] for x in r["phi"]}
+    assert "SSN" in phi_lines[4] and "PHONE" in phi_lines[5] and "EMAIL" in phi_lines[6] and "MRN" in phi_lines[7]
+    assert 1 not in phi_lines and 2 not in phi_lines and 3 not in phi_lines
+    invalid = {x["line"]: x["reasons"] for x in r["invalid"]}
+    assert any("too short" in s for s in invalid[8]) and "invalid JSON" in invalid[9][0]
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text(json.dumps({"messages": [{"role": "user", "content": "What ICD-10 code is asthma?"},
+                                             {"role": "assistant", "content": "Unspecified asthma is J45.909."}]}) + "\n")
+    assert runner.invoke(app, ["validate", str(chat)]).exit_code == 0
+
+
+def test_jsonl_source_quarantines_phi_and_gates_quality(tmp_path):
+    rows = SEED_LINES * 2 + [
+        {"instruction": "Summarize the intake note for this patient.", "output": "Seen by Dr. Kowalski, phone 617-555-0143."},
+        {"instruction": "What ICD-10 code represents ESSENTIAL hypertension?", "output": "The ICD-10 code for essential (primary) hypertension is I10."},
+        {"instruction": "Too short", "output": "This output is long enough."},
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(x) + "\n" for x in rows))
+    out = tmp_path / "out"
+    m = prepare(source="jsonl", db=None, path=src, out=out, tasks=["knowledge"], seed=1, progress=False)
+    c = m["counts"]
+    assert c["duplicates_exact"] == 3 and c["duplicates_near"] == 1 and c["invalid"] == 1 and c["quarantined"] == 1
+    q = _read(out / "quarantine.jsonl")
+    assert {f["type"] for f in q[0]["phi_findings"]} >= {"NAME", "PHONE"}
+    everything = "".join((out / f"{s}.jsonl").read_text() for s in ("train", "eval", "test"))
+    assert "555-0143" not in everything and "Kowalski" not in everything
+
+
+def test_bad_source_stops_with_every_problem_unless_skip_invalid(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(SEED_LINES[0]) + "\n{\"instruction\": \"cut\n" + json.dumps({"foo": 1}) + "\n")
+    with pytest.raises(ClinituneError) as exc:
+        prepare(source="jsonl", db=None, path=src, out=tmp_path / "o", tasks=["knowledge"], seed=1, progress=False)
+    assert "line 2" in str(exc.value) and "line 3" in str(exc.value)
+    m = prepare(source="jsonl", db=None, path=src, out=tmp_path / "o", tasks=["knowledge"], seed=1, skip_invalid=True, progress=False)
+    assert m["counts"]["items_in"] == 3 and m["counts"]["items_rejected"] == 2
+    assert len(_read(tmp_path / "o" / "rejects.jsonl")) == 2
+
+
+def test_split_is_grouped_and_stratified():
+    rng = random.Random(0)
+    exs = [{"id": f"{i}", "task": t, "group": f"p{i % 97}"} for i in range(2000) for t in [rng.choice(["a", "b"])]]
+    exs += [{"id": f"k{i}", "task": "k", "group": f"k{i}"} for i in range(100)]
+    parts = split(exs, seed=3)
+    owner = {}
+    for s, rows in parts.items():
+        for e in rows:
+            assert owner.setdefault(e["group"], s) == s
+    k_counts = {s: sum(e["task"] == "k" for e in rows) for s, rows in parts.items()}
+    assert k_counts == {"train": 80, "eval": 10, "test": 10}
+    assert split(exs, seed=3) == parts and split(exs, seed=4) != parts
+
+
+def test_augment_stays_in_group(prepared):
+    out, _ = prepared
+    rows = _read(out / "train.jsonl")[:300]
+    more = augment(rows, seed=1)
+    extra = more[len(rows):]
+    assert extra and all(e["augmented"] for e in extra)
+    groups = {e["group"] for e in rows}
+    assert all(e["group"] in groups for e in extra)
+
+
+def test_prepare_fails_closed_without_screen(monkeypatch, tmp_path):
+    def broken():
+        raise ClinituneError("the PHI screen needs presidio-analyzer")
+    monkeypatch.setattr(phi, "_analyzer", broken)
+    with pytest.raises(ClinituneError, match="PHI screen"):
+        prepare(source="jsonl", db=None, path=tmp_path, out=tmp_path / "o", tasks=["knowledge"], seed=1, progress=False)
+
+
+def test_unknown_task_and_dedupe_near():
+    with pytest.raises(ClinituneError, match="unknown task"):
+        parse_tasks("record_generation,coding")
+    kept, exact, near = dedupe([SEED_LINES[1], dict(SEED_LINES[1]), {**SEED_LINES[1], "instruction": SEED_LINES[1]["instruction"].upper()}])
+    assert (len(kept), exact, near) == (1, 1, 1)
