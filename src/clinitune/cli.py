@@ -211,7 +211,13 @@ def train(
         typer.echo(to_yaml(cfg), nl=False)
         typer.echo(f"# {config}: valid", err=True)
         return
-    _not_yet("train", 5)
+    if nproc > 1:
+        _not_yet("train --nproc", 5)
+    from .train.loop import train as run_train
+
+    summary = run_train(cfg, resume=resume, quiet=quiet, force=force)
+    typer.echo(f"best eval loss {summary['best_eval_loss']} at step {summary['best_step']}; {summary['steps']} steps")
+    typer.echo(summary["output"])
 
 
 @app.command()

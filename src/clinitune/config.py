@@ -64,6 +64,7 @@ class DataConfig(_Section):
     test: str | None = None
     max_seq_length: int = Field(1024, ge=16, le=131072)
     packing: bool = True
+    eval_max_examples: int | None = Field(None, ge=1, description="Eval loss on a fixed random subset, to keep evals short.")
 
 
 class TrainingConfig(_Section):

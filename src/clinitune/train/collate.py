@@ -1,0 +1,135 @@
+"""Examples to token rows: chat-template rendering, completion-only labels, packing.
+
+Packing puts several examples in one row with position ids restarting at 0 for each example and
+no 2D attention mask; transformers then builds a block-diagonal causal mask per row, so examples
+never attend to each other and attention cost stays quadratic in the row, not in the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import ClinituneError
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+
+
+def to_messages(ex: dict) -> list[dict]:
+    """Instruction examples become one user turn and one assistant turn; chat examples pass through."""
+    if "messages" in ex and "instruction" not in ex:
+        return ex["messages"]
+    user = ex["instruction"] + (f"\n\n{ex['input']}" if ex.get("input") else "")
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": ex["output"]}]
+
+
+def prompt_messages(ex: dict) -> list[dict]:
+    msgs = to_messages(ex)
+    return msgs[:-1] if msgs and msgs[-1]["role"] == "assistant" else msgs
+
+
+def _ids(tok, messages, add_generation_prompt: bool) -> list[int]:
+    out = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt)
+    if isinstance(out, dict) or hasattr(out, "keys"):
+        out = out["input_ids"]
+    return list(out)
+
+
+@dataclass
+class Tokenized:
+    input_ids: list[list[int]] = field(default_factory=list)
+    n_prompt: list[int] = field(default_factory=list)  # tokens before the response starts
+    truncated: int = 0
+    dropped: int = 0  # prompt alone longer than the row: nothing left to learn from
+
+
+def tokenize(tok, examples: list[dict], max_len: int) -> Tokenized:
+    """Render with the tokenizer's chat template; labels cover the assistant's reply (and its end-of-turn)."""
+    out = Tokenized()
+    for ex in examples:
+        msgs = to_messages(ex)
+        if msgs[-1]["role"] != "assistant":
+            raise ClinituneError(f"example {ex.get('id', '?')}: the last message must be the assistant's reply")
+        full = _ids(tok, msgs, add_generation_prompt=False)
+        prompt = _ids(tok, msgs[:-1], add_generation_prompt=True)
+        if full[: len(prompt)] != prompt:
+            raise ClinituneError("the chat template renders the prompt differently with and without the reply; "
+                                 "completion-only masking needs a template whose prompt is a prefix of the conversation")
+        if len(prompt) >= max_len - 1:
+            out.dropped += 1
+            continue
+        if len(full) > max_len:
+            out.truncated += 1
+            full = full[:max_len]
+        out.input_ids.append(full)
+        out.n_prompt.append(len(prompt))
+    return out
+
+
+@dataclass
+class Row:
+    ids: list[int] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+
+
+def pack(data: Tokenized, order: list[int], max_len: int, packing: bool) -> list[Row]:
+    """Rows in `order`: first-fit into open rows when packing, one example per row otherwise."""
+    rows: list[Row] = []
+    for i in order:
+        ids, n_prompt = data.input_ids[i], data.n_prompt[i]
+        labels = [IGNORE] * n_prompt + ids[n_prompt:]
+        target = None
+        if packing:
+            target = next((r for r in rows[-8:] if len(r.ids) + len(ids) <= max_len), None)
+        if target is None:
+            target = Row()
+            rows.append(target)
+        target.ids += ids
+        target.labels += labels
+        target.positions += list(range(len(ids)))
+    return rows
+
+
+def epoch_rows(data: Tokenized, seed: int, epoch: int, max_len: int, packing: bool, shuffle: bool = True) -> list[Row]:
+    order = list(range(len(data.input_ids)))
+    if shuffle:
+        random.Random(f"{seed}:epoch:{epoch}").shuffle(order)
+    return pack(data, order, max_len, packing)
+
+
+def collate(rows: list[Row], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(r.ids) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    pos = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        n = len(r.ids)
+        ids[i, :n] = torch.tensor(r.ids)
+        labels[i, :n] = torch.tensor(r.labels)
+        pos[i, :n] = torch.tensor(r.positions)
+        # Padding continues as its own segment (positions from 0) so it never joins a real example's block.
+        pos[i, n:] = torch.arange(width - n)
+    return {"input_ids": ids, "labels": labels, "position_ids": pos}
+
+
+def read_jsonl(path: str) -> list[dict]:
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise ClinituneError(f"{path}:{n}: invalid JSON ({exc.msg}); run clinitune validate {path}") from None
+    except FileNotFoundError:
+        raise ClinituneError(f"{path}: data file not found; create it with clinitune prepare, or set data.train/data.eval in the config") from None
+    if not rows:
+        raise ClinituneError(f"{path}: no examples")
+    return rows

@@ -1,0 +1,334 @@
+"""`clinitune train`: one plain training loop for LoRA, QLoRA and full fine-tuning.
+
+Why not transformers.Trainer: the loss here never materializes full-vocabulary logits for prompt
+tokens (the head runs only on response positions, in checkpointed chunks), packed rows keep
+examples apart through restarting position ids, and checkpoints hold exactly what an exact
+resume needs (trainable weights, optimizer, scheduler, RNG states, data position).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import resource
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch.utils.checkpoint import checkpoint
+from tqdm import tqdm
+
+from ..config import Config, to_yaml
+from ..errors import ClinituneError
+from ..paths import atomic_dir, atomic_write_text
+from . import collate as C
+from .callbacks import Monitor
+
+log = logging.getLogger(__name__)
+CE_CHUNK = 2048  # response tokens per lm_head chunk: bounds fp32 logits to CHUNK x vocab
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _decoder_and_head(model):
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_decoder(), base.get_output_embeddings()
+
+
+def _ce(head, h, y):
+    return F.cross_entropy(head(h).float(), y, reduction="sum")
+
+
+def loss_sum(model, batch: dict, device: str) -> tuple[torch.Tensor, int]:
+    """Summed next-token loss over response tokens only, and their count."""
+    decoder, head = _decoder_and_head(model)
+    ids = batch["input_ids"].to(device)
+    hidden = decoder(input_ids=ids, position_ids=batch["position_ids"].to(device), use_cache=False).last_hidden_state
+    targets = batch["labels"][:, 1:].to(device)
+    keep = targets != C.IGNORE
+    h = hidden[:, :-1][keep]
+    y = targets[keep]
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for i in range(0, y.numel(), CE_CHUNK):
+        hc, yc = h[i:i + CE_CHUNK], y[i:i + CE_CHUNK]
+        total = total + (checkpoint(_ce, head, hc, yc, use_reentrant=False) if torch.is_grad_enabled() else _ce(head, hc, yc))
+    return total, int(y.numel())
+
+
+def lr_lambda(kind: str, warmup: int, total: int):
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return max(0.0, 0.5 * (1 + math.cos(math.pi * progress))) if kind == "cosine" else max(0.0, 1 - progress)
+    return f
+
+
+def make_optimizer(cfg: Config, model, device: str):
+    t = cfg.training
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "norm" in n else decay).append(p)
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if t.optim in ("paged_adamw_8bit", "adamw_8bit"):
+        if device != "cuda":
+            log.warning("training.optim=%s needs CUDA; using adamw_torch on this CPU", t.optim)
+        else:
+            import bitsandbytes as bnb
+
+            cls = bnb.optim.PagedAdamW8bit if t.optim == "paged_adamw_8bit" else bnb.optim.AdamW8bit
+            return cls(groups, lr=t.learning_rate)
+    return torch.optim.AdamW(groups, lr=t.learning_rate, fused=device == "cuda")
+
+
+@dataclass
+class State:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # optimizer steps already taken in this epoch
+    tokens: int = 0
+    best_eval: float | None = None
+    best_step: int | None = None
+    bad_evals: int = 0
+    stopped_early: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().to("cpu", copy=True).contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable(model, tensors: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    missing = [n for n in tensors if n not in params]
+    if missing:
+        raise ClinituneError(f"checkpoint does not match the model ({len(missing)} unknown tensors, e.g. {missing[0]}); "
+                             "was the config changed since the run started?")
+    with torch.no_grad():
+        for n, t in tensors.items():
+            params[n].copy_(t.to(params[n].device, params[n].dtype))
+
+
+def save_checkpoint(run: Path, model, opt, sched, st: State, keep: int) -> Path:
+    target = run / f"checkpoint-{st.step}"
+    with atomic_dir(target) as tmp:
+        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+        torch.save(opt.state_dict(), tmp / "optimizer.pt")
+        torch.save(sched.state_dict(), tmp / "scheduler.pt")
+        torch.save({"python": random.getstate(), "numpy": [x.tolist() if hasattr(x, "tolist") else x for x in np.random.get_state()],
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}, tmp / "rng.pt")
+        atomic_write_text(tmp / "state.json", json.dumps(st.__dict__, indent=2))
+    ckpts = sorted(run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    for old in ckpts[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    ckpts = sorted((p for p in run.glob("checkpoint-*") if (p / "state.json").is_file()), key=lambda p: int(p.name.split("-")[1]))
+    return ckpts[-1] if ckpts else None
+
+
+def restore_checkpoint(ckpt: Path, model, opt, sched) -> State:
+    load_trainable(model, load_file(str(ckpt / "trainable.safetensors")))
+    opt.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+    sched.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
+    rng = torch.load(ckpt / "rng.pt", weights_only=False)  # our own file, written by save_checkpoint
+    random.setstate(rng["python"])
+    np_state = rng["numpy"]
+    np.random.set_state((np_state[0], np.array(np_state[1], dtype=np.uint32), *np_state[2:]))
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"]:
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return State(**json.loads((ckpt / "state.json").read_text()))
+
+
+def evaluate(model, rows: list[C.Row], cfg: Config, plan, pad_id: int) -> float:
+    model.eval()
+    total, n = 0.0, 0
+    bs = cfg.training.per_device_eval_batch_size
+    with torch.no_grad(), torch.autocast(plan.device, dtype=plan.compute_dtype or torch.float32, enabled=plan.compute_dtype is not None):
+        for i in range(0, len(rows), bs):
+            s, k = loss_sum(model, C.collate(rows[i:i + bs], pad_id), plan.device)
+            total += float(s)
+            n += k
+    model.train()
+    return total / max(n, 1)
+
+
+def _fault_injection(step: int) -> None:
+    # For the kill-and-resume test: a real SIGKILL, no cleanup, right after `step` completes.
+    kill_at = os.environ.get("CLINITUNE_FAULT_AFTER_STEP")
+    if kill_at and int(kill_at) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool = False) -> dict:
+    from ..models.adapt import apply_method, load_for_training, plan as make_plan
+    from ..models.loading import load_tokenizer
+    from ..models.registry import resolve_model
+
+    t = cfg.training
+    if not cfg.data.train:
+        raise ClinituneError("data.train is not set; point it at train.jsonl from clinitune prepare")
+    run = Path(t.output_dir)
+    if run.exists() and any(run.glob("checkpoint-*")) and not resume:
+        raise ClinituneError(f"{run} already holds checkpoints; pass --resume to continue, or set training.output_dir to a new dir")
+    run.mkdir(parents=True, exist_ok=True)
+    seed_everything(t.seed)
+    plan = make_plan(cfg)
+    model_dir = resolve_model(cfg.model.name_or_path, allow_pickle=cfg.model.allow_pickle)
+    tok = load_tokenizer(model_dir, cfg.model.trust_remote_code)
+    train_data = C.tokenize(tok, C.read_jsonl(cfg.data.train), cfg.data.max_seq_length)
+    eval_examples = C.read_jsonl(cfg.data.eval) if cfg.data.eval else []
+    if cfg.data.eval_max_examples and len(eval_examples) > cfg.data.eval_max_examples:
+        eval_examples = random.Random(t.seed).sample(eval_examples, cfg.data.eval_max_examples)
+    eval_data = C.tokenize(tok, eval_examples, cfg.data.max_seq_length) if eval_examples else None
+    if not train_data.input_ids:
+        raise ClinituneError(f"{cfg.data.train}: every example is longer than data.max_seq_length={cfg.data.max_seq_length}")
+    for name, d in (("train", train_data), ("eval", eval_data)):
+        if d and (d.truncated or d.dropped):
+            msg = (f"{name}: {d.truncated} example(s) truncated and {d.dropped} dropped (prompt alone too long) "
+                   f"at data.max_seq_length={cfg.data.max_seq_length}")
+            log.warning(msg)
+    eval_rows = C.epoch_rows(eval_data, t.seed, 0, cfg.data.max_seq_length, cfg.data.packing, shuffle=False) if eval_data else []
+
+    model = apply_method(cfg, load_for_training(cfg, model_dir, plan), plan)
+    model.train()
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_total = sum(p.numel() for p in model.parameters())
+    micro_per_step = t.gradient_accumulation_steps
+    rows_per_step = t.per_device_train_batch_size * micro_per_step
+    rows0 = C.epoch_rows(train_data, t.seed, 0, cfg.data.max_seq_length, cfg.data.packing)
+    steps_per_epoch = max(1, math.ceil(len(rows0) / rows_per_step))
+    total_steps = t.max_steps if t.max_steps > 0 else math.ceil(t.num_train_epochs * steps_per_epoch)
+    warmup = int(round(t.warmup_ratio * total_steps))
+    opt = make_optimizer(cfg, model, plan.device)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(t.lr_scheduler_type, warmup, total_steps))
+
+    st = State()
+    ckpt = latest_checkpoint(run) if resume else None
+    if resume and ckpt is None:
+        log.warning("--resume: no checkpoint in %s; starting from step 0", run)
+    if ckpt is not None:
+        st = restore_checkpoint(ckpt, model, opt, sched)
+        log.info("resumed from %s (step %d)", ckpt.name, st.step)
+    monitor = Monitor(run, cfg, resume_step=st.step, quiet=quiet, total_steps=total_steps)
+    atomic_write_text(run / "config.yaml", to_yaml(cfg))
+    monitor.note(f"{cfg.lora.method} on {plan.device}, weights {str(plan.weight_dtype).removeprefix('torch.')}, "
+                 f"autocast {str(plan.compute_dtype).removeprefix('torch.') if plan.compute_dtype else 'off'}; "
+                 f"{n_trainable:,} of {n_total:,} parameters trainable; {len(train_data.input_ids)} train examples in "
+                 f"{len(rows0)} rows; {total_steps} steps")
+
+    pad_id = tok.pad_token_id
+    autocast = lambda: torch.autocast(plan.device, dtype=plan.compute_dtype or torch.float32, enabled=plan.compute_dtype is not None)  # noqa: E731
+    rows = C.epoch_rows(train_data, t.seed, st.epoch, cfg.data.max_seq_length, cfg.data.packing)
+    window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
+    bar = tqdm(total=total_steps, initial=st.step, desc="train", unit="step", disable=quiet, dynamic_ncols=True)
+    while st.step < total_steps and not st.stopped_early:
+        start = st.batch_in_epoch * rows_per_step
+        if start >= len(rows):
+            st.epoch += 1
+            st.batch_in_epoch = 0
+            rows = C.epoch_rows(train_data, t.seed, st.epoch, cfg.data.max_seq_length, cfg.data.packing)
+            continue
+        step_rows = rows[start:start + rows_per_step]
+        micro = [step_rows[i:i + t.per_device_train_batch_size] for i in range(0, len(step_rows), t.per_device_train_batch_size)]
+        n_tokens = sum(sum(1 for y in r.labels[1:] if y != C.IGNORE) for r in step_rows)
+        step_loss = 0.0
+        for mb in micro:
+            batch = C.collate(mb, pad_id)
+            with autocast():
+                s, _ = loss_sum(model, batch, plan.device)
+            (s / max(n_tokens, 1)).backward()
+            step_loss += float(s.detach())
+        grad_norm = float(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], t.max_grad_norm))
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        st.step += 1
+        st.batch_in_epoch += 1
+        st.tokens += sum(len(r.ids) for r in step_rows)
+        loss = step_loss / max(n_tokens, 1)
+        if not math.isfinite(loss):
+            raise ClinituneError(f"loss is {loss} at step {st.step}. Causes, per the troubleshooting guide: learning rate too high "
+                                 f"(now {t.learning_rate:g}; try 1e-4), bad training data (run clinitune validate), or fp16 overflow "
+                                 "(use training.precision: bf16 or fp32).")
+        window_loss += step_loss
+        window_tokens += n_tokens
+        bar.update(1)
+        monitor.check_grad(st, grad_norm)
+        if st.step % t.logging_steps == 0 or st.step == total_steps:
+            elapsed = time.perf_counter() - window_start
+            tok_s = (st.tokens - monitor.tokens_at_window) / max(elapsed, 1e-9)
+            monitor.log_train(st, loss=window_loss / max(window_tokens, 1), lr=sched.get_last_lr()[0], grad_norm=grad_norm,
+                              tokens_per_s=tok_s, peak_rss_mb=peak_rss_mb(), bar=bar)
+            window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
+            monitor.tokens_at_window = st.tokens
+        if eval_rows and (st.step % t.eval_steps == 0 or st.step == total_steps):
+            ev = evaluate(model, eval_rows, cfg, plan, pad_id)
+            improved = st.best_eval is None or ev < st.best_eval
+            if improved:
+                st.best_eval, st.best_step, st.bad_evals = ev, st.step, 0
+                (run / "best").mkdir(exist_ok=True)
+                tmp = run / "best" / ".trainable.safetensors.tmp"
+                save_file(trainable_state(model), str(tmp))
+                tmp.replace(run / "best" / "trainable.safetensors")
+            else:
+                st.bad_evals += 1
+            monitor.log_eval(st, ev, bar=bar)
+            if t.early_stopping_patience and st.bad_evals >= t.early_stopping_patience:
+                st.stopped_early = True
+                monitor.note(f"early stopping at step {st.step}: eval loss has not improved for {st.bad_evals} evals "
+                             f"(best {st.best_eval:.4f} at step {st.best_step})")
+        if st.step % t.save_steps == 0 or st.step == total_steps or st.stopped_early:
+            save_checkpoint(run, model, opt, sched, st, t.save_total_limit)
+        _fault_injection(st.step)
+    bar.close()
+
+    if st.best_step is not None and (run / "best" / "trainable.safetensors").is_file():
+        load_trainable(model, load_file(str(run / "best" / "trainable.safetensors")))
+        monitor.note(f"restored the best weights (eval loss {st.best_eval:.4f} at step {st.best_step})")
+    out_dir = run / ("model" if cfg.lora.method == "full" else "adapter")
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+    summary = {"run_dir": str(run), "output": str(out_dir), "base_model": str(model_dir), "method": cfg.lora.method,
+               "steps": st.step, "epochs_started": st.epoch + 1, "stopped_early": st.stopped_early, "best_eval_loss": st.best_eval,
+               "best_step": st.best_step, "trainable_params": n_trainable, "total_params": n_total,
+               "truncated": train_data.truncated, "dropped": train_data.dropped, "warnings": st.warnings,
+               "data_manifest": _manifest_hash(cfg.data.train), "peak_rss_mb": round(peak_rss_mb(), 1)}
+    atomic_write_text(run / "train_summary.json", json.dumps(summary, indent=2))
+    monitor.finish(summary)
+    return summary
+
+
+def _manifest_hash(train_path: str) -> str | None:
+    import hashlib
+
+    m = Path(train_path).parent / "manifest.json"
+    return hashlib.sha256(m.read_bytes()).hexdigest() if m.is_file() else None
+

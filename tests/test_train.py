@@ -1,0 +1,148 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from clinitune.config import load_config
+from clinitune.errors import ClinituneError
+from clinitune.train import collate as C
+from clinitune.train.loop import loss_sum, train
+
+from conftest import tiny_model_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _data(tmp_path: Path, n: int = 48) -> tuple[Path, Path]:
+    rows = [{"id": str(i), "task": "icd10_coding", "group": f"p{i}",
+             "instruction": f"What ICD-10 code represents condition number {i}?", "input": "",
+             "output": f"The ICD-10-CM code for condition {i} is {'I10' if i % 2 else 'E11.9'}."} for i in range(n)]
+    train_p, eval_p = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
+    train_p.write_text("".join(json.dumps(r) + "\n" for r in rows[: n - 8]))
+    eval_p.write_text("".join(json.dumps(r) + "\n" for r in rows[n - 8:]))
+    return train_p, eval_p
+
+
+def _cfg(tmp_path, model_dir, method="lora", **training):
+    train_p, eval_p = _data(tmp_path)
+    t = {"output_dir": str(tmp_path / "run"), "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
+         "learning_rate": 3e-4, "max_steps": 4, "logging_steps": 1, "eval_steps": 2, "save_steps": 2, "warmup_ratio": 0.0,
+         "gradient_checkpointing": False, "precision": "fp32", "early_stopping_patience": None, **training}
+    data = {"model": {"name_or_path": str(model_dir)}, "lora": {"method": method, "r": 8, "lora_alpha": 16, "lora_dropout": 0.1},
+            "data": {"train": str(train_p), "eval": str(eval_p), "max_seq_length": 128, "packing": True}, "training": t}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("arch", ["llama", "mistral", "stablelm", "qwen2"])
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_tiny_architectures_train(tmp_path, arch, method):
+    model_dir = tiny_model_dir(tmp_path / arch, arch, tied=arch != "mistral")
+    summary = train(load_config(_cfg(tmp_path, model_dir, method, learning_rate=1e-3)), quiet=True)
+    metrics = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [m["loss"] for m in metrics if "loss" in m]
+    assert len(losses) == 4 and all(x == x for x in losses)
+    out = Path(summary["output"])
+    if method == "lora":
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), out)
+    else:
+        assert (out / "model.safetensors").is_file()
+    for f in ("config.yaml", "README.md", "loss.png", "train_summary.json"):
+        assert (tmp_path / "run" / f).is_file()
+
+
+def test_completion_only_labels_and_truncation(tiny_llama):
+    from clinitune.models.loading import load_tokenizer
+
+    tok = load_tokenizer(tiny_llama)
+    ex = {"instruction": "What ICD-10 code represents essential hypertension?", "input": "", "output": "I10 essential hypertension."}
+    data = C.tokenize(tok, [ex], 512)
+    prompt = tok.apply_chat_template([{"role": "user", "content": ex["instruction"]}], add_generation_prompt=True)
+    prompt = prompt["input_ids"] if hasattr(prompt, "keys") else prompt
+    assert data.n_prompt[0] == len(prompt)
+    row = C.pack(data, [0], 512, True)[0]
+    assert all(y == C.IGNORE for y in row.labels[: len(prompt)])
+    assert tok.decode([y for y in row.labels if y != C.IGNORE]).startswith("I10 essential hypertension.")
+    short = C.tokenize(tok, [ex, {**ex, "output": "x " * 400}], 60)
+    assert short.truncated == 1
+
+
+def test_packing_has_no_cross_contamination(tiny_llama):
+    """The loss of a packed row equals the losses of its examples run alone."""
+    from clinitune.models.loading import load_causal_lm, load_tokenizer
+
+    tok, model = load_tokenizer(tiny_llama), load_causal_lm(tiny_llama)
+    exs = [{"instruction": f"Question number {i} about coding?", "input": "", "output": f"Answer {i}: code E11.{i}."} for i in range(3)]
+    data = C.tokenize(tok, exs, 256)
+    packed = C.pack(data, [0, 1, 2], 256, packing=True)
+    assert len(packed) == 1
+    alone = C.pack(data, [0, 1, 2], 256, packing=False)
+    with torch.no_grad():
+        s_packed, n_packed = loss_sum(model, C.collate(packed, tok.pad_token_id), "cpu")
+        s_alone, n_alone = loss_sum(model, C.collate(alone, tok.pad_token_id), "cpu")
+    assert n_packed == n_alone
+    torch.testing.assert_close(s_packed, s_alone, rtol=1e-4, atol=1e-4)
+
+
+def _final_loss(run: Path) -> float:
+    metrics = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    return [m for m in metrics if "loss" in m][-1]["loss"]
+
+
+def test_kill_and_resume_matches_uninterrupted(tmp_path, tiny_llama):
+    cfg_path = _cfg(tmp_path, tiny_llama, max_steps=8, save_steps=4, eval_steps=4)
+    cmd = [sys.executable, "-m", "clinitune.cli", "train", "--config", str(cfg_path), "--quiet"]
+    env = {**os.environ, "CLINITUNE_FAULT_AFTER_STEP": "6"}
+    killed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    run = tmp_path / "run"
+    assert (run / "checkpoint-4").is_dir() and not (run / "adapter").exists()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "--resume" in again.stderr  # refuses to overwrite checkpoints silently
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    steps = [m["step"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in m]
+    assert steps == list(range(1, 9))
+    resumed_loss = _final_loss(run)
+
+    ref_cfg = yaml.safe_load(cfg_path.read_text())
+    ref_cfg["training"]["output_dir"] = str(tmp_path / "ref")
+    ref_path = tmp_path / "ref.yaml"
+    ref_path.write_text(yaml.safe_dump(ref_cfg))
+    train(load_config(ref_path), quiet=True)
+    assert abs(_final_loss(tmp_path / "ref") - resumed_loss) < 1e-4
+
+
+def test_early_stopping_restores_best(tmp_path, tiny_llama):
+    # A learning rate this high overfits 40 examples within a few evals.
+    cfg = load_config(_cfg(tmp_path, tiny_llama, learning_rate=5e-2, max_steps=40, eval_steps=1, save_steps=100,
+                           early_stopping_patience=2, lr_scheduler_type="constant"))
+    summary = train(cfg, quiet=True)
+    assert summary["stopped_early"] and summary["steps"] < 40
+    evals = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if "eval_loss" in l]
+    best = min(evals, key=lambda e: e["eval_loss"])
+    assert summary["best_step"] == best["step"]
+    from safetensors.torch import load_file
+
+    best_w = load_file(str(tmp_path / "run" / "best" / "trainable.safetensors"))
+    saved = load_file(str(Path(summary["output"]) / "adapter_model.safetensors"))
+    some = next(k for k in best_w if "lora_A" in k)
+    saved_key = next(k for k in saved if k.split("lora_A")[0].endswith(some.split("lora_A")[0].split("base_model.model.")[-1]))
+    torch.testing.assert_close(saved[saved_key], best_w[some])
+
+
+def test_qlora_on_cpu_says_what_to_do(tmp_path, tiny_llama):
+    if torch.cuda.is_available():
+        pytest.skip("this checks the CPU message; CUDA runs QLoRA for real")
+    cfg = load_config(_cfg(tmp_path, tiny_llama, method="qlora"))
+    with pytest.raises(ClinituneError, match="lora.method: lora"):
+        train(cfg, quiet=True)
