@@ -239,12 +239,30 @@ def eval_(
     model: Annotated[Optional[str], typer.Option(help="Base model, if no --run.")] = None,
     adapter: Annotated[Optional[Path], typer.Option(help="PEFT adapter dir.")] = None,
     baseline: Annotated[str, typer.Option(help="zero-shot,few-shot or none.")] = "zero-shot,few-shot",
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate at most N examples.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate at most N examples, spread evenly over tasks.")] = None,
+    few_shot_k: Annotated[int, typer.Option("--few-shot-k", min=1, help="Train examples in each few-shot prompt.")] = 2,
+    db: Annotated[Optional[str], typer.Option(help="Source DB for text_to_sql and the extraction probe; default: from the data manifest.")] = None,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
     """Score a model on healthcare tasks against zero- and few-shot baselines, with privacy probes."""
-    _not_yet("eval", 6)
+    _setup_logging(quiet)
+    from .eval.run import evaluate
+
+    names = [b.strip().replace("-", "_") for b in baseline.split(",") if b.strip() and b.strip() != "none"]
+    bad = [b for b in names if b not in ("zero_shot", "few_shot")]
+    if bad:
+        raise ClinituneError(f"--baseline: unknown {', '.join(bad)}; use zero-shot, few-shot, both comma-separated, or none")
+    results = evaluate(data=data, out=out, run=run, model=model, adapter=adapter, baselines=names, limit=limit,
+                       seed=42 if seed is None else seed, k=few_shot_k, db=db, quiet=quiet)
+    from .eval.report import LABELS
+
+    cands = list(results["candidates"])
+    typer.echo("task".ljust(18) + "metric".ljust(20) + "".join(LABELS[c].rjust(16) for c in cands) + "delta".rjust(10))
+    for r in results["comparison"]:
+        typer.echo(r["task"].ljust(18) + r["metric"].ljust(20) + "".join(f"{(r.get(c) or 0):16.3f}" for c in cands)
+                   + (f"{r['delta']:10.3f}" if r["delta"] is not None else "-".rjust(10)))
+    typer.echo(str(out / "report.md"))
 
 
 @app.command()
@@ -275,7 +293,19 @@ def export(
     quiet: Quiet = False,
 ) -> None:
     """Merge, convert to GGUF, quantize with llama.cpp, verify, and write an Ollama Modelfile."""
-    _not_yet("export", 7)
+    _setup_logging(quiet)
+    from .export.run import export as run_export
+
+    if run is None:
+        raise ClinituneError("export needs --run RUN_DIR (a finished clinitune train output_dir)")
+    if lora_gguf:
+        _not_yet("export --lora-gguf", 7)
+    result = run_export(run=run, fmt=format, quantize_to=quantize, out=out)
+    for kind, v in result.get("verify", {}).items():
+        typer.echo(f"  {kind:<8} {v['size_mb']:>8} MB  top-1 agreement {v['top1_agreement']}  mean KL {v['mean_kl']}  {v['tokens_per_s']} tok/s")
+    if "modelfile" in result:
+        typer.echo(f"  ollama create clinitune -f {result['modelfile']}")
+    typer.echo(result.get("gguf", result["merged"]))
 
 
 @app.command()

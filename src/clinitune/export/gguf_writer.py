@@ -28,7 +28,7 @@ def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, 2, rows // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def _tokenizer_metadata(writer, model_dir: Path, vocab_size: int) -> None:
+def _tokenizer_metadata(writer, model_dir: Path, vocab_size: int, model_type: str) -> None:
     import gguf
     from transformers import AutoTokenizer
 
@@ -56,7 +56,7 @@ def _tokenizer_metadata(writer, model_dir: Path, vocab_size: int) -> None:
             types.append(gguf.TokenType.NORMAL)
     merges = [m if isinstance(m, str) else " ".join(m) for m in tj["model"].get("merges", [])]
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(_pre_tokenizer_name(tok))
+    writer.add_tokenizer_pre(_pre_tokenizer_name(model_dir, model_type))
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)
@@ -69,10 +69,27 @@ def _tokenizer_metadata(writer, model_dir: Path, vocab_size: int) -> None:
         writer.add_chat_template(tok.chat_template if isinstance(tok.chat_template, str) else json.dumps(tok.chat_template))
 
 
-def _pre_tokenizer_name(tok) -> str:
-    # llama.cpp picks its pre-tokenizer regex by this name; "default" is the GPT-2 regex.
-    name = (getattr(tok, "name_or_path", "") or "").lower()
-    return "smollm" if "smollm" in name else "default"
+def source_pre(model_dir: Path) -> str | None:
+    """The pre-tokenizer name of the GGUF this checkpoint was imported from, if any."""
+    marker = model_dir / "clinitune_source.json"
+    if not marker.is_file():
+        return None
+    info = json.loads(marker.read_text())
+    if info.get("gguf_pre"):
+        return info["gguf_pre"]
+    src = Path(info.get("gguf", ""))
+    if src.is_file():
+        from gguf import GGUFReader
+
+        field = GGUFReader(str(src)).fields.get("tokenizer.ggml.pre")
+        return bytes(field.parts[-1]).decode() if field else None
+    return None
+
+
+def _pre_tokenizer_name(model_dir: Path, model_type: str) -> str:
+    # llama.cpp picks its pre-tokenizer regex by this name. A checkpoint imported from GGUF keeps the
+    # original's name; otherwise a byte-level BPE uses the GPT-2 regex, and Qwen2 its own.
+    return source_pre(model_dir) or ("qwen2" if model_type == "qwen2" else "gpt2")
 
 
 def write_gguf(model_dir: str | Path, out_path: str | Path, dtype: str = "f32") -> Path:
@@ -112,7 +129,7 @@ def write_gguf(model_dir: str | Path, out_path: str | Path, dtype: str = "f32") 
     writer.add_vocab_size(cfg["vocab_size"])
     ftype = gguf.LlamaFileType.MOSTLY_F16 if dtype == "f16" else gguf.LlamaFileType.ALL_F32
     writer.add_file_type(ftype)
-    _tokenizer_metadata(writer, model_dir, cfg["vocab_size"])
+    _tokenizer_metadata(writer, model_dir, cfg["vocab_size"], mtype)
 
     tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], n_layer)
     state = {}

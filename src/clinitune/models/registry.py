@@ -109,8 +109,16 @@ def import_gguf(gguf_path: Path, out: Path) -> Path:
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        atomic_write_text(tmp / MARKER, json.dumps({"gguf": str(gguf_path), "sha256": _file_digest(gguf_path)}, indent=2))
+        atomic_write_text(tmp / MARKER, json.dumps({"gguf": str(gguf_path), "sha256": _file_digest(gguf_path),
+                                                    "gguf_pre": _gguf_pre(gguf_path)}, indent=2))
     return out
+
+
+def _gguf_pre(path: Path) -> str | None:
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(path)).fields.get("tokenizer.ggml.pre")
+    return bytes(field.parts[-1]).decode() if field else None
 
 
 def _cached_import(gguf_path: Path, out: Path | None) -> Path:

@@ -1,0 +1,200 @@
+"""Per-task healthcare metrics on one (prediction, reference example) pair.
+
+Each scorer returns a dict of metric -> value in [0, 1]; the evaluator averages them per task.
+PRIMARY names the metric that decides "better" for each task.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+
+import simple_icd_10_cm as icd
+
+from ..data.deid import record_schema
+
+CODE_RE = re.compile(r"\b([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?)\b")
+PRIMARY = {"record_generation": "json_valid", "icd10_coding": "exact_match", "icd10_lookup": "description_match",
+           "text_to_sql": "execution_accuracy", "extraction": "f1", "validation": "f1", "fhir_conversion": "field_f1",
+           "knowledge": "token_f1"}
+MAX_NEW_TOKENS = {"record_generation": 384, "icd10_coding": 40, "icd10_lookup": 64, "text_to_sql": 96, "extraction": 256,
+                  "validation": 160, "fhir_conversion": 400, "knowledge": 96}
+FORBIDDEN_SQL = re.compile(r"(?i)\b(insert|update|delete|drop|alter|create|attach|detach|pragma|replace|vacuum|reindex|grant|revoke|truncate|copy|call|exec)\b")
+
+
+def parse_json(text: str):
+    """The first JSON value in `text` (models may wrap it in prose or code fences)."""
+    text = text.strip()
+    if text.startswith("```"):
+        text = re.sub(r"^```(?:json)?\s*|\s*```$", "", text)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
+        if start < 0:
+            return None
+        try:
+            return json.JSONDecoder().raw_decode(text[start:])[0]
+        except json.JSONDecodeError:
+            return None
+
+
+def first_code(text: str) -> str | None:
+    m = CODE_RE.search(text.upper())
+    return m.group(1) if m else None
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"[\W_]+", " ", s.lower()).strip()
+
+
+def _f1(pred: set, ref: set) -> dict:
+    if not pred and not ref:
+        return {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    tp = len(pred & ref)
+    p = tp / len(pred) if pred else 0.0
+    r = tp / len(ref) if ref else 0.0
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
+
+
+def score_record_generation(pred: str, ex: dict) -> dict:
+    import jsonschema
+
+    from ..data.coherence import check_record
+    from ..data.sources import _nested_patient
+
+    obj = parse_json(pred)
+    out = {"json_valid": float(isinstance(obj, dict)), "schema_valid": 0.0, "plausible": 0.0, "attributes_honoured": 0.0}
+    if not isinstance(obj, dict):
+        return out
+    try:
+        jsonschema.validate(obj, record_schema())
+        out["schema_valid"] = 1.0
+    except jsonschema.ValidationError:
+        pass
+    try:
+        out["plausible"] = float(not check_record(_nested_patient(obj)))
+    except (ValueError, TypeError, AttributeError, KeyError):
+        pass
+    ref = parse_json(ex["output"]) or {}
+    want_code = (ref.get("diagnoses") or [{}])[0].get("code")
+    codes = {str(d.get("code")) for d in obj.get("diagnoses") or [] if isinstance(d, dict)}
+    out["attributes_honoured"] = float(obj.get("age") == ref.get("age") and obj.get("gender") == ref.get("gender") and want_code in codes)
+    return out
+
+
+def score_icd10_coding(pred: str, ex: dict) -> dict:
+    ref, got = first_code(ex["output"]), first_code(pred)
+    return {"exact_match": float(got == ref), "category_match": float(bool(got) and got[:3] == (ref or "")[:3]),
+            "valid_code_rate": float(bool(got) and icd.is_valid_item(got))}
+
+
+def score_icd10_lookup(pred: str, ex: dict) -> dict:
+    m = re.search(r"ICD-10-CM code for (.+)\.$", ex["output"])
+    desc = _norm(m.group(1) if m else ex["output"])
+    return {"description_match": float(desc in _norm(pred))}
+
+
+def sql_is_safe(sql: str) -> bool:
+    s = sql.strip().rstrip(";").strip()
+    return bool(re.match(r"(?i)^(select|with)\b", s)) and ";" not in s and not FORBIDDEN_SQL.search(s)
+
+
+def run_sql(conn: sqlite3.Connection, sql: str, timeout_s: float = 2.0):
+    """Run one read-only SELECT with a time limit; None when it fails or is not allowed."""
+    if not sql_is_safe(sql):
+        return None
+    deadline = time.monotonic() + timeout_s
+    conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+    try:
+        return [tuple(r) for r in conn.execute(sql.strip().rstrip(";"))]
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.set_progress_handler(None, 0)
+
+
+def score_text_to_sql(pred: str, ex: dict, conn: sqlite3.Connection | None) -> dict:
+    if conn is None:
+        return {}
+    sql = pred.strip().strip("`").removeprefix("sql").strip()
+    got = run_sql(conn, sql)
+    want = run_sql(conn, ex["output"])
+    if got is None or want is None:
+        return {"execution_accuracy": 0.0}
+    norm = lambda rows: sorted((tuple(round(v, 4) if isinstance(v, float) else v for v in r) for r in rows), key=repr)  # noqa: E731
+    return {"execution_accuracy": float(norm(got) == norm(want))}
+
+
+def _extraction_items(obj) -> set:
+    if not isinstance(obj, dict):
+        return set()
+    items = {("dx", str(d.get("code", "")).upper()) for d in obj.get("diagnoses") or [] if isinstance(d, dict)}
+    items |= {("med", _norm(str(m.get("name", ""))), _norm(str(m.get("dose", "")))) for m in obj.get("medications") or [] if isinstance(m, dict)}
+    vitals = obj.get("vitals") if isinstance(obj.get("vitals"), dict) else {}
+    items |= {("vital", k, str(v)) for k, v in vitals.items()}
+    return items
+
+
+def score_extraction(pred: str, ex: dict) -> dict:
+    return _f1(_extraction_items(parse_json(pred)), _extraction_items(parse_json(ex["output"])))
+
+
+def _issues(obj) -> set:
+    if not isinstance(obj, dict):
+        return set()
+    return {(str(e.get("rule")), str(e.get("field"))) for e in obj.get("errors") or [] if isinstance(e, dict)}
+
+
+def score_validation(pred: str, ex: dict) -> dict:
+    obj = parse_json(pred)
+    if not isinstance(obj, dict):
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    return _f1(_issues(obj), _issues(parse_json(ex["output"])))
+
+
+def _fhir_fields(obj) -> set:
+    out = set()
+    for e in (obj or {}).get("entry") or [] if isinstance(obj, dict) else []:
+        r = (e or {}).get("resource") or {}
+        if r.get("resourceType") == "Patient":
+            out.add(("Patient", r.get("gender")))
+        elif r.get("resourceType") == "Condition":
+            for c in (r.get("code") or {}).get("coding") or []:
+                out.add(("Condition", c.get("code"), r.get("onsetDateTime")))
+    return out
+
+
+def score_fhir_conversion(pred: str, ex: dict) -> dict:
+    from fhir.resources.R4B.bundle import Bundle
+
+    obj = parse_json(pred)
+    valid = 0.0
+    if isinstance(obj, dict):
+        try:
+            Bundle.model_validate(obj)
+            valid = 1.0
+        except Exception:  # pydantic raises ValidationError, and others on odd shapes
+            valid = 0.0
+    f = _f1(_fhir_fields(obj), _fhir_fields(parse_json(ex["output"])))
+    return {"fhir_valid": valid, "field_f1": f["f1"]}
+
+
+def score_knowledge(pred: str, ex: dict) -> dict:
+    p, r = _norm(pred).split(), _norm(ex["output"]).split()
+    common = sum(min(p.count(w), r.count(w)) for w in set(p))
+    if not p or not r or not common:
+        return {"token_f1": 0.0}
+    prec, rec = common / len(p), common / len(r)
+    return {"token_f1": 2 * prec * rec / (prec + rec)}
+
+
+def score(task: str, pred: str, ex: dict, sql_conn=None) -> dict:
+    if task == "text_to_sql":
+        return score_text_to_sql(pred, ex, sql_conn)
+    fn = {"record_generation": score_record_generation, "icd10_coding": score_icd10_coding, "icd10_lookup": score_icd10_lookup,
+          "extraction": score_extraction, "validation": score_validation, "fhir_conversion": score_fhir_conversion,
+          "knowledge": score_knowledge}.get(task, score_knowledge)
+    return fn(pred, ex)

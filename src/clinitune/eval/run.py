@@ -1,0 +1,209 @@
+"""`clinitune eval`: the fine-tuned model against its own base, zero-shot and few-shot, on held-out data.
+
+One base model is loaded; the LoRA adapter is switched off for the baselines, so the comparison
+costs one model in memory and isolates exactly what fine-tuning changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import shutil
+import sqlite3
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..errors import ClinituneError
+from ..train import collate as C
+from . import metrics as M
+
+log = logging.getLogger(__name__)
+CANDIDATES = ("fine_tuned", "zero_shot", "few_shot")
+
+
+def load_for_eval(run: Path | None, model: str | None, adapter: Path | None):
+    """(model, tokenizer, has_adapter, run_dir). The model is in bf16 where the CPU or GPU has it."""
+    from ..models.adapt import cpu_has_bf16
+    from ..models.loading import load_causal_lm, load_tokenizer
+    from ..models.registry import resolve_model
+
+    if run is not None:
+        summary_path = run / "train_summary.json"
+        if not summary_path.is_file():
+            raise ClinituneError(f"{run}: not a finished training run (no train_summary.json); pass --model/--adapter instead")
+        summary = json.loads(summary_path.read_text())
+        out = Path(summary["output"])
+        if summary["method"] == "full":
+            model, adapter = str(out), None
+        else:
+            model, adapter = summary["base_model"], out
+    if model is None:
+        raise ClinituneError("eval needs --run RUN_DIR or --model MODEL")
+    base_dir = resolve_model(model)
+    cuda = torch.cuda.is_available()
+    dtype = "bfloat16" if (cuda and torch.cuda.is_bf16_supported()) or (not cuda and cpu_has_bf16()) else "float32"
+    m = load_causal_lm(base_dir, dtype=dtype)
+    tok = load_tokenizer(adapter or base_dir)
+    if adapter is not None:
+        from peft import PeftModel
+
+        m = PeftModel.from_pretrained(m, str(adapter))
+    m.to("cuda" if cuda else "cpu").eval()
+    return m, tok, adapter is not None
+
+
+def _prompt_ids(tok, messages) -> list[int]:
+    out = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+    return list(out["input_ids"] if hasattr(out, "keys") else out)
+
+
+def eos_ids(tok) -> list[int]:
+    ids = {tok.eos_token_id}
+    for t in ("<|im_end|>", "<|eot_id|>", "<|end|>", "</s>", "<|endoftext|>"):
+        i = tok.convert_tokens_to_ids(t)
+        if isinstance(i, int) and i != tok.unk_token_id and i >= 0:
+            ids.add(i)
+    return sorted(i for i in ids if i is not None)
+
+
+@torch.no_grad()
+def generate(model, tok, prompts: list[list[dict]], max_new_tokens: int, batch_size: int = 8, desc: str = "generate") -> list[str]:
+    """Greedy, batched, left-padded, with the KV cache; returns decoded replies in input order."""
+    device = next(model.parameters()).device
+    encoded = [_prompt_ids(tok, p) for p in prompts]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    out: list[str] = [""] * len(encoded)
+    stop = eos_ids(tok)
+    for s in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False, disable=len(order) <= batch_size):
+        idx = order[s:s + batch_size]
+        width = max(len(encoded[i]) for i in idx)
+        ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
+            mask[row, width - len(encoded[i]):] = 1
+        gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens, do_sample=False,
+                             eos_token_id=stop, pad_token_id=tok.pad_token_id, use_cache=True)
+        for row, i in enumerate(idx):
+            out[i] = tok.decode(gen[row, width:], skip_special_tokens=True).strip()
+    return out
+
+
+@torch.no_grad()
+def example_losses(model, tok, examples: list[dict], max_len: int = 1024, batch_size: int = 8) -> list[float]:
+    """Mean response-token loss per example (teacher forcing on the reference output)."""
+    from ..train.loop import loss_sum
+
+    device = str(next(model.parameters()).device)
+    data = C.tokenize(tok, examples, max_len)
+    losses = []
+    for i in range(len(data.input_ids)):
+        row = C.pack(data, [i], max_len, packing=False)
+        s, n = loss_sum(model, C.collate(row, tok.pad_token_id), device)
+        losses.append(float(s) / max(n, 1))
+    return losses
+
+
+def few_shot(ex: dict, pool: dict[str, list[dict]], k: int, rng: random.Random) -> list[dict]:
+    shots = [e for e in pool.get(ex["task"], []) if e["id"] != ex["id"]]
+    msgs = []
+    for s in rng.sample(shots, min(k, len(shots))):
+        msgs += C.to_messages(s)
+    return msgs + C.prompt_messages(ex)
+
+
+@contextlib.contextmanager
+def sqlite_copy(data_dir: Path, db: str | None):
+    """A read-only copy of the source SQLite DB for text_to_sql, so no query can touch the original."""
+    url = db
+    manifest = data_dir / "manifest.json"
+    if url is None and manifest.is_file():
+        url = json.loads(manifest.read_text()).get("source", {}).get("url")
+    if not url or not url.startswith("sqlite:///"):
+        yield None
+        return
+    src = Path(url.removeprefix("sqlite:///"))
+    if not src.is_file():
+        yield None
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="clinitune-eval-"))
+    shutil.copy(src, tmp / "db.sqlite")
+    conn = sqlite3.connect(f"file:{tmp / 'db.sqlite'}?mode=ro", uri=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | None = None, adapter: Path | None = None,
+             baselines: list[str] = ("zero_shot", "few_shot"), limit: int | None = None, seed: int = 42, k: int = 2,
+             db: str | None = None, batch_size: int = 8, quiet: bool = False) -> dict:
+    from .privacy import privacy_probes
+    from .report import write_report
+
+    examples = C.read_jsonl(str(data))
+    rng = random.Random(seed)
+    by_task: dict[str, list[dict]] = defaultdict(list)
+    for ex in examples:
+        by_task[ex.get("task", "knowledge")].append(ex)
+    if limit:  # the same number of examples from each task, so every task is measured
+        per = max(1, limit // len(by_task))
+        by_task = {t: rng.sample(v, min(per, len(v))) for t, v in sorted(by_task.items())}
+    chosen = [e for t in sorted(by_task) for e in by_task[t]]
+    train_path = data.parent / "train.jsonl"
+    pool_rows = C.read_jsonl(str(train_path)) if train_path.is_file() else []
+    pool: dict[str, list[dict]] = defaultdict(list)
+    for e in pool_rows:
+        pool[e.get("task", "knowledge")].append(e)
+
+    m, tok, has_adapter = load_for_eval(run, model, adapter)
+    cands = ["fine_tuned"] + [b for b in baselines if b in CANDIDATES]
+    outputs: dict[str, dict[str, str]] = {c: {} for c in cands}
+    for cand in cands:
+        ctx = m.disable_adapter() if (cand != "fine_tuned" and has_adapter) else contextlib.nullcontext()
+        with ctx:
+            for task in sorted(by_task):
+                exs = by_task[task]
+                shot_rng = random.Random(f"{seed}:{task}")
+                prompts = [few_shot(e, pool, k, shot_rng) if cand == "few_shot" else C.prompt_messages(e) for e in exs]
+                preds = generate(m, tok, prompts, M.MAX_NEW_TOKENS.get(task, 128), batch_size, desc=f"{cand}/{task}")
+                outputs[cand].update({e["id"]: p for e, p in zip(exs, preds)})
+            if cand != "few_shot":
+                losses = example_losses(m, tok, chosen)
+                outputs[cand]["__losses__"] = losses  # type: ignore[assignment]
+
+    results: dict = {"candidates": {}, "n_examples": len(chosen), "seed": seed}
+    rows = []
+    with sqlite_copy(data.parent, db) as conn:
+        for cand in cands:
+            tasks_out = {}
+            for task in sorted(by_task):
+                scores = []
+                for e in by_task[task]:
+                    s = M.score(task, outputs[cand][e["id"]], e, conn)
+                    scores.append(s)
+                    if cand == "fine_tuned":
+                        rows.append({"task": task, "id": e["id"], "score": s.get(M.PRIMARY.get(task, ""), 0.0),
+                                     "instruction": e["instruction"], "input": e.get("input", ""), "reference": e["output"],
+                                     "prediction": outputs[cand][e["id"]]})
+                keys = sorted({k for s in scores for k in s})
+                tasks_out[task] = {"n": len(scores), **{k2: round(sum(s.get(k2, 0.0) for s in scores) / len(scores), 4) for k2 in keys}}
+            entry = {"tasks": tasks_out}
+            losses = outputs[cand].get("__losses__")
+            if losses:
+                mean = sum(losses) / len(losses)
+                entry["loss"] = round(mean, 4)
+                entry["perplexity"] = round(float(torch.tensor(mean).exp()), 3)
+            results["candidates"][cand] = entry
+    if has_adapter:
+        results["privacy"] = privacy_probes(m, tok, pool_rows, chosen, data.parent, db, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_report(results, rows, out, run)
+    return results

@@ -1,0 +1,180 @@
+"""`clinitune export`: merge, write GGUF, quantize with llama.cpp, verify against HF, write a Modelfile.
+
+The merge happens in full precision on an unquantized base (QLoRA runs included), the GGUF is our
+own writer on the PyPI `gguf` package, quantization is llama.cpp's own, and every export is
+checked by running the GGUF in llama.cpp against the merged HF model on the run's eval prompts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ClinituneError
+from ..paths import atomic_dir, atomic_write_text
+from .gguf_writer import write_gguf
+
+log = logging.getLogger(__name__)
+QUANTS = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+          "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K"}
+MIN_TOP1 = {"f32": 0.99, "f16": 0.99, "bf16": 0.98, "q8_0": 0.97}
+DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+
+def merge(run: Path, out: Path) -> Path:
+    """LoRA merged into a full-precision base, saved as safetensors with its tokenizer."""
+    from ..models.loading import load_causal_lm, load_tokenizer
+
+    summary_path = run / "train_summary.json"
+    if not summary_path.is_file():
+        raise ClinituneError(f"{run}: not a finished training run (no train_summary.json)")
+    s = json.loads(summary_path.read_text())
+    src = Path(s["output"])
+    tok = load_tokenizer(src)
+    if s["method"] == "full":
+        model = load_causal_lm(src, dtype="float32")
+    else:
+        from peft import PeftModel
+
+        # Always an unquantized fp32 base, even for QLoRA: merging into 4-bit weights would round the update away.
+        model = PeftModel.from_pretrained(load_causal_lm(s["base_model"], dtype="float32"), str(src)).merge_and_unload()
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        origin = Path(s["base_model"]) / "clinitune_source.json"
+        if origin.is_file():  # keeps the original GGUF's tokenizer facts (pre-tokenizer name) for the writer
+            shutil.copy(origin, tmp / origin.name)
+    return out
+
+
+def quantize(src: Path, dst: Path, kind: str) -> None:
+    import llama_cpp
+
+    if kind not in QUANTS:
+        raise ClinituneError(f"--quantize {kind}: expected one of f32, f16, {', '.join(QUANTS)}")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, QUANTS[kind])
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
+    if rc != 0:
+        tmp.unlink(missing_ok=True)
+        raise ClinituneError(f"llama.cpp quantization to {kind} failed (code {rc})")
+    tmp.replace(dst)
+
+
+def tensor_types(path: Path) -> dict[str, int]:
+    from gguf import GGUFReader
+
+    counts: dict[str, int] = {}
+    for t in GGUFReader(str(path)).tensors:
+        counts[t.tensor_type.name] = counts.get(t.tensor_type.name, 0) + 1
+    return counts
+
+
+def _llama(path: Path, n_ctx: int = 2048):
+    from llama_cpp import Llama
+
+    return Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True, verbose=False, n_threads=None)
+
+
+def verify(gguf_path: Path, hf_dir: Path, examples: list[dict], max_len: int = 512) -> dict:
+    """Teacher-forced top-1 agreement and mean KL(HF || GGUF) on reference outputs, plus greedy text for two prompts."""
+    from ..models.loading import load_causal_lm, load_tokenizer
+    from ..train import collate as C
+
+    tok = load_tokenizer(hf_dir)
+    model = load_causal_lm(hf_dir, dtype="float32").eval()
+    data = C.tokenize(tok, examples, max_len)
+    llm = _llama(gguf_path, n_ctx=max_len + 64)
+    agree = total = 0
+    kls = []
+    for ids, n_prompt in zip(data.input_ids, data.n_prompt):
+        with torch.no_grad():
+            hf = model(torch.tensor([ids])).logits[0].float()
+        llm.reset()
+        llm.eval(ids)
+        gg = torch.from_numpy(np.array(llm.scores[: len(ids)], dtype=np.float32))
+        sl = slice(n_prompt - 1, len(ids) - 1)  # positions that predict the response
+        h, g = hf[sl], gg[sl]
+        agree += int((h.argmax(-1) == g.argmax(-1)).sum())
+        total += h.shape[0]
+        kls.append(float(torch.nn.functional.kl_div(g.log_softmax(-1), h.log_softmax(-1), log_target=True, reduction="batchmean")))
+    t0 = time.perf_counter()
+    prompt = examples[0]
+    out = llm.create_chat_completion(messages=C.prompt_messages(prompt), max_tokens=48, temperature=0.0)
+    n_gen = out["usage"]["completion_tokens"]
+    tps = n_gen / max(time.perf_counter() - t0, 1e-9)
+    return {"top1_agreement": round(agree / max(total, 1), 4), "mean_kl": round(sum(kls) / max(len(kls), 1), 5), "positions": total,
+            "examples": len(data.input_ids), "greedy_sample": out["choices"][0]["message"]["content"][:200], "tokens_per_s": round(tps, 1)}
+
+
+def modelfile(gguf_name: str, tok, gen) -> str:
+    """An Ollama Modelfile whose TEMPLATE renders ChatML exactly as the tokenizer's chat template does."""
+    template = ("{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
+                "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n")
+    if "<|im_start|>" not in (tok.chat_template or ""):
+        raise ClinituneError("the Modelfile writer supports ChatML chat templates (SmolLM2, Qwen2) so far")
+    stops = sorted({t for t in ("<|im_end|>", tok.eos_token) if t})
+    lines = [f"FROM ./{gguf_name}", f'TEMPLATE """{template}"""', f'SYSTEM """{DEFAULT_SYSTEM}"""']
+    lines += [f'PARAMETER stop "{s}"' for s in stops]
+    lines += [f"PARAMETER temperature {gen.temperature}", f"PARAMETER top_p {gen.top_p}", f"PARAMETER top_k {gen.top_k}",
+              f"PARAMETER repeat_penalty {gen.repetition_penalty}", f"PARAMETER num_predict {gen.max_new_tokens}"]
+    return "\n".join(lines) + "\n"
+
+
+def export(*, run: Path, fmt: str, quantize_to: str | None, out: Path | None, cfg=None, verify_n: int = 8) -> dict:
+    from ..config import Config, load_config
+    from ..models.loading import load_tokenizer
+    from ..train import collate as C
+
+    cfg = cfg or (load_config(run / "config.yaml") if (run / "config.yaml").is_file() else Config())
+    out = out or run / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    merged = merge(run, out / "merged")
+    result = {"merged": str(merged)}
+    if fmt == "hf":
+        atomic_write_text(out / "export.json", json.dumps(result, indent=2))
+        return result
+    if fmt != "gguf":
+        raise ClinituneError(f"--format {fmt}: expected hf or gguf")
+    quant = (quantize_to or "f16").lower()
+    name = run.name if run.name not in (".", "") else "model"
+    f16 = out / f"{name}-f16.gguf"
+    write_gguf(merged, f16, dtype="f16")
+    targets = {"f16": f16}
+    if quant not in ("f16", "f32"):
+        qpath = out / f"{name}-{quant}.gguf"
+        quantize(f16, qpath, quant)
+        targets[quant] = qpath
+    eval_path = cfg.data.eval or cfg.data.test
+    examples = C.read_jsonl(eval_path)[:verify_n] if eval_path and Path(eval_path).is_file() else \
+        [{"instruction": "What ICD-10 code represents essential hypertension?", "input": "", "output": "The ICD-10-CM code for essential (primary) hypertension is I10."}]
+    report = {}
+    for kind, path in targets.items():
+        v = verify(path, merged, examples)
+        v["size_mb"] = round(path.stat().st_size / 2**20, 1)
+        v["tensor_types"] = tensor_types(path)
+        report[kind] = v
+        if kind in MIN_TOP1 and v["top1_agreement"] < MIN_TOP1[kind]:
+            raise ClinituneError(f"{path.name}: top-1 agreement with the HF model is {v['top1_agreement']} < {MIN_TOP1[kind]}; "
+                                 "the GGUF does not reproduce the model (see verify.json)")
+    final = targets[quant] if quant in targets else f16
+    tok = load_tokenizer(merged)
+    atomic_write_text(out / "Modelfile", modelfile(final.name, tok, cfg.generation))
+    atomic_write_text(out / "verify.json", json.dumps(report, indent=2))
+    lines = ["# clinitune export report", "", "| file | size MB | top-1 agreement | mean KL | llama.cpp tok/s | tensor types |",
+             "|---|---|---|---|---|---|"]
+    for kind, v in report.items():
+        lines.append(f"| {targets[kind].name} | {v['size_mb']} | {v['top1_agreement']} | {v['mean_kl']} | {v['tokens_per_s']} | "
+                     + ", ".join(f"{k}: {n}" for k, n in sorted(v["tensor_types"].items())) + " |")
+    lines += ["", f"Ollama: `ollama create {cfg.export.ollama_name or name} -f {out / 'Modelfile'}`"]
+    atomic_write_text(out / "export_report.md", "\n".join(lines) + "\n")
+    result.update({"gguf": str(final), "modelfile": str(out / "Modelfile"), "verify": report})
+    atomic_write_text(out / "export.json", json.dumps(result, indent=2))
+    return result
