@@ -213,8 +213,12 @@ def train(
         return
     if nproc > 1:
         _not_yet("train --nproc", 5)
+    from .train.estimate import estimate as run_estimate
+    from .train.estimate import refuse_if_too_big
     from .train.loop import train as run_train
 
+    if not force:
+        refuse_if_too_big(run_estimate(cfg))
     summary = run_train(cfg, resume=resume, quiet=quiet, force=force)
     typer.echo(f"best eval loss {summary['best_eval_loss']} at step {summary['best_step']}; {summary['steps']} steps")
     typer.echo(summary["output"])
@@ -225,10 +229,21 @@ def estimate(
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML config.")],
     overrides: Overrides = None,
     measure: Annotated[bool, typer.Option(help="Time a few real steps instead of predicting.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Also print the estimate as JSON.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Predict peak memory and time per epoch for a config."""
-    _not_yet("estimate", 5)
+    _setup_logging(quiet)
+    import json
+
+    from .config import load_config
+    from .train.estimate import estimate as run_estimate
+    from .train.estimate import format_estimate
+
+    e = run_estimate(load_config(config, list(overrides or [])), measure=measure)
+    typer.echo(format_estimate(e))
+    if json_out:
+        typer.echo(json.dumps(e))
 
 
 @app.command(name="eval")
@@ -280,7 +295,37 @@ def infer(
     quiet: Quiet = False,
 ) -> None:
     """Generate with an HF model or a GGUF through llama.cpp, streaming tokens."""
-    _not_yet("infer", 7)
+    _setup_logging(True)
+    from .config import load_config
+    from .infer import _messages, backend, run_file
+
+    if sum(x is not None and x is not False for x in (prompt, file, chat or None)) != 1:
+        raise ClinituneError("infer needs exactly one of --prompt TEXT, --file PROMPTS.jsonl or --chat")
+    cfg_path = config or (run / "config.yaml" if run is not None and (run / "config.yaml").is_file() else None)
+    gen = load_config(cfg_path).generation
+    if seed is not None:
+        import torch
+
+        torch.manual_seed(seed)
+    b = backend(run, model, adapter, gguf)
+    if prompt is not None:
+        b.chat(_messages(prompt), gen, stream=True)
+    elif file is not None:
+        target = out or file.with_name(file.stem + ".outputs.jsonl")
+        n = run_file(b, file, target, gen)
+        typer.echo(f"{n} responses written to {target}")
+    else:
+        history: list[dict] = []
+        typer.echo("clinitune chat: empty line or Ctrl-D to quit", err=True)
+        while True:
+            try:
+                line = input("> ").strip()
+            except EOFError:
+                break
+            if not line:
+                break
+            history.append({"role": "user", "content": line})
+            history.append({"role": "assistant", "content": b.chat(history, gen, stream=True)})
 
 
 @app.command()
@@ -311,8 +356,10 @@ def export(
 @app.command()
 def quickstart(
     workdir: Annotated[Path, typer.Option(help="Where every artifact goes.")] = Path("work/quickstart"),
-    patients: Annotated[int, typer.Option(min=10, help="Synthetic patients to generate.")] = 500,
+    patients: Annotated[Optional[int], typer.Option(min=10, help="Synthetic patients to generate (default: the profile's).")] = None,
     profile: Annotated[str, typer.Option(help="fast (minutes) or full (longer, better metrics).")] = "fast",
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Training steps (default: the profile's).")] = None,
+    eval_limit: Annotated[Optional[int], typer.Option(min=8, help="Test examples to evaluate (default: the profile's).")] = None,
     fresh: Annotated[bool, typer.Option(help="Redo every step, ignoring finished ones.")] = False,
     seed: Seed = None,
     quiet: Quiet = False,
@@ -321,7 +368,8 @@ def quickstart(
     _setup_logging(quiet)
     from .quickstart import run_quickstart
 
-    run_quickstart(workdir=workdir, patients=patients, profile=profile, fresh=fresh, seed=42 if seed is None else seed)
+    run_quickstart(workdir=workdir, patients=patients, profile=profile, fresh=fresh, seed=42 if seed is None else seed,
+                   steps=steps, eval_limit=eval_limit)
 
 
 def main() -> None:

@@ -1,47 +1,172 @@
-"""`clinitune quickstart`: the main job, end to end, with a timed summary.
+"""`clinitune quickstart`: database -> PHI-screened data -> LoRA on SmolLM2 -> eval vs base -> GGUF -> llama.cpp.
 
-Each step is a function of the workdir; steps whose commands have not landed yet are listed
-as pending so the chain runs cleanly today and grows one step per issue.
+Each step records a stamp with the hash of its inputs; a re-run skips a step whose inputs and
+outputs are unchanged (unless --fresh), so an interrupted quickstart resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 
 import typer
+import yaml
 
+from .config import load_config
 from .errors import ClinituneError
 from .paths import atomic_write_text
 
-PROFILES = ("fast", "full")
+PROFILES = {
+    # fast: minutes on a 2-core CPU; full: longer training and a larger eval, for better metrics.
+    "fast": {"patients": 200, "max_steps": 120, "eval_limit": 48},
+    "full": {"patients": 500, "max_steps": 600, "eval_limit": 160},
+}
+SEED_PROMPTS = ["Generate a patient record for a 65-year-old male with hypertension.",
+                "What ICD-10 code represents essential hypertension?"]
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
 
 
-def run_quickstart(workdir: Path, patients: int, profile: str, fresh: bool, seed: int) -> dict:
+def _sha(*parts) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, Path):
+            h.update(p.read_bytes() if p.is_file() else str(p).encode())
+        else:
+            h.update(json.dumps(p, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+class Steps:
+    """Runs named steps, skipping those whose stamp matches the current inputs."""
+
+    def __init__(self, workdir: Path, fresh: bool):
+        self.dir = workdir / ".steps"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.fresh = fresh
+        self.seconds: dict[str, float] = {}
+        self.skipped: list[str] = []
+
+    def run(self, name: str, key: str, outputs: list[Path], fn):
+        stamp = self.dir / f"{name}.json"
+        if not self.fresh and stamp.is_file() and json.loads(stamp.read_text()).get("key") == key and all(p.exists() for p in outputs):
+            self.seconds[name] = 0.0
+            self.skipped.append(name)
+            typer.echo(f"[{name}] up to date, skipped")
+            return json.loads(stamp.read_text()).get("result")
+        typer.echo(f"[{name}] running")
+        t = time.perf_counter()
+        result = fn()
+        self.seconds[name] = round(time.perf_counter() - t, 2)
+        atomic_write_text(stamp, json.dumps({"key": key, "result": result}, default=str))
+        return result
+
+
+def _train_config(workdir: Path, prof: dict, seed: int) -> Path:
+    data = yaml.safe_load(CONFIG.read_text()) if CONFIG.is_file() else {}
+    data.setdefault("data", {}).update({"train": str(workdir / "data" / "train.jsonl"), "eval": str(workdir / "data" / "eval.jsonl"),
+                                        "test": str(workdir / "data" / "test.jsonl")})
+    data.setdefault("training", {}).update({"output_dir": str(workdir / "run"), "max_steps": prof["max_steps"], "seed": seed})
+    path = workdir / "train_config.yaml"
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def run_quickstart(workdir: Path, patients: int | None, profile: str, fresh: bool, seed: int,
+                   steps: int | None = None, eval_limit: int | None = None) -> dict:
     if profile not in PROFILES:
         raise ClinituneError(f"--profile {profile!r}: expected one of {', '.join(PROFILES)}")
-    from .models.registry import resolve_model
-
+    prof = dict(PROFILES[profile])
+    for key, value in (("patients", patients), ("max_steps", steps), ("eval_limit", eval_limit)):
+        if value:
+            prof[key] = value
+    workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    seconds: dict[str, float] = {}
-    paths: dict[str, str | None] = {k: None for k in ("db", "data", "run", "eval", "gguf", "modelfile", "report")}
+    runner = Steps(workdir, fresh)
     t_all = time.perf_counter()
+    db_path = workdir / "clinic.db"
+    db = f"sqlite:///{db_path}"
+    data_dir, run_dir, eval_dir = workdir / "data", workdir / "run", workdir / "eval"
 
-    t = time.perf_counter()
-    base = resolve_model("smollm2-135m-instruct")
-    seconds["download"] = round(time.perf_counter() - t, 2)
-    paths["base_model"] = str(base)
+    from .data.synth import write_database
 
-    pending = ["synth", "prepare", "estimate", "train", "eval", "export", "ask"]
-    seconds["total"] = round(time.perf_counter() - t_all, 2)
-    summary = {"seconds": seconds, "paths": paths, "metrics": {}, "pending": pending, "seed": seed, "profile": profile}
+    runner.run("synth", _sha(prof["patients"], seed, "v1"), [db_path], lambda: write_database(db, prof["patients"], seed, progress=True))
+
+    from .data.prepare import prepare
+    from .data.tasks import TASKS
+
+    manifest = runner.run("prepare", _sha(db_path, seed), [data_dir / "manifest.json"],
+                         lambda: prepare(source="database", db=db, path=None, out=data_dir, tasks=list(TASKS), seed=seed, progress=True))
+
+    cfg_path = _train_config(workdir, prof, seed)
+    cfg = load_config(cfg_path)
+    from .train.estimate import estimate
+
+    est = runner.run("estimate", _sha(cfg_path, data_dir / "manifest.json"), [], lambda: estimate(cfg))
+
+    from .train.loop import train
+
+    def _train():
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # inputs changed: a stale run must not be resumed
+        return train(cfg, quiet=False)
+
+    runner.run("train", _sha(cfg_path, data_dir / "manifest.json"), [run_dir / "train_summary.json"], _train)
+
+    from .eval.run import evaluate
+
+    results = runner.run("eval", _sha(run_dir / "train_summary.json", data_dir / "test.jsonl", prof["eval_limit"]), [eval_dir / "metrics.json"],
+                        lambda: evaluate(data=data_dir / "test.jsonl", out=eval_dir, run=run_dir, limit=prof["eval_limit"], seed=seed))
+
+    from .export.run import export
+
+    exported = runner.run("export", _sha(run_dir / "train_summary.json", run_dir / "adapter" / "adapter_model.safetensors"),
+                         [workdir / "export" / "export.json"],
+                         lambda: export(run=run_dir, fmt="gguf", quantize_to=cfg.export.quantize, out=workdir / "export", cfg=cfg))
+
+    def _ask():
+        from .infer import LlamaCppBackend
+
+        b = LlamaCppBackend(Path(exported["gguf"]))
+        gen = cfg.generation.model_copy(update={"temperature": 0.0, "max_new_tokens": 200})
+        return {p: b.chat([{"role": "user", "content": p}], gen, stream=False) for p in SEED_PROMPTS}
+
+    answers = runner.run("ask", _sha(Path(exported["gguf"])), [], _ask)
+    runner.seconds["total"] = round(time.perf_counter() - t_all, 2)
+
+    metrics = {c: {t: {k: v for k, v in vals.items() if k != "n"} for t, vals in e["tasks"].items()}
+               for c, e in results["candidates"].items()}
+    summary = {
+        "seconds": runner.seconds, "skipped": runner.skipped, "profile": profile, "seed": seed,
+        "paths": {"db": str(db_path), "data": str(data_dir), "run": str(run_dir), "eval": str(eval_dir), "gguf": exported["gguf"],
+                  "modelfile": exported["modelfile"], "report": str(eval_dir / "report.md")},
+        "data": {"examples": manifest["counts"]["total"], "quarantined": manifest["counts"]["quarantined"],
+                 "phi_findings_by_type": manifest["phi_findings_by_type"]},
+        "estimate": est, "metrics": metrics, "comparison": results.get("comparison", []), "answers": answers,
+    }
     atomic_write_text(workdir / "summary.json", json.dumps(summary, indent=2))
-
-    typer.echo("\nclinitune quickstart")
-    for step, s in seconds.items():
-        typer.echo(f"  {step:<10} {s:>8.2f} s")
-    typer.echo(f"  base model: {base}")
-    typer.echo(f"  not yet available: {', '.join(pending)}")
-    typer.echo(f"  summary: {workdir / 'summary.json'}")
+    _print_summary(summary, cfg)
     return summary
+
+
+def _print_summary(s: dict, cfg) -> None:
+    typer.echo("\n=== clinitune quickstart ===")
+    typer.echo("step        seconds")
+    for step, sec in s["seconds"].items():
+        typer.echo(f"  {step:<10}{sec:>8.1f}" + ("  (skipped)" if step in s["skipped"] else ""))
+    d = s["data"]
+    typer.echo(f"data: train {d['examples']['train']}, eval {d['examples']['eval']}, test {d['examples']['test']}; "
+               f"PHI findings quarantined: {d['quarantined']}")
+    typer.echo("\ntask              metric              base zero-shot  base few-shot   fine-tuned")
+    for r in s["comparison"]:
+        typer.echo(f"  {r['task']:<16}{r['metric']:<20}{(r.get('zero_shot') or 0):>10.3f}{(r.get('few_shot') or 0):>15.3f}{r['fine_tuned']:>13.3f}")
+    typer.echo("\nllama.cpp answers (q4_k_m GGUF):")
+    for p, a in s["answers"].items():
+        typer.echo(f"  Q: {p}\n  A: {a[:300]}")
+    p = s["paths"]
+    typer.echo(f"\nreport:    {p['report']}\nadapter:   {p['run']}/adapter\ngguf:      {p['gguf']}\nmodelfile: {p['modelfile']}")
+    typer.echo(f"run it in Ollama:  ollama create {cfg.export.ollama_name or 'clinitune'} -f {p['modelfile']} && "
+               f"ollama run {cfg.export.ollama_name or 'clinitune'}")
+    typer.echo(f"summary:   {Path(p['run']).parent / 'summary.json'}")

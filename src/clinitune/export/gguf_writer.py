@@ -89,7 +89,7 @@ def source_pre(model_dir: Path) -> str | None:
 def _pre_tokenizer_name(model_dir: Path, model_type: str) -> str:
     # llama.cpp picks its pre-tokenizer regex by this name. A checkpoint imported from GGUF keeps the
     # original's name; otherwise a byte-level BPE uses the GPT-2 regex, and Qwen2 its own.
-    return source_pre(model_dir) or ("qwen2" if model_type == "qwen2" else "gpt2")
+    return source_pre(model_dir) or ("qwen2" if model_type == "qwen2" else "gpt-2")
 
 
 def write_gguf(model_dir: str | Path, out_path: str | Path, dtype: str = "f32") -> Path:

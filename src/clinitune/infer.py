@@ -1,0 +1,90 @@
+"""`clinitune infer`: generation with transformers (base, adapter, run) or llama.cpp (GGUF), streamed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .config import GenerationConfig
+from .errors import ClinituneError
+
+
+def _messages(item) -> list[dict]:
+    if isinstance(item, str):
+        return [{"role": "user", "content": item}]
+    if "messages" in item:
+        msgs = item["messages"]
+        return msgs[:-1] if msgs and msgs[-1].get("role") == "assistant" else msgs
+    text = item.get("prompt") or item.get("instruction")
+    if not text:
+        raise ClinituneError("each --file line needs prompt, instruction, or messages")
+    return [{"role": "user", "content": text + (f"\n\n{item['input']}" if item.get("input") else "")}]
+
+
+class HFBackend:
+    def __init__(self, run: Path | None, model: str | None, adapter: Path | None):
+        from .eval.run import eos_ids, load_for_eval
+
+        self.model, self.tok, _ = load_for_eval(run, model or ("smollm2-135m-instruct" if run is None else None), adapter)
+        self.stop = eos_ids(self.tok)
+
+    def chat(self, messages: list[dict], gen: GenerationConfig, stream: bool) -> str:
+        import torch
+        from transformers import TextStreamer
+
+        enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        sample = gen.temperature > 0
+        kwargs = dict(max_new_tokens=gen.max_new_tokens, do_sample=sample, repetition_penalty=gen.repetition_penalty,
+                      eos_token_id=self.stop, pad_token_id=self.tok.pad_token_id)
+        if sample:
+            kwargs.update(temperature=gen.temperature, top_p=gen.top_p, top_k=gen.top_k)
+        streamer = TextStreamer(self.tok, skip_prompt=True, skip_special_tokens=True) if stream else None
+        with torch.no_grad():
+            out = self.model.generate(**enc, streamer=streamer, **kwargs)
+        return self.tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+class LlamaCppBackend:
+    def __init__(self, gguf: Path):
+        from llama_cpp import Llama
+
+        if not gguf.is_file():
+            raise ClinituneError(f"{gguf}: GGUF file not found; create one with clinitune export --format gguf")
+        self.llm = Llama(model_path=str(gguf), n_ctx=4096, verbose=False)
+
+    def chat(self, messages: list[dict], gen: GenerationConfig, stream: bool) -> str:
+        kwargs = dict(messages=messages, max_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p,
+                      top_k=gen.top_k, repeat_penalty=gen.repetition_penalty)
+        if not stream:
+            return self.llm.create_chat_completion(**kwargs)["choices"][0]["message"]["content"].strip()
+        parts = []
+        for chunk in self.llm.create_chat_completion(stream=True, **kwargs):
+            piece = chunk["choices"][0]["delta"].get("content", "")
+            parts.append(piece)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return "".join(parts).strip()
+
+
+def backend(run: Path | None, model: str | None, adapter: Path | None, gguf: Path | None):
+    return LlamaCppBackend(gguf) if gguf is not None else HFBackend(run, model, adapter)
+
+
+def run_file(b, path: Path, out: Path, gen: GenerationConfig) -> int:
+    from .paths import atomic_write_text
+
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ClinituneError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
+            rows.append({**(item if isinstance(item, dict) else {"prompt": item}), "response": b.chat(_messages(item), gen, stream=False)})
+    atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return len(rows)

@@ -1,0 +1,138 @@
+import json
+import re
+import sqlite3
+
+import numpy as np
+import pytest
+import torch
+
+from clinitune.eval import metrics as M
+from clinitune.eval.privacy import auc
+from clinitune.export.gguf_writer import write_gguf
+from clinitune.export.run import modelfile
+from clinitune.config import GenerationConfig
+
+from conftest import tiny_model_dir
+
+REC = {"patient_id": "PBCDFGHJKLM", "age": 65, "gender": "male",
+       "diagnoses": [{"code": "I10", "description": "Essential (primary) hypertension", "onset_year": 2019}],
+       "medications": [{"name": "lisinopril", "dose": "10 mg", "frequency": "once daily", "indication": "I10"}],
+       "allergies": [], "lab_results": []}
+
+
+def test_record_generation_metrics():
+    ex = {"instruction": "Generate a patient record for a 65-year-old male with hypertension.", "output": json.dumps(REC)}
+    good = M.score("record_generation", json.dumps(REC), ex)
+    assert good == {"json_valid": 1.0, "schema_valid": 1.0, "plausible": 1.0, "attributes_honoured": 1.0}
+    assert M.score("record_generation", '{"patient_id": "P1", "age": 65', ex)["json_valid"] == 0.0
+    wrong = dict(REC, gender="female", diagnoses=[{"code": "N40.0", "description": "BPH"}])
+    s = M.score("record_generation", "Here it is: " + json.dumps(wrong), ex)
+    assert s["json_valid"] == 1.0 and s["plausible"] == 0.0 and s["attributes_honoured"] == 0.0
+
+
+def test_icd10_metrics_parse_free_text():
+    ex = {"output": "The ICD-10-CM code for essential (primary) hypertension is I10."}
+    assert M.score("icd10_coding", "It is I10, essential hypertension.", ex) == {"exact_match": 1.0, "category_match": 1.0, "valid_code_rate": 1.0}
+    s = M.score("icd10_coding", "Probably I11.9", ex)
+    assert s["exact_match"] == 0.0 and s["category_match"] == 0.0 and s["valid_code_rate"] == 1.0
+    assert M.score("icd10_coding", "code 111.1.1.2", ex)["valid_code_rate"] == 0.0
+    lk = {"output": "E11.9 is the ICD-10-CM code for Type 2 diabetes mellitus without complications."}
+    assert M.score("icd10_lookup", "E11.9 means type 2 diabetes mellitus, without complications", lk)["description_match"] == 1.0
+    assert M.score("icd10_lookup", "E11.9 is asthma", lk)["description_match"] == 0.0
+
+
+@pytest.fixture
+def conn(tmp_path):
+    db = tmp_path / "t.db"
+    c = sqlite3.connect(db)
+    c.execute("CREATE TABLE conditions (id INTEGER, patient_id INTEGER, code TEXT)")
+    c.executemany("INSERT INTO conditions VALUES (?, ?, ?)", [(1, 1, "I10"), (2, 2, "I10"), (3, 2, "E11.9")])
+    c.commit()
+    c.close()
+    ro = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    yield ro
+    ro.close()
+
+
+def test_text_to_sql_execution_accuracy_and_refusal(conn):
+    ex = {"output": "SELECT COUNT(DISTINCT patient_id) FROM conditions WHERE code = 'I10';"}
+    assert M.score("text_to_sql", "SELECT COUNT(*) FROM conditions WHERE code = 'I10'", ex, conn)["execution_accuracy"] == 1.0
+    assert M.score("text_to_sql", "SELECT COUNT(*) FROM conditions", ex, conn)["execution_accuracy"] == 0.0
+    executed = []
+    conn.set_trace_callback(executed.append)
+    for bad in ("DROP TABLE conditions", "SELECT 1; DROP TABLE conditions", "DELETE FROM conditions", "PRAGMA writable_schema=1"):
+        assert M.score("text_to_sql", bad, ex, conn)["execution_accuracy"] == 0.0
+    assert not any("DROP" in s.upper() or "DELETE" in s.upper() or "PRAGMA" in s.upper() for s in executed)
+    assert conn.execute("SELECT COUNT(*) FROM conditions").fetchone()[0] == 3
+
+
+def test_extraction_validation_fhir_knowledge_metrics():
+    ref = {"diagnoses": [{"name": "hypertension", "code": "I10"}], "medications": [{"name": "lisinopril", "dose": "10 mg"}], "vitals": {"bmi": 31.2}}
+    ex = {"output": json.dumps(ref)}
+    assert M.score("extraction", json.dumps(ref), ex)["f1"] == 1.0
+    half = dict(ref, medications=[])
+    s = M.score("extraction", json.dumps(half), ex)
+    assert s["precision"] == 1.0 and 0 < s["recall"] < 1
+    v_ref = {"valid": False, "errors": [{"rule": "invalid_code", "field": "diagnoses[0].code", "message": "x"}]}
+    assert M.score("validation", json.dumps(v_ref), {"output": json.dumps(v_ref)})["f1"] == 1.0
+    assert M.score("validation", json.dumps({"valid": True, "errors": []}), {"output": json.dumps(v_ref)})["recall"] == 0.0
+    from clinitune.data.tasks import fhir_resources
+
+    bundle = fhir_resources(REC)
+    assert M.score("fhir_conversion", json.dumps(bundle), {"output": json.dumps(bundle)}) == {"fhir_valid": 1.0, "field_f1": 1.0}
+    broken = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Condition", "code": {"text": "x"}}}]}
+    assert M.score("fhir_conversion", json.dumps(broken), {"output": json.dumps(bundle)})["fhir_valid"] == 0.0
+    k = {"output": "Safe Harbor requires removing 18 identifiers."}
+    assert M.score("knowledge", "Safe Harbor requires removing 18 identifiers.", k)["token_f1"] == 1.0
+
+
+def test_auc():
+    assert auc([3, 4], [1, 2]) == 1.0 and auc([1], [1]) == 0.5 and auc([1, 2], [3, 4]) == 0.0
+
+
+def _render_go(template: str, system: str | None, messages: list[dict]) -> str:
+    """Just enough of Go's text/template for the Modelfile: if/range/end and field access, with {{- trimming."""
+    template = re.sub(r"\s*\{\{-", "{{", template)
+    m = re.fullmatch(r"\{\{ if \.System \}\}(.*?)\{\{ end \}\}\{\{ range \.Messages \}\}(.*?)\{\{ end \}\}(.*)", template, re.S)
+    assert m, template
+    sys_part, msg_part, tail = m.groups()
+    out = sys_part.replace("{{ .System }}", system) if system else ""
+    for msg in messages:
+        out += msg_part.replace("{{ .Role }}", msg["role"]).replace("{{ .Content }}", msg["content"])
+    return out + tail
+
+
+def test_modelfile_template_matches_chat_template(tiny_llama):
+    from clinitune.models.loading import load_tokenizer
+
+    tok = load_tokenizer(tiny_llama)
+    text = modelfile("m.gguf", tok, GenerationConfig())
+    template = re.search(r'TEMPLATE """(.*?)"""', text, re.S).group(1)
+    assert 'PARAMETER stop "<|im_end|>"' in text and "FROM ./m.gguf" in text and "PARAMETER temperature 0.7" in text
+    convo = [{"role": "user", "content": "What is I10?"}, {"role": "assistant", "content": "Essential hypertension."},
+             {"role": "user", "content": "And E11.9?"}]
+    for system in (None, "You are a coder."):
+        msgs = ([{"role": "system", "content": system}] if system else []) + convo
+        want = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        assert _render_go(template, system, convo) == want
+
+
+@pytest.mark.parametrize("arch", ["llama", "mistral", "qwen2"])
+def test_tiny_models_round_trip_through_f16_gguf(tmp_path, arch):
+    from llama_cpp import Llama
+    from transformers import AutoModelForCausalLM
+
+    # transformers' GGUF reader guesses "mistral" from general.name and has no tensor map for it, so the
+    # directory (which becomes general.name) avoids the architecture's name.
+    model_dir = tiny_model_dir(tmp_path / "tiny", arch, tied=arch != "mistral")
+    path = write_gguf(model_dir, tmp_path / "tiny.gguf", dtype="f16")
+    hf = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    ids = [5, 17, 42, 99, 7, 250, 3, 64]
+    with torch.no_grad():
+        want = hf(torch.tensor([ids])).logits[0].numpy()
+    llm = Llama(model_path=str(path), n_ctx=64, logits_all=True, verbose=False)
+    llm.eval(ids)
+    got = np.array(llm.scores[: len(ids)])
+    assert np.abs(got - want).max() < 0.05, np.abs(got - want).max()
+    back = AutoModelForCausalLM.from_pretrained(str(tmp_path), gguf_file="tiny.gguf")
+    assert back.config.num_hidden_layers == hf.config.num_hidden_layers

@@ -1,0 +1,30 @@
+"""The main job end to end, on a small budget: synth -> prepare -> estimate -> train -> eval -> export -> ask."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from clinitune.cli import app
+
+
+@pytest.mark.slow
+def test_quickstart_end_to_end(tmp_path):
+    work = tmp_path / "qs"
+    args = ["quickstart", "--workdir", str(work), "--patients", "60", "--steps", "40", "--eval-limit", "16"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    s = json.loads((work / "summary.json").read_text())
+    for step in ("synth", "prepare", "estimate", "train", "eval", "export", "ask", "total"):
+        assert step in s["seconds"]
+    for key in ("db", "data", "run", "eval", "gguf", "modelfile", "report"):
+        assert (work / s["paths"][key]).exists() if not s["paths"][key].startswith("/") else __import__("pathlib").Path(s["paths"][key]).exists()
+    assert s["data"]["quarantined"] == 0
+    ft, zs = s["metrics"]["fine_tuned"], s["metrics"]["zero_shot"]
+    # Direction of the metrics: the fine-tuned model learns the output formats the base model lacks.
+    assert ft["record_generation"]["json_valid"] > zs["record_generation"]["json_valid"]
+    assert sum(r["fine_tuned"] for r in s["comparison"]) > sum(r["zero_shot"] for r in s["comparison"])
+    assert "Modelfile" in s["paths"]["modelfile"] and len(s["answers"]) == 2
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0
+    assert set(json.loads((work / "summary.json").read_text())["skipped"]) >= {"synth", "prepare", "train", "eval", "export"}
