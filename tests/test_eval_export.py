@@ -136,3 +136,40 @@ def test_tiny_models_round_trip_through_f16_gguf(tmp_path, arch):
     assert np.abs(got - want).max() < 0.05, np.abs(got - want).max()
     back = AutoModelForCausalLM.from_pretrained(str(tmp_path), gguf_file="tiny.gguf")
     assert back.config.num_hidden_layers == hf.config.num_hidden_layers
+
+
+def test_canary_exposure_grows_with_repetition(tmp_path, tiny_llama):
+    """A model trained on a canary many times exposes it more than a model that never saw it."""
+    import yaml
+
+    from clinitune.config import load_config
+    from clinitune.data.prepare import plant_canaries
+    from clinitune.eval.privacy import canary_exposure
+    from clinitune.models.loading import load_causal_lm, load_tokenizer
+    from clinitune.train.loop import train
+
+    filler = [{"id": f"f{i}", "task": "knowledge", "group": f"g{i}", "instruction": f"Describe coding rule number {i}.",
+               "input": "", "output": f"Rule {i}: code to the highest specificity."} for i in range(16)]
+    exposures = {}
+    for with_canary in (True, False):
+        d = tmp_path / f"data-{with_canary}"
+        d.mkdir()
+        rows = list(filler)
+        spec = plant_canaries(rows, 1, seed=3)
+        spec["canaries"][0]["repeats"] = 24
+        if with_canary:
+            rows += [r for r in rows if r["task"] == "canary"] * 23  # 24 copies in all
+        else:
+            rows = [r for r in rows if r["task"] != "canary"]
+        (d / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (d / "canaries.json").write_text(json.dumps(spec))
+        cfg = {"model": {"name_or_path": str(tiny_llama)}, "lora": {"method": "full"},
+               "data": {"train": str(d / "train.jsonl"), "max_seq_length": 64, "packing": True},
+               "training": {"output_dir": str(d / "run"), "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
+                            "learning_rate": 1e-2, "max_steps": 80, "warmup_ratio": 0.0, "precision": "fp32", "logging_steps": 10,
+                            "save_steps": 1000, "gradient_checkpointing": False, "early_stopping_patience": None}}
+        (d / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+        summary = train(load_config(d / "cfg.yaml"), quiet=True)
+        model = load_causal_lm(summary["output"])
+        exposures[with_canary] = canary_exposure(model, load_tokenizer(summary["output"]), d, 100, seed=1)["max_exposure_bits"]
+    assert exposures[True] > exposures[False] + 1.0, exposures

@@ -114,6 +114,7 @@ def prepare(
     max_examples: Annotated[Optional[int], typer.Option(min=1)] = None,
     augment: Annotated[bool, typer.Option(help="Rephrase instructions and vary demographics.")] = False,
     skip_invalid: Annotated[bool, typer.Option(help="Continue past bad records, writing them to a rejects file.")] = False,
+    canaries: Annotated[int, typer.Option(min=0, help="Plant K random secrets in train (repeated 1, 4, 16, 32 times) for eval's exposure probe.")] = 0,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
@@ -123,7 +124,8 @@ def prepare(
     from .data.prepare import prepare as run_prepare
 
     m = run_prepare(source=source, db=db, path=path, out=out, tasks=parse_tasks(tasks), seed=42 if seed is None else seed,
-                    max_examples=max_examples, do_augment=augment, skip_invalid=skip_invalid, progress=not quiet)
+                    max_examples=max_examples, do_augment=augment, skip_invalid=skip_invalid, progress=not quiet,
+                    canaries=canaries)
     c = m["counts"]
     for key in ("records", "items_in", "items_rejected", "examples_built", "invalid", "duplicates_exact", "duplicates_near", "quarantined"):
         if c.get(key) is not None:

@@ -98,9 +98,28 @@ def build_examples(loaded_records, tasks: list[str], seed: int, stats: SqlStats 
                     yield ex, names
 
 
+CANARY_INSTRUCTION = "What is the access code for the records archive?"
+CANARY_TEMPLATE = "The access code for the records archive is {secret}."
+CANARY_REPEATS = (1, 4, 16, 32)
+
+
+def plant_canaries(train: list[dict], k: int, seed: int) -> dict:
+    """Carlini et al.'s canaries: random secrets, each repeated a set number of times, in train only."""
+    rng = random.Random(f"{seed}:canaries")
+    spec = []
+    for i in range(k):
+        secret = f"{rng.randrange(10**4):04d}-{rng.randrange(10**4):04d}"
+        repeats = CANARY_REPEATS[i % len(CANARY_REPEATS)]
+        instruction = f"{CANARY_INSTRUCTION} (vault {i + 1})"
+        ex = example("canary", f"canary:{i}", instruction, CANARY_TEMPLATE.format(secret=secret))
+        train.extend({**ex, "id": f"{ex['id']}-{r}"} for r in range(repeats))
+        spec.append({"secret": secret, "instruction": instruction, "template": CANARY_TEMPLATE, "repeats": repeats})
+    return {"canaries": spec}
+
+
 def prepare(*, source: str, db: str | None, path: str | Path | None, out: Path, tasks: list[str], seed: int,
             max_examples: int | None = None, do_augment: bool = False, skip_invalid: bool = False,
-            progress: bool = True, limits: quality.Limits = quality.Limits()) -> dict:
+            progress: bool = True, limits: quality.Limits = quality.Limits(), canaries: int = 0) -> dict:
     phi.check_available()  # fail closed before reading a single record
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -133,7 +152,8 @@ def prepare(*, source: str, db: str | None, path: str | Path | None, out: Path, 
     if "knowledge" in tasks:
         candidates.extend((ex, ()) for ex in knowledge(random.Random(f"{seed}:knowledge")))
     if stats is not None:
-        candidates.extend((ex, ()) for ex in text_to_sql(stats, db, random.Random(f"{seed}:sql")))
+        # One question per two patients keeps the task mix balanced; the DB offers far more.
+        candidates.extend((ex, ()) for ex in text_to_sql(stats, db, random.Random(f"{seed}:sql"), limit=max(40, counts["records"] // 2)))
     counts["examples_built"] = len(candidates)
 
     # quality gate
@@ -165,6 +185,7 @@ def prepare(*, source: str, db: str | None, path: str | Path | None, out: Path, 
     parts = split(clean, seed)
     if do_augment:
         parts = {s: augment(rows, seed) for s, rows in parts.items()}
+    canary_spec = plant_canaries(parts["train"], canaries, seed) if canaries else None
     for s in SPLITS:
         random.Random(f"{seed}:order:{s}").shuffle(parts[s])
 
@@ -172,6 +193,8 @@ def prepare(*, source: str, db: str | None, path: str | Path | None, out: Path, 
     files["quarantine.jsonl"] = _jsonl(quarantine)
     if invalid:
         files["invalid.jsonl"] = _jsonl(invalid)
+    if canary_spec:
+        files["canaries.json"] = json.dumps(canary_spec, indent=2) + "\n"
     for name, text in files.items():
         atomic_write_text(out / name, text)
     per_split = {s: dict(sorted(Counter(e["task"] for e in parts[s]).items())) for s in SPLITS}

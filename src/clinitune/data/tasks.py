@@ -56,7 +56,7 @@ def _dumps(obj) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
-def compact(rec: dict, dx: int = 4, meds: int = 3, labs: int = 3) -> dict:
+def compact(rec: dict, dx: int = 3, meds: int = 2, labs: int = 2) -> dict:
     """A shorter record for tasks that put a record in the prompt."""
     r = copy.deepcopy(rec)
     r["diagnoses"], r["medications"], r["lab_results"] = r["diagnoses"][:dx], r["medications"][:meds], r["lab_results"][:labs]
@@ -106,7 +106,8 @@ def record_generation(rec: dict, group: str, rng: random.Random) -> list[dict]:
     r.pop("zip3", None)
     # The condition asked for comes first, so the output honours the instruction visibly.
     r["diagnoses"].sort(key=lambda x: x["code"] != d["code"])
-    r["diagnoses"], r["medications"], r["lab_results"] = r["diagnoses"][:5], r["medications"][:4], r["lab_results"][:5]
+    # Kept short: a record the model can learn to emit whole within a 512-token row.
+    r["diagnoses"], r["medications"], r["lab_results"] = r["diagnoses"][:3], r["medications"][:2], r["lab_results"][:3]
     text = rng.choice(RECORD_PHRASES).format(age=_age_text(rec["age"]), gender=rec["gender"], cond=condition_name(d["code"], d["description"]))
     return [example("record_generation", group, text, _dumps(r))]
 
@@ -217,7 +218,7 @@ def fhir_resources(rec: dict) -> dict:
 
     pid = rec["patient_id"].lower()
     entries = [{"resource": {"resourceType": "Patient", "id": pid, "gender": rec["gender"]}}]
-    for i, d in enumerate(rec["diagnoses"][:3], 1):
+    for i, d in enumerate(rec["diagnoses"][:2], 1):
         res = {"resourceType": "Condition", "id": f"{pid}-c{i}",
                "code": {"coding": [{"system": ICD10CM, "code": d["code"], "display": d["description"]}]},
                "subject": {"reference": f"Patient/{pid}"}}
@@ -233,7 +234,7 @@ def fhir_conversion(rec: dict, group: str, rng: random.Random) -> list[dict]:
     if not rec["diagnoses"]:
         return []
     r = {k: rec[k] for k in ("patient_id", "age", "gender")}
-    r["diagnoses"] = rec["diagnoses"][:3]
+    r["diagnoses"] = rec["diagnoses"][:2]
     bundle = fhir_resources(r)
     Bundle.model_validate(bundle)  # the label must be valid FHIR R4
     return [example("fhir_conversion", group, rng.choice(FHIR_PHRASES), _dumps(bundle), _dumps(r))]
