@@ -146,3 +146,22 @@ def test_qlora_on_cpu_says_what_to_do(tmp_path, tiny_llama):
     cfg = load_config(_cfg(tmp_path, tiny_llama, method="qlora"))
     with pytest.raises(ClinituneError, match="lora.method: lora"):
         train(cfg, quiet=True)
+
+
+def test_two_processes_match_one(tmp_path, tiny_llama):
+    """2 processes x batch 4 x accumulation 1 log the same loss curve as 1 process x 4 x 2 (gloo on CPU)."""
+    (tmp_path / "one").mkdir()
+    one = _cfg(tmp_path / "one", tiny_llama, max_steps=6, eval_steps=3, save_steps=100)
+    res = subprocess.run([sys.executable, "-m", "clinitune.cli", "train", "--config", str(one), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    (tmp_path / "two").mkdir()
+    two = _cfg(tmp_path / "two", tiny_llama, max_steps=6, eval_steps=3, save_steps=100, gradient_accumulation_steps=1)
+    res = subprocess.run([sys.executable, "-m", "clinitune.cli", "train", "--config", str(two), "--quiet", "--nproc", "2"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    curve = lambda d, key: [m[key] for m in map(json.loads, (d / "run" / "metrics.jsonl").read_text().splitlines()) if key in m]  # noqa: E731
+    a, b = curve(tmp_path / "one", "loss"), curve(tmp_path / "two", "loss")
+    assert len(a) == len(b) == 6
+    assert max(abs(x - y) for x, y in zip(a, b)) < 0.05
+    assert max(abs(x - y) for x, y in zip(curve(tmp_path / "one", "eval_loss"), curve(tmp_path / "two", "eval_loss"))) < 0.05
+    assert (tmp_path / "two" / "run" / "adapter" / "adapter_model.safetensors").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -213,8 +214,16 @@ def train(
         typer.echo(to_yaml(cfg), nl=False)
         typer.echo(f"# {config}: valid", err=True)
         return
-    if nproc > 1:
-        _not_yet("train --nproc", 5)
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        # One process per rank through torch's launcher (what `accelerate launch` also sets up); the
+        # loop reads WORLD_SIZE/RANK and sums gradients over gloo (CPU) or NCCL (CUDA).
+        import subprocess
+
+        args = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                "-m", "clinitune.cli", "train", "--config", str(config), *[a for s in (overrides or []) for a in ("--set", s)]]
+        args += (["--resume"] if resume else []) + (["--force"] if force else []) + (["--quiet"] if quiet else [])
+        args += ["--seed", str(seed)] if seed is not None else []
+        raise typer.Exit(subprocess.call(args))
     from .train.estimate import estimate as run_estimate
     from .train.estimate import refuse_if_too_big
     from .train.loop import train as run_train
@@ -222,6 +231,8 @@ def train(
     if not force:
         refuse_if_too_big(run_estimate(cfg))
     summary = run_train(cfg, resume=resume, quiet=quiet, force=force)
+    if "rank" in summary:
+        return
     typer.echo(f"best eval loss {summary['best_eval_loss']} at step {summary['best_step']}; {summary['steps']} steps")
     typer.echo(summary["output"])
 

@@ -166,17 +166,58 @@ def restore_checkpoint(ckpt: Path, model, opt, sched) -> State:
     return State(**json.loads((ckpt / "state.json").read_text()))
 
 
-def evaluate(model, rows: list[C.Row], cfg: Config, plan, pad_id: int) -> float:
+@dataclass(frozen=True)
+class Dist:
+    """Data parallelism: each rank takes a slice of every step's rows; gradients are summed across ranks."""
+    world: int = 1
+    rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def sum(self, *values: float) -> list[float]:
+        if self.world == 1:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return t.tolist()
+
+
+def init_distributed(device: str) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    if device == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return Dist(dist.get_world_size(), dist.get_rank())
+
+
+def evaluate(model, rows: list[C.Row], cfg: Config, plan, pad_id: int, dist: Dist = Dist()) -> float:
     model.eval()
     total, n = 0.0, 0
     bs = cfg.training.per_device_eval_batch_size
+    mine = rows[dist.rank::dist.world]
     with torch.no_grad(), torch.autocast(plan.device, dtype=plan.compute_dtype or torch.float32, enabled=plan.compute_dtype is not None):
-        for i in range(0, len(rows), bs):
-            s, k = loss_sum(model, C.collate(rows[i:i + bs], pad_id), plan.device)
+        for i in range(0, len(mine), bs):
+            s, k = loss_sum(model, C.collate(mine[i:i + bs], pad_id), plan.device)
             total += float(s)
             n += k
     model.train()
+    total, n = dist.sum(total, n)
     return total / max(n, 1)
+
+
+class _Silent:
+    """The monitor of ranks other than 0: they train, rank 0 reports."""
+    tokens_at_window = 0
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
 
 
 def _fault_injection(step: int) -> None:
@@ -195,11 +236,12 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
     if not cfg.data.train:
         raise ClinituneError("data.train is not set; point it at train.jsonl from clinitune prepare")
     run = Path(t.output_dir)
+    plan = make_plan(cfg)
+    dist = init_distributed(plan.device)
     if run.exists() and any(run.glob("checkpoint-*")) and not resume:
         raise ClinituneError(f"{run} already holds checkpoints; pass --resume to continue, or set training.output_dir to a new dir")
     run.mkdir(parents=True, exist_ok=True)
     seed_everything(t.seed)
-    plan = make_plan(cfg)
     model_dir = resolve_model(cfg.model.name_or_path, allow_pickle=cfg.model.allow_pickle)
     tok = load_tokenizer(model_dir, cfg.model.trust_remote_code)
     train_data = C.tokenize(tok, C.read_jsonl(cfg.data.train), cfg.data.max_seq_length)
@@ -221,7 +263,8 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_total = sum(p.numel() for p in model.parameters())
     micro_per_step = t.gradient_accumulation_steps
-    rows_per_step = t.per_device_train_batch_size * micro_per_step
+    rank_rows = t.per_device_train_batch_size * micro_per_step
+    rows_per_step = rank_rows * dist.world
     rows0 = C.epoch_rows(train_data, t.seed, 0, cfg.data.max_seq_length, cfg.data.packing)
     steps_per_epoch = max(1, math.ceil(len(rows0) / rows_per_step))
     total_steps = t.max_steps if t.max_steps > 0 else math.ceil(t.num_train_epochs * steps_per_epoch)
@@ -236,18 +279,19 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
     if ckpt is not None:
         st = restore_checkpoint(ckpt, model, opt, sched)
         log.info("resumed from %s (step %d)", ckpt.name, st.step)
-    monitor = Monitor(run, cfg, resume_step=st.step, quiet=quiet, total_steps=total_steps)
-    atomic_write_text(run / "config.yaml", to_yaml(cfg))
+    monitor = Monitor(run, cfg, resume_step=st.step, quiet=quiet, total_steps=total_steps) if dist.main else _Silent()
+    if dist.main:
+        atomic_write_text(run / "config.yaml", to_yaml(cfg))
     monitor.note(f"{cfg.lora.method} on {plan.device}, weights {str(plan.weight_dtype).removeprefix('torch.')}, "
                  f"autocast {str(plan.compute_dtype).removeprefix('torch.') if plan.compute_dtype else 'off'}; "
                  f"{n_trainable:,} of {n_total:,} parameters trainable; {len(train_data.input_ids)} train examples in "
-                 f"{len(rows0)} rows; {total_steps} steps")
+                 f"{len(rows0)} rows; {total_steps} steps" + (f"; {dist.world} processes" if dist.world > 1 else ""))
 
     pad_id = tok.pad_token_id
     autocast = lambda: torch.autocast(plan.device, dtype=plan.compute_dtype or torch.float32, enabled=plan.compute_dtype is not None)  # noqa: E731
     rows = C.epoch_rows(train_data, t.seed, st.epoch, cfg.data.max_seq_length, cfg.data.packing)
     window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
-    bar = tqdm(total=total_steps, initial=st.step, desc="train", unit="step", disable=quiet, dynamic_ncols=True)
+    bar = tqdm(total=total_steps, initial=st.step, desc="train", unit="step", disable=quiet or not dist.main, dynamic_ncols=True)
     while st.step < total_steps and not st.stopped_early:
         start = st.batch_in_epoch * rows_per_step
         if start >= len(rows):
@@ -256,7 +300,9 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
             rows = C.epoch_rows(train_data, t.seed, st.epoch, cfg.data.max_seq_length, cfg.data.packing)
             continue
         step_rows = rows[start:start + rows_per_step]
-        micro = [step_rows[i:i + t.per_device_train_batch_size] for i in range(0, len(step_rows), t.per_device_train_batch_size)]
+        mine = step_rows[dist.rank * rank_rows:(dist.rank + 1) * rank_rows]
+        micro = [mine[i:i + t.per_device_train_batch_size] for i in range(0, len(mine), t.per_device_train_batch_size)]
+        # Normalized by the whole step's response tokens, on every rank: summed gradients are then exact.
         n_tokens = sum(sum(1 for y in r.labels[1:] if y != C.IGNORE) for r in step_rows)
         step_loss = 0.0
         for mb in micro:
@@ -265,6 +311,13 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
                 s, _ = loss_sum(model, batch, plan.device)
             (s / max(n_tokens, 1)).backward()
             step_loss += float(s.detach())
+        if dist.world > 1:
+            for prm in model.parameters():
+                if prm.requires_grad:
+                    if prm.grad is None:
+                        prm.grad = torch.zeros_like(prm)
+                    torch.distributed.all_reduce(prm.grad)
+            step_loss = dist.sum(step_loss)[0]
         grad_norm = float(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], t.max_grad_norm))
         opt.step()
         sched.step()
@@ -289,25 +342,30 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
             window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
             monitor.tokens_at_window = st.tokens
         if eval_rows and (st.step % t.eval_steps == 0 or st.step == total_steps):
-            ev = evaluate(model, eval_rows, cfg, plan, pad_id)
+            ev = evaluate(model, eval_rows, cfg, plan, pad_id, dist)
             improved = st.best_eval is None or ev < st.best_eval
             if improved:
                 st.best_eval, st.best_step, st.bad_evals = ev, st.step, 0
+            if improved and dist.main:
                 (run / "best").mkdir(exist_ok=True)
                 tmp = run / "best" / ".trainable.safetensors.tmp"
                 save_file(trainable_state(model), str(tmp))
                 tmp.replace(run / "best" / "trainable.safetensors")
-            else:
+            if not improved:
                 st.bad_evals += 1
             monitor.log_eval(st, ev, bar=bar)
             if t.early_stopping_patience and st.bad_evals >= t.early_stopping_patience:
                 st.stopped_early = True
                 monitor.note(f"early stopping at step {st.step}: eval loss has not improved for {st.bad_evals} evals "
                              f"(best {st.best_eval:.4f} at step {st.best_step})")
-        if st.step % t.save_steps == 0 or st.step == total_steps or st.stopped_early:
+        if (st.step % t.save_steps == 0 or st.step == total_steps or st.stopped_early) and dist.main:
             save_checkpoint(run, model, opt, sched, st, t.save_total_limit)
         _fault_injection(st.step)
     bar.close()
+    if dist.world > 1:
+        torch.distributed.barrier()  # rank 0's best weights are on disk for everyone
+        if not dist.main:
+            return {"rank": dist.rank, "steps": st.step}
 
     if st.best_step is not None and (run / "best" / "trainable.safetensors").is_file():
         load_trainable(model, load_file(str(run / "best" / "trainable.safetensors")))
