@@ -104,6 +104,9 @@ def record_generation(rec: dict, group: str, rng: random.Random) -> list[dict]:
         return []
     r = copy.deepcopy(rec)
     r.pop("zip3", None)
+    # A pseudonym is noise the model cannot predict from the instruction; learning to emit it teaches
+    # random letters (greedy decoding then loops on them), so generated records carry no id.
+    r.pop("patient_id", None)
     # The condition asked for comes first, so the output honours the instruction visibly.
     r["diagnoses"].sort(key=lambda x: x["code"] != d["code"])
     # Kept short: a record the model can learn to emit whole within a 512-token row.
@@ -114,7 +117,7 @@ def record_generation(rec: dict, group: str, rng: random.Random) -> list[dict]:
 
 def icd10_coding(rec: dict, group: str, rng: random.Random) -> list[dict]:
     out = []
-    for d in rng.sample(rec["diagnoses"], min(2, len(rec["diagnoses"]))):
+    for d in rng.sample(rec["diagnoses"], min(4, len(rec["diagnoses"]))):
         instr, inp = rng.choice(CODING_PHRASES)
         fmt = {"desc": d["description"][0].lower() + d["description"][1:], "name": condition_name(d["code"], d["description"]),
                "age": _age_text(rec["age"]).capitalize(), "gender": rec["gender"]}
@@ -124,11 +127,9 @@ def icd10_coding(rec: dict, group: str, rng: random.Random) -> list[dict]:
 
 
 def icd10_lookup(rec: dict, group: str, rng: random.Random) -> list[dict]:
-    if not rec["diagnoses"]:
-        return []
-    d = rng.choice(rec["diagnoses"])
     return [example("icd10_lookup", group, rng.choice(LOOKUP_PHRASES).format(code=d["code"]),
-                    f"{d['code']} is the ICD-10-CM code for {d['description']}.")]
+                    f"{d['code']} is the ICD-10-CM code for {d['description']}.")
+            for d in rng.sample(rec["diagnoses"], min(2, len(rec["diagnoses"])))]
 
 
 def _vitals(rec: dict) -> dict:
