@@ -173,3 +173,11 @@ def test_canary_exposure_grows_with_repetition(tmp_path, tiny_llama):
         model = load_causal_lm(summary["output"])
         exposures[with_canary] = canary_exposure(model, load_tokenizer(summary["output"]), d, 100, seed=1)["max_exposure_bits"]
     assert exposures[True] > exposures[False] + 1.0, exposures
+
+
+@pytest.mark.parametrize("task", sorted(M.PRIMARY))
+@pytest.mark.parametrize("pred", ['{"entry": ["x", 3]}', '["a"]', '{"diagnoses": "E11.9", "errors": [1], "vitals": 5}', "null", ""])
+def test_any_output_shape_scores_without_crashing(task, pred):
+    ref = {"output": json.dumps({"resourceType": "Bundle", "entry": []}) if task == "fhir_conversion" else json.dumps(REC)}
+    s = M.score(task, pred, ref)
+    assert all(0.0 <= v <= 1.0 for v in s.values())

@@ -155,15 +155,20 @@ def score_validation(pred: str, ex: dict) -> dict:
     return _f1(_issues(obj), _issues(parse_json(ex["output"])))
 
 
+def _dicts(value) -> list[dict]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _fhir_fields(obj) -> set:
     out = set()
-    for e in (obj or {}).get("entry") or [] if isinstance(obj, dict) else []:
-        r = (e or {}).get("resource") or {}
+    for e in _dicts(obj.get("entry")) if isinstance(obj, dict) else []:
+        r = e.get("resource") if isinstance(e.get("resource"), dict) else {}
         if r.get("resourceType") == "Patient":
-            out.add(("Patient", r.get("gender")))
+            out.add(("Patient", str(r.get("gender"))))
         elif r.get("resourceType") == "Condition":
-            for c in (r.get("code") or {}).get("coding") or []:
-                out.add(("Condition", c.get("code"), r.get("onsetDateTime")))
+            code = r.get("code") if isinstance(r.get("code"), dict) else {}
+            for c in _dicts(code.get("coding")):
+                out.add(("Condition", str(c.get("code")), str(r.get("onsetDateTime"))))
     return out
 
 
@@ -192,6 +197,14 @@ def score_knowledge(pred: str, ex: dict) -> dict:
 
 
 def score(task: str, pred: str, ex: dict, sql_conn=None) -> dict:
+    """Scores for one output. A model's JSON can have any shape; one that trips a scorer scores 0."""
+    try:
+        return _score(task, pred, ex, sql_conn)
+    except (AttributeError, TypeError, KeyError, ValueError, IndexError):
+        return {PRIMARY.get(task, "token_f1"): 0.0}
+
+
+def _score(task: str, pred: str, ex: dict, sql_conn=None) -> dict:
     if task == "text_to_sql":
         return score_text_to_sql(pred, ex, sql_conn)
     fn = {"record_generation": score_record_generation, "icd10_coding": score_icd10_coding, "icd10_lookup": score_icd10_lookup,
