@@ -11,7 +11,8 @@ import yaml
 from clinitune.config import load_config
 from clinitune.errors import ClinituneError
 from clinitune.train import collate as C
-from clinitune.train.loop import loss_sum, train
+from clinitune.train.loop import train
+from clinitune.train.loss import loss_sum
 
 from conftest import tiny_model_dir
 
@@ -165,3 +166,31 @@ def test_two_processes_match_one(tmp_path, tiny_llama):
     assert max(abs(x - y) for x, y in zip(a, b)) < 0.05
     assert max(abs(x - y) for x, y in zip(curve(tmp_path / "one", "eval_loss"), curve(tmp_path / "two", "eval_loss"))) < 0.05
     assert (tmp_path / "two" / "run" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("head_trains", [False, True])
+def test_fused_head_loss_matches_autograd(head_trains):
+    from clinitune.train import loss as L
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(32, 300, bias=False)
+    head.weight.requires_grad_(head_trains)
+    h = torch.randn(37, 32, requires_grad=True)
+    y = torch.randint(0, 300, (37,))
+    ref = torch.nn.functional.cross_entropy(head(h), y, reduction="sum")
+    ref.backward()
+    ref_h, ref_w = h.grad.clone(), head.weight.grad.clone() if head_trains else None
+    h.grad, head.weight.grad = None, None
+    old = L.CE_CHUNK
+    L.CE_CHUNK = 10  # several chunks, the last one partial
+    try:
+        got = L.head_loss(head, head, h, y)
+    finally:
+        L.CE_CHUNK = old
+    (got * 0.5).backward()  # the incoming gradient must scale both results
+    assert torch.allclose(got, ref, rtol=1e-5)
+    assert torch.allclose(h.grad, 0.5 * ref_h, atol=1e-6)
+    if head_trains:
+        assert torch.allclose(head.weight.grad, 0.5 * ref_w, atol=1e-6)
+    else:
+        assert head.weight.grad is None

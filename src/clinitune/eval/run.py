@@ -98,7 +98,7 @@ def generate(model, tok, prompts: list[list[dict]], max_new_tokens: int, batch_s
 @torch.no_grad()
 def example_losses(model, tok, examples: list[dict], max_len: int = 1024, batch_size: int = 8) -> list[float]:
     """Mean response-token loss per example (teacher forcing on the reference output)."""
-    from ..train.loop import loss_sum
+    from ..train.loss import loss_sum
 
     device = str(next(model.parameters()).device)
     data = C.tokenize(tok, examples, max_len)

@@ -124,4 +124,10 @@ def apply_method(cfg: Config, model, p: Plan):
     for name, prm in model.named_parameters():
         if prm.requires_grad and prm.dtype != torch.float32:
             prm.data = prm.data.float()
+    if p.compute_dtype is not None:
+        # peft casts each LoRA input up to the adapter's fp32 and autocast casts it back down: two
+        # activation copies per adapted layer for nothing. Under autocast the matmul casts anyway.
+        for m in model.modules():
+            if hasattr(m, "cast_input_dtype_enabled"):
+                m.cast_input_dtype_enabled = False
     return model

@@ -16,6 +16,7 @@ import torch
 
 from ..config import Config
 from ..errors import ClinituneError
+from .loss import CE_CHUNK
 
 BASELINE_MB = 1100  # python + torch + transformers + peft, measured RSS before the model loads
 ASSUMED_MFU = 0.3
@@ -72,7 +73,7 @@ def estimate(cfg: Config, measure: bool = False) -> dict:
     act_bytes = 2 if p.compute_dtype is not None else 4
     per_layer = (2 * s * b * h) if t.gradient_checkpointing else s * b * h * (34 + 5 * a * s / h)
     activations = per_layer * act_bytes / 2 * L
-    logits = min(C.__dict__.get("CE_CHUNK", 2048), s * b) * mcfg.vocab_size * 4 * 3
+    logits = min(CE_CHUNK, s * b) * mcfg.vocab_size * (4 + 2)  # fp32 chunk logits and their bf16 gradient
     mb = lambda x: round(x / 2**20)  # noqa: E731
     parts = {"baseline": BASELINE_MB, "weights": mb(n_params * wbytes), "trainable_fp32": mb(n_train * 4),
              "gradients": mb(n_train * 4), "adamw_states": mb(n_train * 8), "activations": mb(activations), "logits": mb(logits)}

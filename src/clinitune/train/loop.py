@@ -1,7 +1,7 @@
 """`clinitune train`: one plain training loop for LoRA, QLoRA and full fine-tuning.
 
 Why not transformers.Trainer: the loss here never materializes full-vocabulary logits for prompt
-tokens (the head runs only on response positions, in checkpointed chunks), packed rows keep
+tokens (the head and its cross-entropy run fused, in chunks, on response positions only), packed rows keep
 examples apart through restarting position ids, and checkpoints hold exactly what an exact
 resume needs (trainable weights, optimizer, scheduler, RNG states, data position).
 """
@@ -22,9 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from torch.utils.checkpoint import checkpoint
 from tqdm import tqdm
 
 from ..config import Config, to_yaml
@@ -32,9 +30,9 @@ from ..errors import ClinituneError
 from ..paths import atomic_dir, atomic_write_text
 from . import collate as C
 from .callbacks import Monitor
+from .loss import loss_sum
 
 log = logging.getLogger(__name__)
-CE_CHUNK = 2048  # response tokens per lm_head chunk: bounds fp32 logits to CHUNK x vocab
 
 
 def seed_everything(seed: int) -> None:
@@ -47,31 +45,6 @@ def seed_everything(seed: int) -> None:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _decoder_and_head(model):
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return base.get_decoder(), base.get_output_embeddings()
-
-
-def _ce(head, h, y):
-    return F.cross_entropy(head(h).float(), y, reduction="sum")
-
-
-def loss_sum(model, batch: dict, device: str) -> tuple[torch.Tensor, int]:
-    """Summed next-token loss over response tokens only, and their count."""
-    decoder, head = _decoder_and_head(model)
-    ids = batch["input_ids"].to(device)
-    hidden = decoder(input_ids=ids, position_ids=batch["position_ids"].to(device), use_cache=False).last_hidden_state
-    targets = batch["labels"][:, 1:].to(device)
-    keep = targets != C.IGNORE
-    h = hidden[:, :-1][keep]
-    y = targets[keep]
-    total = hidden.new_zeros((), dtype=torch.float32)
-    for i in range(0, y.numel(), CE_CHUNK):
-        hc, yc = h[i:i + CE_CHUNK], y[i:i + CE_CHUNK]
-        total = total + (checkpoint(_ce, head, hc, yc, use_reentrant=False) if torch.is_grad_enabled() else _ce(head, hc, yc))
-    return total, int(y.numel())
 
 
 def lr_lambda(kind: str, warmup: int, total: int):
@@ -108,7 +81,8 @@ class State:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0  # optimizer steps already taken in this epoch
-    tokens: int = 0
+    tokens: int = 0  # every non-pad token trained on
+    response_tokens: int = 0  # the tokens the loss is computed on
     best_eval: float | None = None
     best_step: int | None = None
     bad_evals: int = 0
@@ -291,6 +265,7 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
     autocast = lambda: torch.autocast(plan.device, dtype=plan.compute_dtype or torch.float32, enabled=plan.compute_dtype is not None)  # noqa: E731
     rows = C.epoch_rows(train_data, t.seed, st.epoch, cfg.data.max_seq_length, cfg.data.packing)
     window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
+    loop_start, tokens_at_start, response_at_start = time.perf_counter(), st.tokens, st.response_tokens
     bar = tqdm(total=total_steps, initial=st.step, desc="train", unit="step", disable=quiet or not dist.main, dynamic_ncols=True)
     while st.step < total_steps and not st.stopped_early:
         start = st.batch_in_epoch * rows_per_step
@@ -325,6 +300,7 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
         st.step += 1
         st.batch_in_epoch += 1
         st.tokens += sum(len(r.ids) for r in step_rows)
+        st.response_tokens += n_tokens
         loss = step_loss / max(n_tokens, 1)
         if not math.isfinite(loss):
             raise ClinituneError(f"loss is {loss} at step {st.step}. Causes, per the troubleshooting guide: learning rate too high "
@@ -362,6 +338,7 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
             save_checkpoint(run, model, opt, sched, st, t.save_total_limit)
         _fault_injection(st.step)
     bar.close()
+    loop_seconds = time.perf_counter() - loop_start
     if dist.world > 1:
         torch.distributed.barrier()  # rank 0's best weights are on disk for everyone
         if not dist.main:
@@ -378,7 +355,9 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
                "steps": st.step, "epochs_started": st.epoch + 1, "stopped_early": st.stopped_early, "best_eval_loss": st.best_eval,
                "best_step": st.best_step, "trainable_params": n_trainable, "total_params": n_total,
                "truncated": train_data.truncated, "dropped": train_data.dropped, "warnings": st.warnings,
-               "data_manifest": _manifest_hash(cfg.data.train), "peak_rss_mb": round(peak_rss_mb(), 1)}
+               "data_manifest": _manifest_hash(cfg.data.train), "peak_rss_mb": round(peak_rss_mb(), 1),
+               "loop_seconds": round(loop_seconds, 2), "loop_tokens": st.tokens - tokens_at_start,
+               "loop_response_tokens": st.response_tokens - response_at_start}
     atomic_write_text(run / "train_summary.json", json.dumps(summary, indent=2))
     monitor.finish(summary)
     return summary
