@@ -1,6 +1,6 @@
 """Training throughput, side by side: the seed's recipe, TRL's SFTTrainer, and clinitune.
 
-    python bench/train_throughput.py [--examples 64] [--eval-examples 24]
+    python bench/train_throughput.py [--examples 40] [--eval-examples 24]
 
 All trainers get the same prepared quickstart examples (one pass), the same base model
 (SmolLM2-135M-Instruct), the same LoRA (r 16, alpha 32, dropout 0, all linear layers), learning
@@ -151,7 +151,7 @@ def _clinitune_train(train: list[dict], workdir: Path) -> Path:
     (workdir / "train.jsonl").write_text("".join(json.dumps(e) + "\n" for e in train))
     cfg = {"model": {"name_or_path": "smollm2-135m-instruct"}, "lora": {"method": "lora", **LORA},
            "data": {"train": str(workdir / "train.jsonl"), "max_seq_length": SEQ, "packing": True},
-           "training": {"output_dir": str(workdir / "run"), "per_device_train_batch_size": ROWS, "learning_rate": LR,
+           "training": {"output_dir": str(workdir / "run"), "per_device_train_batch_size": ROWS, "gradient_accumulation_steps": 1, "learning_rate": LR,
                         "lr_scheduler_type": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0, "num_train_epochs": 1,
                         "logging_steps": 1000, "eval_steps": 100000, "save_steps": 100000, "seed": 42,
                         "early_stopping_patience": None}}
@@ -234,7 +234,7 @@ def flops(train: list[dict]) -> tuple[int, int, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(ROOT / "work" / "quickstart" / "data"))
-    ap.add_argument("--examples", type=int, default=64)
+    ap.add_argument("--examples", type=int, default=40)
     ap.add_argument("--eval-examples", type=int, default=24)
     ap.add_argument("--trl-variants", default="all", help="'all', or 'best-guess' (packing+bf16 only) for a quick run")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_throughput.json"))

@@ -194,3 +194,24 @@ def test_fused_head_loss_matches_autograd(head_trains):
         assert torch.allclose(head.weight.grad, 0.5 * ref_w, atol=1e-6)
     else:
         assert head.weight.grad is None
+
+
+def test_task_weights_repeat_and_subsample():
+    import random
+
+    data = C.Tokenized(input_ids=[[1, 2]] * 30, n_prompt=[1] * 30, tasks=["a"] * 10 + ["b"] * 20)
+    order = C.weighted_order(data, {"a": 2.0, "b": 0.25}, random.Random(0))
+    a = [i for i in order if i < 10]
+    b = [i for i in order if i >= 10]
+    assert sorted(a) == sorted(list(range(10)) * 2)  # every "a" example exactly twice
+    assert len(b) == 5 and len(set(b)) == 5  # a quarter of "b", no repeats
+    other = C.weighted_order(data, {"a": 2.0, "b": 0.25}, random.Random(1))
+    assert sorted(i for i in other if i >= 10) != sorted(b)  # a fresh quarter each epoch
+
+
+def test_unknown_task_weight_is_a_clear_error(tmp_path):
+    model_dir = tiny_model_dir(tmp_path / "m", "llama")
+    cfg = load_config(_cfg(tmp_path, model_dir))
+    cfg.data.task_weights = {"icd10_codng": 2.0}
+    with pytest.raises(ClinituneError, match="icd10_codng.*its tasks are icd10_coding"):
+        train(cfg, quiet=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ClinituneError
 
@@ -65,6 +65,17 @@ class DataConfig(_Section):
     max_seq_length: int = Field(1024, ge=16, le=131072)
     packing: bool = True
     eval_max_examples: int | None = Field(None, ge=1, description="Eval loss on a fixed random subset, to keep evals short.")
+    task_weights: dict[str, float] = Field(default_factory=dict, description=(
+        "Per-task share of each training epoch: 2 repeats a task's examples, 0.5 takes a fresh half of them each epoch. "
+        "Unlisted tasks weigh 1. Balances short fact tasks against long JSON ones."))
+
+    @field_validator("task_weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: w for k, w in v.items() if not (0 < w <= 100)}
+        if bad:
+            raise ValueError(f"weights must be in (0, 100]; got {bad}")
+        return v
 
 
 class TrainingConfig(_Section):

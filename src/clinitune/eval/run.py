@@ -164,6 +164,10 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
         pool[e.get("task", "knowledge")].append(e)
 
     m, tok, has_adapter = load_for_eval(run, model, adapter)
+    # A reply needs at most a bit more than the longest reference: the same bound for every candidate,
+    # so a base model that rambles costs seconds, not minutes.
+    budget = {t: min(M.MAX_NEW_TOKENS.get(t, 128), int(1.25 * max(len(tok(e["output"])["input_ids"]) for e in exs)) + 16)
+              for t, exs in by_task.items()}
     cands = ["fine_tuned"] + [b for b in baselines if b in CANDIDATES]
     outputs: dict[str, dict[str, str]] = {c: {} for c in cands}
     for cand in cands:
@@ -173,7 +177,7 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
                 exs = by_task[task]
                 shot_rng = random.Random(f"{seed}:{task}")
                 prompts = [few_shot(e, pool, k, shot_rng) if cand == "few_shot" else C.prompt_messages(e) for e in exs]
-                preds = generate(m, tok, prompts, M.MAX_NEW_TOKENS.get(task, 128), batch_size, desc=f"{cand}/{task}")
+                preds = generate(m, tok, prompts, budget[task], batch_size, desc=f"{cand}/{task}")
                 outputs[cand].update({e["id"]: p for e, p in zip(exs, preds)})
             if cand != "few_shot":
                 losses = example_losses(m, tok, chosen)

@@ -44,6 +44,7 @@ def _ids(tok, messages, add_generation_prompt: bool) -> list[int]:
 class Tokenized:
     input_ids: list[list[int]] = field(default_factory=list)
     n_prompt: list[int] = field(default_factory=list)  # tokens before the response starts
+    tasks: list[str] = field(default_factory=list)
     truncated: int = 0
     dropped: int = 0  # prompt alone longer than the row: nothing left to learn from
 
@@ -68,6 +69,7 @@ def tokenize(tok, examples: list[dict], max_len: int) -> Tokenized:
             full = full[:max_len]
         out.input_ids.append(full)
         out.n_prompt.append(len(prompt))
+        out.tasks.append(ex.get("task", ""))
     return out
 
 
@@ -96,10 +98,25 @@ def pack(data: Tokenized, order: list[int], max_len: int, packing: bool) -> list
     return rows
 
 
-def epoch_rows(data: Tokenized, seed: int, epoch: int, max_len: int, packing: bool, shuffle: bool = True) -> list[Row]:
-    order = list(range(len(data.input_ids)))
+def weighted_order(data: Tokenized, weights: dict[str, float], rng: random.Random) -> list[int]:
+    """Each task's examples repeated int(w) times plus a fresh random fraction w % 1 of them."""
+    by_task: dict[str, list[int]] = {}
+    for i, t in enumerate(data.tasks):
+        by_task.setdefault(t, []).append(i)
+    order: list[int] = []
+    for t in sorted(by_task):
+        idx, w = by_task[t], weights.get(t, 1.0)
+        order += idx * int(w)
+        order += rng.sample(idx, round((w % 1) * len(idx)))
+    return order
+
+
+def epoch_rows(data: Tokenized, seed: int, epoch: int, max_len: int, packing: bool, shuffle: bool = True,
+               weights: dict[str, float] | None = None) -> list[Row]:
+    rng = random.Random(f"{seed}:epoch:{epoch}")
+    order = weighted_order(data, weights, rng) if weights else list(range(len(data.input_ids)))
     if shuffle:
-        random.Random(f"{seed}:epoch:{epoch}").shuffle(order)
+        rng.shuffle(order)
     return pack(data, order, max_len, packing)
 
 

@@ -223,6 +223,10 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
     if cfg.data.eval_max_examples and len(eval_examples) > cfg.data.eval_max_examples:
         eval_examples = random.Random(t.seed).sample(eval_examples, cfg.data.eval_max_examples)
     eval_data = C.tokenize(tok, eval_examples, cfg.data.max_seq_length) if eval_examples else None
+    unknown = sorted(set(cfg.data.task_weights) - set(train_data.tasks))
+    if unknown:
+        raise ClinituneError(f"data.task_weights: no task named {', '.join(unknown)} in {cfg.data.train}; "
+                             f"its tasks are {', '.join(sorted(set(train_data.tasks)))}")
     if not train_data.input_ids:
         raise ClinituneError(f"{cfg.data.train}: every example is longer than data.max_seq_length={cfg.data.max_seq_length}")
     for name, d in (("train", train_data), ("eval", eval_data)):
@@ -239,7 +243,7 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
     micro_per_step = t.gradient_accumulation_steps
     rank_rows = t.per_device_train_batch_size * micro_per_step
     rows_per_step = rank_rows * dist.world
-    rows0 = C.epoch_rows(train_data, t.seed, 0, cfg.data.max_seq_length, cfg.data.packing)
+    rows0 = C.epoch_rows(train_data, t.seed, 0, cfg.data.max_seq_length, cfg.data.packing, weights=cfg.data.task_weights)
     steps_per_epoch = max(1, math.ceil(len(rows0) / rows_per_step))
     total_steps = t.max_steps if t.max_steps > 0 else math.ceil(t.num_train_epochs * steps_per_epoch)
     warmup = int(round(t.warmup_ratio * total_steps))
@@ -263,7 +267,7 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
 
     pad_id = tok.pad_token_id
     autocast = lambda: torch.autocast(plan.device, dtype=plan.compute_dtype or torch.float32, enabled=plan.compute_dtype is not None)  # noqa: E731
-    rows = C.epoch_rows(train_data, t.seed, st.epoch, cfg.data.max_seq_length, cfg.data.packing)
+    rows = C.epoch_rows(train_data, t.seed, st.epoch, cfg.data.max_seq_length, cfg.data.packing, weights=cfg.data.task_weights)
     window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
     loop_start, tokens_at_start, response_at_start = time.perf_counter(), st.tokens, st.response_tokens
     bar = tqdm(total=total_steps, initial=st.step, desc="train", unit="step", disable=quiet or not dist.main, dynamic_ncols=True)
@@ -272,7 +276,7 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
         if start >= len(rows):
             st.epoch += 1
             st.batch_in_epoch = 0
-            rows = C.epoch_rows(train_data, t.seed, st.epoch, cfg.data.max_seq_length, cfg.data.packing)
+            rows = C.epoch_rows(train_data, t.seed, st.epoch, cfg.data.max_seq_length, cfg.data.packing, weights=cfg.data.task_weights)
             continue
         step_rows = rows[start:start + rows_per_step]
         mine = step_rows[dist.rank * rank_rows:(dist.rank + 1) * rank_rows]
