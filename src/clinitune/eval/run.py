@@ -170,6 +170,7 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
               for t, exs in by_task.items()}
     cands = ["fine_tuned"] + [b for b in baselines if b in CANDIDATES]
     outputs: dict[str, dict[str, str]] = {c: {} for c in cands}
+    bar = tqdm(total=len(cands) * len(by_task), desc="eval", unit="task", disable=quiet, dynamic_ncols=True)
     for cand in cands:
         ctx = m.disable_adapter() if (cand != "fine_tuned" and has_adapter) else contextlib.nullcontext()
         with ctx:
@@ -179,10 +180,13 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
                 prompts = [few_shot(e, pool, k, shot_rng) if cand == "few_shot" else C.prompt_messages(e) for e in exs]
                 preds = generate(m, tok, prompts, budget[task], batch_size, desc=f"{cand}/{task}")
                 outputs[cand].update({e["id"]: p for e, p in zip(exs, preds)})
+                bar.set_postfix_str(f"{cand} {task}")
+                bar.update(1)
             if cand != "few_shot":
                 losses = example_losses(m, tok, chosen)
                 outputs[cand]["__losses__"] = losses  # type: ignore[assignment]
 
+    bar.close()
     results: dict = {"candidates": {}, "n_examples": len(chosen), "seed": seed}
     rows = []
     with sqlite_copy(data.parent, db) as conn:
