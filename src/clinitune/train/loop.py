@@ -223,8 +223,13 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
     if cfg.data.eval_max_examples and len(eval_examples) > cfg.data.eval_max_examples:
         eval_examples = random.Random(t.seed).sample(eval_examples, cfg.data.eval_max_examples)
     eval_data = C.tokenize(tok, eval_examples, cfg.data.max_seq_length) if eval_examples else None
-    unknown = sorted(set(cfg.data.task_weights) - set(train_data.tasks))
-    if unknown:
+    from ..data.tasks import TASKS
+
+    absent = sorted(set(cfg.data.task_weights) - set(train_data.tasks))
+    if absent and set(absent) <= set(TASKS):
+        log.warning("data.task_weights: %s has no examples in %s", ", ".join(absent), cfg.data.train)
+    elif absent:
+        unknown = sorted(set(absent) - set(TASKS))
         raise ClinituneError(f"data.task_weights: no task named {', '.join(unknown)} in {cfg.data.train}; "
                              f"its tasks are {', '.join(sorted(set(train_data.tasks)))}")
     if not train_data.input_ids:
