@@ -196,6 +196,22 @@ def test_split_is_grouped_and_stratified():
     assert split(exs, seed=3) == parts and split(exs, seed=4) != parts
 
 
+def test_codebook_is_reference_data_in_train_only(prepared):
+    from clinitune.data import catalog
+    from clinitune.data.tasks import REFERENCE_PREFIX
+
+    out, m = prepared
+    splits = {s: _read(out / f"{s}.jsonl") for s in ("train", "eval", "test")}
+    ref = [e for e in splits["train"] if e["group"].startswith(REFERENCE_PREFIX)]
+    assert not any(e["group"].startswith(REFERENCE_PREFIX) for s in ("eval", "test") for e in splits[s])
+    coded = {e["output"].rsplit(" ", 1)[-1].rstrip(".") for e in ref if e["task"] == "icd10_coding"}
+    assert coded == set(catalog.BY_CODE)  # every catalog code is taught
+    assert {e["output"].split(" ", 1)[0] for e in ref if e["task"] == "icd10_lookup"} == set(catalog.BY_CODE)
+    seen = {(e["instruction"], e["input"], e["output"]) for e in splits["train"]}
+    assert not [e for e in splits["test"] if (e["instruction"], e["input"], e["output"]) in seen]  # no test item is a train item
+    assert m["codebook"] is True
+
+
 def test_augment_stays_in_group(prepared):
     out, _ = prepared
     rows = _read(out / "train.jsonl")[:300]

@@ -116,6 +116,7 @@ def prepare(
     augment: Annotated[bool, typer.Option(help="Rephrase instructions and vary demographics.")] = False,
     skip_invalid: Annotated[bool, typer.Option(help="Continue past bad records, writing them to a rejects file.")] = False,
     canaries: Annotated[int, typer.Option(min=0, help="Plant K random secrets in train (repeated 1, 4, 16, 32 times) for eval's exposure probe.")] = 0,
+    codebook: Annotated[bool, typer.Option(help="Add the ICD-10-CM code table (every catalog code) to train as reference data.")] = True,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
@@ -126,7 +127,7 @@ def prepare(
 
     m = run_prepare(source=source, db=db, path=path, out=out, tasks=parse_tasks(tasks), seed=42 if seed is None else seed,
                     max_examples=max_examples, do_augment=augment, skip_invalid=skip_invalid, progress=not quiet,
-                    canaries=canaries)
+                    canaries=canaries, use_codebook=codebook)
     c = m["counts"]
     for key in ("records", "items_in", "items_rejected", "examples_built", "invalid", "duplicates_exact", "duplicates_near", "quarantined"):
         if c.get(key) is not None:

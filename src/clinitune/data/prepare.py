@@ -23,7 +23,7 @@ from ..paths import atomic_write_text
 from . import phi, quality, sources
 from .deid import deidentify
 from .split import SPLITS, split
-from .tasks import PATIENT_TASKS, TASKS, SqlStats, example, knowledge, text_to_sql
+from .tasks import PATIENT_TASKS, TASKS, SqlStats, codebook, example, knowledge, text_to_sql
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,8 @@ def plant_canaries(train: list[dict], k: int, seed: int) -> dict:
 
 def prepare(*, source: str, db: str | None, path: str | Path | None, out: Path, tasks: list[str], seed: int,
             max_examples: int | None = None, do_augment: bool = False, skip_invalid: bool = False,
-            progress: bool = True, limits: quality.Limits = quality.Limits(), canaries: int = 0) -> dict:
+            progress: bool = True, limits: quality.Limits = quality.Limits(), canaries: int = 0,
+            use_codebook: bool = True) -> dict:
     phi.check_available()  # fail closed before reading a single record
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -148,6 +149,9 @@ def prepare(*, source: str, db: str | None, path: str | Path | None, out: Path, 
             if "messages" in ex:
                 made = {**made, "messages": ex["messages"]}
             candidates.append((made, ()))
+    if use_codebook and {"icd10_coding", "icd10_lookup"} & set(tasks):
+        # First, so that dedupe keeps the table entry and drops a patient example that repeats it word for word.
+        candidates.extend((ex, ()) for ex in codebook(random.Random(f"{seed}:codebook")) if ex["task"] in tasks)
     candidates.extend(build_examples(records, tasks, seed, stats, counts, progress))
     if "knowledge" in tasks:
         candidates.extend((ex, ()) for ex in knowledge(random.Random(f"{seed}:knowledge")))
@@ -200,7 +204,7 @@ def prepare(*, source: str, db: str | None, path: str | Path | None, out: Path, 
     per_split = {s: dict(sorted(Counter(e["task"] for e in parts[s]).items())) for s in SPLITS}
     manifest = {
         "tool": "clinitune", "tool_version": __version__, "seed": seed, "source": source_desc, "tasks": tasks,
-        "augment": do_augment, "max_examples": max_examples,
+        "augment": do_augment, "max_examples": max_examples, "codebook": use_codebook,
         "limits": {"min_instruction": limits.min_instruction, "min_output": limits.min_output, "max_output": limits.max_output},
         "counts": {**dict(counts), "per_split": per_split, "total": {s: len(parts[s]) for s in SPLITS}},
         "balance": quality.balance([e for s in SPLITS for e in parts[s]]),

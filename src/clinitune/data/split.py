@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 
+from .tasks import REFERENCE_PREFIX
+
 SPLITS = ("train", "eval", "test")
 
 
@@ -27,7 +29,8 @@ def split(examples: list[dict], seed: int, ratios: tuple[float, float, float] = 
     """Groups that span tasks (patients) are split together; groups of one task are split within it."""
     tasks_of: dict[str, set] = defaultdict(set)
     for ex in examples:
-        tasks_of[ex["group"]].add(ex["task"])
+        if not ex["group"].startswith(REFERENCE_PREFIX):  # reference data (the code table) teaches; patients test
+            tasks_of[ex["group"]].add(ex["task"])
     multi = [g for g, t in tasks_of.items() if len(t) > 1]
     by_task: dict[str, list[str]] = defaultdict(list)
     for g, t in tasks_of.items():
@@ -38,5 +41,5 @@ def split(examples: list[dict], seed: int, ratios: tuple[float, float, float] = 
         where.update(_assign(by_task[task], seed, ratios))
     out: dict[str, list[dict]] = {s: [] for s in SPLITS}
     for ex in examples:
-        out[where[ex["group"]]].append(ex)
+        out["train" if ex["group"].startswith(REFERENCE_PREFIX) else where[ex["group"]]].append(ex)
     return out

@@ -241,6 +241,32 @@ def fhir_conversion(rec: dict, group: str, rng: random.Random) -> list[dict]:
     return [example("fhir_conversion", group, rng.choice(FHIR_PHRASES), _dumps(bundle), _dumps(r))]
 
 
+# ------------------------------------------------------------------ code table
+
+REFERENCE_PREFIX = "reference:"  # groups that are reference data, not patients: training split only
+
+
+def codebook(rng: random.Random) -> list[dict]:
+    """The catalog's code table as coding and lookup examples.
+
+    A coder learns the codebook, not only the codes that happened to occur in the training patients:
+    without it a test patient's rarer code is one the model never saw. The table is reference data,
+    so it goes to train only (split keeps `reference:` groups there) and test stays patient-derived.
+    """
+    out = []
+    for c in sorted(cat.BY_CODE):
+        desc = icd.get_description(c)
+        low = desc[0].lower() + desc[1:]
+        names = [low] + ([COMMON_NAMES[c]] if c in COMMON_NAMES and COMMON_NAMES[c] != low else [])
+        for name in names:
+            instr, _ = rng.choice([p for p in CODING_PHRASES if not p[1]])
+            out.append(example("icd10_coding", f"{REFERENCE_PREFIX}icd10", instr.format(desc=name, name=name),
+                               f"The ICD-10-CM code for {low} is {c}."))
+        out.append(example("icd10_lookup", f"{REFERENCE_PREFIX}icd10", rng.choice(LOOKUP_PHRASES).format(code=c),
+                           f"{c} is the ICD-10-CM code for {desc}."))
+    return out
+
+
 PATIENT_TASKS = {"record_generation": record_generation, "icd10_coding": icd10_coding, "icd10_lookup": icd10_lookup,
                  "extraction": extraction, "validation": validation, "fhir_conversion": fhir_conversion}
 
