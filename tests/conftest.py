@@ -37,12 +37,31 @@ def tiny_tokenizer(vocab_size: int = 400):
     return tok
 
 
-def tiny_model_dir(path: Path, model_type: str = "llama", tied: bool = True) -> Path:
+def tiny_sentencepiece_tokenizer(vocab_size: int = 420):
+    """A SentencePiece BPE (byte fallback, ▁ word marker, as Llama 2 and Mistral use) trained in-process."""
+    import shutil
+    import tempfile
+
+    import sentencepiece as spm
+    from transformers import LlamaTokenizer
+
+    with tempfile.TemporaryDirectory() as d:
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS * 3), model_prefix=f"{d}/sp", vocab_size=vocab_size,
+                                       model_type="bpe", byte_fallback=True, control_symbols=["<|im_start|>", "<|im_end|>"],
+                                       unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2)
+        shutil.move(f"{d}/sp.model", f"{d}/tokenizer.model")
+        tok = LlamaTokenizer.from_pretrained(d)
+    tok.pad_token = tok.eos_token
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def tiny_model_dir(path: Path, model_type: str = "llama", tied: bool = True, sentencepiece: bool = False) -> Path:
     """A random-init causal LM of `model_type`, saved as a plain safetensors checkpoint."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    tok = tiny_tokenizer()
+    tok = tiny_sentencepiece_tokenizer() if sentencepiece else tiny_tokenizer()
     cfg = AutoConfig.for_model(
         model_type,
         vocab_size=len(tok),

@@ -117,16 +117,23 @@ def test_modelfile_template_matches_chat_template(tiny_llama):
         assert _render_go(template, system, convo) == want
 
 
-@pytest.mark.parametrize("arch", ["llama", "mistral", "qwen2"])
-def test_tiny_models_round_trip_through_f16_gguf(tmp_path, arch):
+@pytest.mark.parametrize("arch,sentencepiece", [("llama", False), ("mistral", True), ("qwen2", False), ("stablelm", False),
+                                                ("llama", True)])
+def test_tiny_models_round_trip_through_f16_gguf(tmp_path, arch, sentencepiece):
     from llama_cpp import Llama
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     # transformers' GGUF reader guesses "mistral" from general.name and has no tensor map for it, so the
     # directory (which becomes general.name) avoids the architecture's name.
-    model_dir = tiny_model_dir(tmp_path / "tiny", arch, tied=arch != "mistral")
+    model_dir = tiny_model_dir(tmp_path / "tiny", arch, tied=arch != "mistral", sentencepiece=sentencepiece)
     path = write_gguf(model_dir, tmp_path / "tiny.gguf", dtype="f16")
     hf = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    # Chat-rendered text, as infer and Ollama send it: llama.cpp must tokenize it exactly as HF does.
+    for text in ["Essential hypertension, I10.", "two  spaces\nand a newline", "Métformine 500 mg ✓", " leading space"]:
+        chat = tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+        assert vocab.tokenize(chat.encode(), add_bos=True, special=True) == tok(chat)["input_ids"], text
     ids = [5, 17, 42, 99, 7, 250, 3, 64]
     with torch.no_grad():
         want = hf(torch.tensor([ids])).logits[0].numpy()
@@ -181,3 +188,47 @@ def test_any_output_shape_scores_without_crashing(task, pred):
     ref = {"output": json.dumps({"resourceType": "Bundle", "entry": []}) if task == "fhir_conversion" else json.dumps(REC)}
     s = M.score(task, pred, ref)
     assert all(0.0 <= v <= 1.0 for v in s.values())
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_lora_gguf_applied_by_llama_cpp_matches_merged_hf(tmp_path, arch):
+    from llama_cpp import Llama
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from clinitune.export.gguf_writer import write_lora_gguf
+
+    base_dir = tiny_model_dir(tmp_path / "tiny", arch)
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir),
+                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", use_rslora=arch == "qwen2"))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:  # B starts at zero; a real update is needed to see it applied
+            torch.nn.init.normal_(p, std=0.2)
+    model.save_pretrained(tmp_path / "adapter")
+    ids = [5, 17, 42, 99, 7, 250, 3, 64]
+    with torch.no_grad():
+        want = model.merge_and_unload()(torch.tensor([ids])).logits[0].numpy()
+        plain = AutoModelForCausalLM.from_pretrained(base_dir)(torch.tensor([ids])).logits[0].numpy()
+    base = write_gguf(base_dir, tmp_path / "base.gguf", dtype="f32")
+    lora = write_lora_gguf(tmp_path / "adapter", base_dir, tmp_path / "lora.gguf")
+    llm = Llama(model_path=str(base), lora_path=str(lora), n_ctx=64, logits_all=True, verbose=False)
+    llm.eval(ids)
+    got = np.array(llm.scores[: len(ids)])
+    assert np.abs(want - plain).max() > 0.1  # the adapter changes the model
+    assert np.abs(got - want).max() < 0.02, np.abs(got - want).max()
+
+
+def test_lora_gguf_refuses_what_it_cannot_carry(tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from clinitune.errors import ClinituneError
+    from clinitune.export.gguf_writer import write_lora_gguf
+
+    base_dir = tiny_model_dir(tmp_path / "tiny", "llama")
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir),
+                           LoraConfig(r=4, target_modules=["q_proj"], modules_to_save=["lm_head"]))
+    model.save_pretrained(tmp_path / "adapter")
+    with pytest.raises(ClinituneError, match="modules_to_save|full modules"):
+        write_lora_gguf(tmp_path / "adapter", base_dir, tmp_path / "lora.gguf")

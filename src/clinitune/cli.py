@@ -48,10 +48,6 @@ def _setup_logging(quiet: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _not_yet(command: str, issue: int) -> None:
-    raise ClinituneError(f"clinitune {command}: not implemented yet (tracked in issue #{issue})")
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"clinitune {__version__}")
@@ -357,13 +353,13 @@ def export(
 
     if run is None:
         raise ClinituneError("export needs --run RUN_DIR (a finished clinitune train output_dir)")
-    if lora_gguf:
-        _not_yet("export --lora-gguf", 7)
-    result = run_export(run=run, fmt=format, quantize_to=quantize, out=out)
+    result = run_export(run=run, fmt=format, quantize_to=quantize, out=out, lora_gguf=lora_gguf)
     for kind, v in result.get("verify", {}).items():
         typer.echo(f"  {kind:<8} {v['size_mb']:>8} MB  top-1 agreement {v['top1_agreement']}  mean KL {v['mean_kl']}  {v['tokens_per_s']} tok/s")
     if "modelfile" in result:
         typer.echo(f"  ollama create clinitune -f {result['modelfile']}")
+    if "lora_gguf" in result:
+        typer.echo(f"  LoRA adapter {result['lora_gguf']}; ollama create clinitune-lora -f {result['modelfile_lora']}")
     typer.echo(result.get("gguf", result["merged"]))
 
 

@@ -94,7 +94,8 @@ def generate(model, tok, prompts: list[list[dict]], max_new_tokens: int | list[i
     device = next(model.parameters()).device
     encoded = [_prompt_ids(tok, p) for p in prompts]
     budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(encoded)
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    # A batch runs until its longest budget: rows of like budget and length go together.
+    order = sorted(range(len(encoded)), key=lambda i: (budgets[i], len(encoded[i])))
     out: list[str] = [""] * len(encoded)
     stop = eos_ids(tok)
     for s in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False, disable=len(order) <= batch_size):
@@ -187,10 +188,15 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
     # so a base model that rambles costs seconds, not minutes.
     budget = {t: min(M.MAX_NEW_TOKENS.get(t, 128), int(1.25 * max(len(tok(e["output"])["input_ids"]) for e in exs)) + 16)
               for t, exs in by_task.items()}
-    cands = ["fine_tuned"] + [b for b in baselines if b in CANDIDATES]
+    cands = [b for b in baselines if b in CANDIDATES] + ["fine_tuned"]
     outputs: dict[str, dict[str, str]] = {c: {} for c in cands}
+    privacy = None
     bar = tqdm(total=len(cands), desc="eval", unit="candidate", disable=quiet, dynamic_ncols=True)
-    for cand in cands:
+    for cand in cands:  # baselines first: the fine-tuned pass merges the adapter into the weights
+        if cand == "fine_tuned" and has_adapter:
+            privacy = privacy_probes(m, tok, pool_rows, chosen, data.parent, db, seed)  # needs the adapter switchable
+            # Merged, generation runs on plain linear layers: ~1.4x faster on CPU than through the LoRA wrappers.
+            m.merge_adapter()
         ctx = m.disable_adapter() if (cand != "fine_tuned" and has_adapter) else contextlib.nullcontext()
         with ctx:
             # All tasks in shared batches: on a CPU a decode step costs about the same for 4 rows or 16.
@@ -231,8 +237,8 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
                 entry["loss"] = round(mean, 4)
                 entry["perplexity"] = round(float(torch.tensor(mean).exp()), 3)
             results["candidates"][cand] = entry
-    if has_adapter:
-        results["privacy"] = privacy_probes(m, tok, pool_rows, chosen, data.parent, db, seed)
+    if privacy is not None:
+        results["privacy"] = privacy
     out.mkdir(parents=True, exist_ok=True)
     write_report(results, rows, out, run)
     return results

@@ -19,13 +19,21 @@ log = logging.getLogger(__name__)
 
 # HF model_type -> gguf architecture name. These four share llama.cpp's tensor layout for our purposes.
 ARCHES = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "stablelm": "stablelm"}
-PERMUTE_QK = {"llama"}  # llama.cpp's llama loader expects rotary pairs interleaved; qwen2/stablelm use NEOX order
+PERMUTE_QK = {"llama"}
+UNTIED_OUTPUT = {"stablelm"}  # llama.cpp's stablelm loader requires output.weight even when HF ties it  # llama.cpp's llama loader expects rotary pairs interleaved; qwen2/stablelm use NEOX order
 
 
 def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
     """HF stores each head's rotary dims as two halves; llama.cpp wants them as interleaved pairs."""
     rows = w.shape[0]
     return w.reshape(n_head, 2, rows // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _is_sentencepiece_bpe(tj: dict) -> bool:
+    """A BPE converted from SentencePiece (Llama, Mistral): byte fallback and the ▁ word marker, no byte-level alphabet."""
+    model = tj.get("model", {})
+    blob = json.dumps([tj.get("pre_tokenizer"), tj.get("normalizer"), tj.get("decoder")])
+    return model.get("type") == "BPE" and (model.get("byte_fallback") or "Metaspace" in blob or "\u2581" in blob) and "ByteLevel" not in blob
 
 
 def _tokenizer_metadata(writer, model_dir: Path, vocab_size: int, model_type: str) -> None:
@@ -35,36 +43,65 @@ def _tokenizer_metadata(writer, model_dir: Path, vocab_size: int, model_type: st
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     tj = json.loads((model_dir / "tokenizer.json").read_text()) if (model_dir / "tokenizer.json").is_file() else None
     if tj is None or tj.get("model", {}).get("type") != "BPE":
-        raise ClinituneError(f"{model_dir}: only BPE tokenizers with tokenizer.json are supported by the GGUF writer so far")
+        kind = tj.get("model", {}).get("type") if tj else "no tokenizer.json"
+        raise ClinituneError(f"{model_dir}: tokenizer {kind}: the GGUF writer supports byte-level BPE (GPT-2 style) and "
+                             "SentencePiece BPE (Llama style) saved as tokenizer.json; re-save the tokenizer with a fast tokenizer")
+    spm = _is_sentencepiece_bpe(tj)
     id_to_tok = {i: t for t, i in tok.get_vocab().items()}
     special = set(tok.all_special_ids)
     added = {a["id"]: a for a in tj.get("added_tokens", [])}
-    tokens, types = [], []
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tj["model"].get("merges", [])]
+    # llama.cpp's SentencePiece tokenizer merges the adjacent pair whose joined text has the highest
+    # score; a piece's score is minus the rank of the merge that makes it, as in SentencePiece BPE.
+    rank = {}
+    for i, m in enumerate(merges):
+        rank.setdefault(m.replace(" ", ""), i)
+    tokens, types, scores = [], [], []
     for i in range(vocab_size):
         text = id_to_tok.get(i)
         if text is None:
             tokens.append(f"[PAD{i}]")
             types.append(gguf.TokenType.UNUSED)
+        elif spm and i == tok.unk_token_id:
+            tokens.append(text)
+            types.append(gguf.TokenType.UNKNOWN)
         elif i in special or added.get(i, {}).get("special"):
             tokens.append(text)
             types.append(gguf.TokenType.CONTROL)
         elif i in added:
             tokens.append(text)
             types.append(gguf.TokenType.USER_DEFINED)
+        elif spm and len(text) == 6 and text.startswith("<0x") and text.endswith(">"):
+            tokens.append(text)
+            types.append(gguf.TokenType.BYTE)
         else:
             tokens.append(text)
             types.append(gguf.TokenType.NORMAL)
-    merges = [m if isinstance(m, str) else " ".join(m) for m in tj["model"].get("merges", [])]
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(_pre_tokenizer_name(model_dir, model_type))
-    writer.add_token_list(tokens)
-    writer.add_token_types(types)
-    writer.add_token_merges(merges)
+        scores.append(-float(rank[text]) if text in rank else 0.0)
+    if spm:
+        writer.add_tokenizer_model("llama")
+        writer.add_tokenizer_pre("default")
+        writer.add_token_list(tokens)
+        writer.add_token_scores(scores)
+        writer.add_token_types(types)
+        # llama.cpp puts the ▁ prefix before every text run that follows a special token (SentencePiece's
+        # "legacy" way). HF's prepend_scheme "always" does the same; "first" (Llama 2 non-legacy, Mistral)
+        # never does it after a special token, so chat prompts, which always start with one, match only without it.
+        prepend = json.dumps([tj.get("pre_tokenizer"), tj.get("normalizer")])
+        writer.add_add_space_prefix('"prepend_scheme": "always"' in prepend or "Prepend" in prepend)
+    else:
+        writer.add_tokenizer_model("gpt2")
+        writer.add_tokenizer_pre(_pre_tokenizer_name(model_dir, model_type))
+        writer.add_token_list(tokens)
+        writer.add_token_types(types)
+        writer.add_token_merges(merges)
     for name in ("bos", "eos", "unk", "pad"):
         tid = getattr(tok, f"{name}_token_id", None)
         if tid is not None:
             getattr(writer, f"add_{name}_token_id")(tid)
-    writer.add_add_bos_token(False)
+    # Whatever the HF tokenizer does with BOS, llama.cpp must do the same, or every prompt differs by a token.
+    probe = tok("a")["input_ids"]
+    writer.add_add_bos_token(bool(probe) and tok.bos_token_id is not None and probe[0] == tok.bos_token_id)
     if tok.chat_template:
         writer.add_chat_template(tok.chat_template if isinstance(tok.chat_template, str) else json.dumps(tok.chat_template))
 
@@ -136,6 +173,9 @@ def write_gguf(model_dir: str | Path, out_path: str | Path, dtype: str = "f32") 
     for f in sorted(model_dir.glob("*.safetensors")):
         state.update(load_file(str(f)))
     tied = cfg.get("tie_word_embeddings", False)
+    if tied and arch in UNTIED_OUTPUT:
+        state["lm_head.weight"] = state["model.embed_tokens.weight"]
+        tied = False
     for name in sorted(state):
         if tied and name == "lm_head.weight":
             continue
@@ -151,6 +191,77 @@ def write_gguf(model_dir: str | Path, out_path: str | Path, dtype: str = "f32") 
         if dtype == "f16" and arr.ndim > 1:
             arr = arr.astype(np.float16)
         writer.add_tensor(gname, arr)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file(progress=False)
+    writer.close()
+    tmp.replace(out_path)
+    return out_path
+
+
+def write_lora_gguf(adapter_dir: str | Path, base_dir: str | Path, out_path: str | Path, dtype: str = "f32") -> Path:
+    """Write a PEFT LoRA adapter as a llama.cpp GGUF adapter for the GGUF of `base_dir`.
+
+    llama.cpp applies `scale * alpha / r * B @ A` to the base tensor named by the adapter tensor's prefix,
+    so A stays (r, in), B stays (out, r), and for llama-family Q/K the rows of B get the same rotary
+    interleave as the base weights. rsLoRA's alpha / sqrt(r) scale is folded into alpha.
+    """
+    import gguf
+    from safetensors.numpy import load_file
+
+    adapter_dir, base_dir, out_path = Path(adapter_dir), Path(base_dir), Path(out_path)
+    acfg_path = adapter_dir / "adapter_config.json"
+    if not acfg_path.is_file():
+        raise ClinituneError(f"{adapter_dir}: no adapter_config.json; --lora-gguf needs a LoRA run (method lora or qlora)")
+    acfg = json.loads(acfg_path.read_text())
+    if acfg.get("peft_type", "LORA") != "LORA":
+        raise ClinituneError(f"{adapter_dir}: peft_type {acfg.get('peft_type')!r}; only LoRA adapters can be written as GGUF")
+    if acfg.get("modules_to_save"):
+        raise ClinituneError(f"{adapter_dir}: the adapter also trains full modules {acfg['modules_to_save']}; "
+                             "a GGUF LoRA cannot carry them, export the merged model instead (--format gguf without --lora-gguf)")
+    cfg = json.loads((base_dir / "config.json").read_text())
+    mtype = cfg.get("model_type")
+    if mtype not in ARCHES:
+        raise ClinituneError(f"{base_dir}: model_type {mtype!r} is not supported by the GGUF writer; supported: {', '.join(ARCHES)}")
+    arch = ARCHES[mtype]
+    n_layer, n_head = cfg["num_hidden_layers"], cfg["num_attention_heads"]
+    n_kv = cfg.get("num_key_value_heads") or n_head
+    r, alpha = int(acfg["r"]), float(acfg.get("lora_alpha", acfg["r"]))
+    if acfg.get("use_rslora"):
+        alpha = alpha * r ** 0.5  # llama.cpp divides by r; rsLoRA divides by sqrt(r)
+    if acfg.get("rank_pattern") or acfg.get("alpha_pattern"):
+        raise ClinituneError(f"{adapter_dir}: per-module rank_pattern/alpha_pattern cannot be expressed in one GGUF alpha")
+
+    state = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], n_layer)
+    pairs: dict[str, dict[str, np.ndarray]] = {}
+    for key, arr in state.items():
+        base, _, part = key.rpartition(".lora_")
+        if part not in ("A.weight", "B.weight"):
+            raise ClinituneError(f"{adapter_dir}: tensor {key} is not a LoRA A/B matrix; a GGUF LoRA cannot carry it")
+        base = base.removeprefix("base_model.model.") + ".weight"
+        pairs.setdefault(base, {})[part[0]] = arr.astype(np.float32)
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    writer = gguf.GGUFWriter(str(tmp), arch)
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+    writer.add_name(f"{cfg.get('_name_or_path') or base_dir.name} LoRA")
+    for base in sorted(pairs):
+        a, b = pairs[base]["A"], pairs[base]["B"]
+        gname = tmap.get_name(base, try_suffixes=(".weight",))
+        if gname is None:
+            raise ClinituneError(f"{adapter_dir}: LoRA on {base} has no GGUF tensor for arch {arch} (embeddings and lm_head are not supported)")
+        if arch in PERMUTE_QK and base.endswith("q_proj.weight"):
+            b = _permute(b, n_head)
+        elif arch in PERMUTE_QK and base.endswith("k_proj.weight"):
+            b = _permute(b, n_kv)
+        if dtype == "f16":
+            a, b = a.astype(np.float16), b.astype(np.float16)
+        writer.add_tensor(f"{gname}.lora_a", a)
+        writer.add_tensor(f"{gname}.lora_b", b)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file(progress=False)

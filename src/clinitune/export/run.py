@@ -18,7 +18,7 @@ import torch
 
 from ..errors import ClinituneError
 from ..paths import atomic_dir, atomic_write_text
-from .gguf_writer import write_gguf
+from .gguf_writer import write_gguf, write_lora_gguf
 
 log = logging.getLogger(__name__)
 QUANTS = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
@@ -77,13 +77,14 @@ def tensor_types(path: Path) -> dict[str, int]:
     return counts
 
 
-def _llama(path: Path, n_ctx: int = 2048):
+def _llama(path: Path, n_ctx: int = 2048, lora: Path | None = None):
     from llama_cpp import Llama
 
-    return Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True, verbose=False, n_threads=None)
+    return Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True, verbose=False, n_threads=None,
+                 lora_path=str(lora) if lora else None)
 
 
-def verify(gguf_path: Path, hf_dir: Path, examples: list[dict], max_len: int = 512) -> dict:
+def verify(gguf_path: Path, hf_dir: Path, examples: list[dict], max_len: int = 512, lora: Path | None = None) -> dict:
     """Teacher-forced top-1 agreement and mean KL(HF || GGUF) on reference outputs, plus greedy text for two prompts."""
     from ..models.loading import load_causal_lm, load_tokenizer
     from ..train import collate as C
@@ -91,7 +92,7 @@ def verify(gguf_path: Path, hf_dir: Path, examples: list[dict], max_len: int = 5
     tok = load_tokenizer(hf_dir)
     model = load_causal_lm(hf_dir, dtype="float32").eval()
     data = C.tokenize(tok, examples, max_len)
-    llm = _llama(gguf_path, n_ctx=max_len + 64)
+    llm = _llama(gguf_path, n_ctx=max_len + 64, lora=lora)
     agree = total = 0
     kls = []
     for ids, n_prompt in zip(data.input_ids, data.n_prompt):
@@ -114,26 +115,29 @@ def verify(gguf_path: Path, hf_dir: Path, examples: list[dict], max_len: int = 5
             "examples": len(data.input_ids), "greedy_sample": out["choices"][0]["message"]["content"][:200], "tokens_per_s": round(tps, 1)}
 
 
-def modelfile(gguf_name: str, tok, gen) -> str:
+def modelfile(gguf_name: str, tok, gen, adapter_name: str | None = None) -> str:
     """An Ollama Modelfile whose TEMPLATE renders ChatML exactly as the tokenizer's chat template does."""
     template = ("{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
                 "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n")
     if "<|im_start|>" not in (tok.chat_template or ""):
         raise ClinituneError("the Modelfile writer supports ChatML chat templates (SmolLM2, Qwen2) so far")
     stops = sorted({t for t in ("<|im_end|>", tok.eos_token) if t})
-    lines = [f"FROM ./{gguf_name}", f'TEMPLATE """{template}"""', f'SYSTEM """{DEFAULT_SYSTEM}"""']
+    lines = [f"FROM ./{gguf_name}"] + ([f"ADAPTER ./{adapter_name}"] if adapter_name else [])
+    lines += [f'TEMPLATE """{template}"""', f'SYSTEM """{DEFAULT_SYSTEM}"""']
     lines += [f'PARAMETER stop "{s}"' for s in stops]
     lines += [f"PARAMETER temperature {gen.temperature}", f"PARAMETER top_p {gen.top_p}", f"PARAMETER top_k {gen.top_k}",
               f"PARAMETER repeat_penalty {gen.repetition_penalty}", f"PARAMETER num_predict {gen.max_new_tokens}"]
     return "\n".join(lines) + "\n"
 
 
-def export(*, run: Path, fmt: str, quantize_to: str | None, out: Path | None, cfg=None, verify_n: int = 8) -> dict:
+def export(*, run: Path, fmt: str, quantize_to: str | None, out: Path | None, cfg=None, verify_n: int = 8,
+           lora_gguf: bool = False) -> dict:
     from ..config import Config, load_config
     from ..models.loading import load_tokenizer
     from ..train import collate as C
 
     cfg = cfg or (load_config(run / "config.yaml") if (run / "config.yaml").is_file() else Config())
+    lora_gguf = lora_gguf or cfg.export.lora_gguf
     out = out or run / "export"
     out.mkdir(parents=True, exist_ok=True)
     merged = merge(run, out / "merged")
@@ -155,23 +159,40 @@ def export(*, run: Path, fmt: str, quantize_to: str | None, out: Path | None, cf
     eval_path = cfg.data.eval or cfg.data.test
     examples = C.read_jsonl(eval_path)[:verify_n] if eval_path and Path(eval_path).is_file() else \
         [{"instruction": "What ICD-10 code represents essential hypertension?", "input": "", "output": "The ICD-10-CM code for essential (primary) hypertension is I10."}]
+    adapter = None
+    if lora_gguf:
+        # The base as its own f16 GGUF plus the adapter: one base file serves many adapters. Verified
+        # like the others: llama.cpp with the adapter applied must reproduce the merged HF model.
+        s = json.loads((run / "train_summary.json").read_text())
+        if s["method"] == "full":
+            raise ClinituneError(f"{run}: --lora-gguf needs a LoRA or QLoRA run; this run trained every weight (method full)")
+        from ..models.registry import resolve_model
+
+        base_dir = resolve_model(s["base_model"])
+        targets["base+lora"] = write_gguf(base_dir, out / "base-f16.gguf", dtype="f16")
+        adapter = write_lora_gguf(s["output"], base_dir, out / f"{name}-lora.gguf")
+        result["lora_gguf"] = str(adapter)
     report = {}
     for kind, path in targets.items():
-        v = verify(path, merged, examples)
+        v = verify(path, merged, examples, lora=adapter if kind == "base+lora" else None)
         v["size_mb"] = round(path.stat().st_size / 2**20, 1)
         v["tensor_types"] = tensor_types(path)
         report[kind] = v
-        if kind in MIN_TOP1 and v["top1_agreement"] < MIN_TOP1[kind]:
+        if MIN_TOP1.get(kind.replace("base+lora", "f16")) and v["top1_agreement"] < MIN_TOP1[kind.replace("base+lora", "f16")]:
             raise ClinituneError(f"{path.name}: top-1 agreement with the HF model is {v['top1_agreement']} < {MIN_TOP1[kind]}; "
                                  "the GGUF does not reproduce the model (see verify.json)")
     final = targets[quant] if quant in targets else f16
     tok = load_tokenizer(merged)
     atomic_write_text(out / "Modelfile", modelfile(final.name, tok, cfg.generation))
+    if adapter is not None:
+        atomic_write_text(out / "Modelfile.lora", modelfile(targets["base+lora"].name, tok, cfg.generation, adapter.name))
+        result["modelfile_lora"] = str(out / "Modelfile.lora")
     atomic_write_text(out / "verify.json", json.dumps(report, indent=2))
     lines = ["# clinitune export report", "", "| file | size MB | top-1 agreement | mean KL | llama.cpp tok/s | tensor types |",
              "|---|---|---|---|---|---|"]
     for kind, v in report.items():
-        lines.append(f"| {targets[kind].name} | {v['size_mb']} | {v['top1_agreement']} | {v['mean_kl']} | {v['tokens_per_s']} | "
+        shown = f"{targets[kind].name} + {adapter.name}" if kind == "base+lora" else targets[kind].name
+        lines.append(f"| {shown} | {v['size_mb']} | {v['top1_agreement']} | {v['mean_kl']} | {v['tokens_per_s']} | "
                      + ", ".join(f"{k}: {n}" for k, n in sorted(v["tensor_types"].items())) + " |")
     lines += ["", f"Ollama: `ollama create {cfg.export.ollama_name or name} -f {out / 'Modelfile'}`"]
     atomic_write_text(out / "export_report.md", "\n".join(lines) + "\n")
