@@ -215,3 +215,18 @@ def test_unknown_task_weight_is_a_clear_error(tmp_path):
     cfg.data.task_weights = {"icd10_codng": 2.0}
     with pytest.raises(ClinituneError, match="icd10_codng.*its tasks are icd10_coding"):
         train(cfg, quiet=True)
+
+
+def test_export_lora_gguf_end_to_end(tmp_path, tiny_llama):
+    from clinitune.export.run import export
+
+    cfg = load_config(_cfg(tmp_path, tiny_llama, learning_rate=1e-2))
+    train(cfg, quiet=True)
+    res = export(run=tmp_path / "run", fmt="gguf", quantize_to="f16", out=tmp_path / "export", cfg=cfg, lora_gguf=True)
+    v = res["verify"]
+    assert set(v) == {"f16", "base+lora"}
+    # The base GGUF with the adapter applied in llama.cpp reproduces the merged HF model, as the merged GGUF does.
+    assert v["base+lora"]["top1_agreement"] >= 0.99 and v["f16"]["top1_agreement"] >= 0.99
+    lines = Path(res["modelfile_lora"]).read_text().splitlines()
+    assert lines[:2] == ["FROM ./base-f16.gguf", "ADAPTER ./run-lora.gguf"]
+    assert Path(res["lora_gguf"]).stat().st_size < (tmp_path / "export" / "base-f16.gguf").stat().st_size
