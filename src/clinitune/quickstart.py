@@ -21,7 +21,7 @@ from .paths import atomic_write_text
 
 PROFILES = {
     # fast: minutes on a 2-core CPU; full: longer training and a larger eval, for better metrics.
-    "fast": {"patients": 150, "max_steps": 60, "eval_limit": 32},
+    "fast": {"patients": 150, "max_steps": 50, "eval_limit": 32},
     "full": {"patients": 500, "max_steps": 600, "eval_limit": 160},
 }
 SEED_PROMPTS = ["Generate a patient record for a 65-year-old male with hypertension.",
@@ -159,9 +159,9 @@ def _print_summary(s: dict, cfg) -> None:
     d = s["data"]
     typer.echo(f"data: train {d['examples']['train']}, eval {d['examples']['eval']}, test {d['examples']['test']}; "
                f"PHI findings quarantined: {d['quarantined']}")
-    typer.echo("\ntask              metric              base zero-shot  base few-shot   fine-tuned")
+    typer.echo("\n" + "task".ljust(21) + "metric".ljust(20) + "base zero-shot  base few-shot   fine-tuned")
     for r in s["comparison"]:
-        typer.echo(f"  {r['task']:<16}{r['metric']:<20}{(r.get('zero_shot') or 0):>10.3f}{(r.get('few_shot') or 0):>15.3f}{r['fine_tuned']:>13.3f}")
+        typer.echo(f"  {r['task']:<19}{r['metric']:<20}{(r.get('zero_shot') or 0):>14.3f}{(r.get('few_shot') or 0):>15.3f}{r['fine_tuned']:>13.3f}")
     typer.echo("\nllama.cpp answers (q4_k_m GGUF):")
     for p, a in s["answers"].items():
         typer.echo(f"  Q: {p}\n  A: {a[:300]}")
