@@ -97,7 +97,7 @@ def run_quickstart(workdir: Path, patients: int | None, profile: str, fresh: boo
     from .data.prepare import prepare
     from .data.tasks import TASKS
 
-    manifest = runner.run("prepare", _sha(db_path, seed, "codebook"), [data_dir / "manifest.json"],
+    manifest = runner.run("prepare", _sha(db_path, seed, "codebook-2"), [data_dir / "manifest.json"],
                          lambda: prepare(source="database", db=db, path=None, out=data_dir, tasks=list(TASKS), seed=seed, progress=True))
 
     cfg_path = _train_config(workdir, prof, seed)

@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import random
+import re
 from collections import Counter, defaultdict
 from importlib import resources
 
@@ -257,7 +258,10 @@ def codebook(rng: random.Random) -> list[dict]:
     for c in sorted(cat.BY_CODE):
         desc = icd.get_description(c)
         low = desc[0].lower() + desc[1:]
-        names = [low] + ([COMMON_NAMES[c]] if c in COMMON_NAMES and COMMON_NAMES[c] != low else [])
+        # ICD-10-CM puts nonessential modifiers in parentheses: "essential (primary) hypertension" is also
+        # written "essential hypertension", and a coder is asked both ways.
+        bare = re.sub(r"\s*\([^)]*\)", "", low)
+        names = list(dict.fromkeys([low, bare] + ([COMMON_NAMES[c]] if c in COMMON_NAMES else [])))
         for name in names:
             instr, _ = rng.choice([p for p in CODING_PHRASES if not p[1]])
             out.append(example("icd10_coding", f"{REFERENCE_PREFIX}icd10", instr.format(desc=name, name=name),
