@@ -222,9 +222,9 @@ def test_export_lora_gguf_end_to_end(tmp_path, tiny_llama):
 
     cfg = load_config(_cfg(tmp_path, tiny_llama, learning_rate=1e-2))
     train(cfg, quiet=True)
-    res = export(run=tmp_path / "run", fmt="gguf", quantize_to="f16", out=tmp_path / "export", cfg=cfg, lora_gguf=True)
+    res = export(run=tmp_path / "run", fmt="gguf", quantize_to="bf16", out=tmp_path / "export", cfg=cfg, lora_gguf=True)
     v = res["verify"]
-    assert set(v) == {"f16", "base+lora"}
+    assert set(v) == {"f16", "bf16", "base+lora"} and v["bf16"]["tensor_types"].get("BF16")
     # The base GGUF with the adapter applied in llama.cpp reproduces the merged HF model, as the merged GGUF does.
     assert v["base+lora"]["top1_agreement"] >= 0.99 and v["f16"]["top1_agreement"] >= 0.99
     lines = Path(res["modelfile_lora"]).read_text().splitlines()
