@@ -247,6 +247,9 @@ def fhir_conversion(rec: dict, group: str, rng: random.Random) -> list[dict]:
 REFERENCE_PREFIX = "reference:"  # groups that are reference data, not patients: training split only
 
 
+QUESTION_PHRASES = [p for p in CODING_PHRASES if not p[1]]  # the coding phrasings that need no patient note
+
+
 def codebook(rng: random.Random) -> list[dict]:
     """The catalog's code table as coding and lookup examples.
 
@@ -263,7 +266,7 @@ def codebook(rng: random.Random) -> list[dict]:
         bare = re.sub(r"\s*\([^)]*\)", "", low)
         names = list(dict.fromkeys([low, bare] + ([COMMON_NAMES[c]] if c in COMMON_NAMES else [])))
         for name in names:
-            instr, _ = rng.choice([p for p in CODING_PHRASES if not p[1]])
+            instr, _ = rng.choice(QUESTION_PHRASES)
             out.append(example("icd10_coding", f"{REFERENCE_PREFIX}icd10", instr.format(desc=name, name=name),
                                f"The ICD-10-CM code for {low} is {c}."))
         out.append(example("icd10_lookup", f"{REFERENCE_PREFIX}icd10", rng.choice(LOOKUP_PHRASES).format(code=c),

@@ -87,7 +87,7 @@ def generate(model, tok, prompts: list[list[dict]], max_new_tokens: int | list[i
              desc: str = "generate") -> list[str]:
     """Greedy, batched, left-padded, with the KV cache; returns decoded replies in input order.
 
-    Prompts are batched by length; each row stops at its end-of-turn or its own budget.
+    Rows are batched by (budget, prompt length); each stops at its end-of-turn or its own budget.
     """
     from transformers import StoppingCriteriaList
 
@@ -195,7 +195,7 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
     for cand in cands:  # baselines first: the fine-tuned pass merges the adapter into the weights
         if cand == "fine_tuned" and has_adapter:
             privacy = privacy_probes(m, tok, pool_rows, chosen, data.parent, db, seed)  # needs the adapter switchable
-            # Merged, generation runs on plain linear layers: ~1.4x faster on CPU than through the LoRA wrappers.
+            # Merged, generation runs on plain linear layers: in the quickstart 38 s instead of 76 s through the LoRA wrappers.
             m.merge_adapter()
         ctx = m.disable_adapter() if (cand != "fine_tuned" and has_adapter) else contextlib.nullcontext()
         with ctx:

@@ -129,17 +129,39 @@ def _pre_tokenizer_name(model_dir: Path, model_type: str) -> str:
     return source_pre(model_dir) or ("qwen2" if model_type == "qwen2" else "gpt-2")
 
 
+def _arch(model_dir: Path) -> tuple[dict, str]:
+    """The checkpoint's config and its GGUF architecture name, or a clear refusal."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    mtype = cfg.get("model_type")
+    if mtype not in ARCHES:
+        raise ClinituneError(f"{model_dir}: model_type {mtype!r} is not supported by the GGUF writer; supported: {', '.join(ARCHES)}")
+    return cfg, ARCHES[mtype]
+
+
+def _rotary_layout(arr: np.ndarray, name: str, arch: str, cfg: dict) -> np.ndarray:
+    """Rows of a Q/K projection (or of a LoRA B feeding one) in llama.cpp's rotary order."""
+    if arch in PERMUTE_QK and name.endswith(("q_proj.weight", "k_proj.weight")):
+        n_head = cfg["num_attention_heads"]
+        return _permute(arr, n_head if name.endswith("q_proj.weight") else cfg.get("num_key_value_heads") or n_head)
+    return arr
+
+
+def _write_atomically(writer, tmp: Path, out_path: Path) -> Path:
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file(progress=False)
+    writer.close()
+    tmp.replace(out_path)
+    return out_path
+
+
 def write_gguf(model_dir: str | Path, out_path: str | Path, dtype: str = "f32") -> Path:
     """Write `model_dir` (HF safetensors checkpoint) to `out_path` as GGUF in f32 or f16."""
     import gguf
     from safetensors.numpy import load_file
 
     model_dir, out_path = Path(model_dir), Path(out_path)
-    cfg = json.loads((model_dir / "config.json").read_text())
-    mtype = cfg.get("model_type")
-    if mtype not in ARCHES:
-        raise ClinituneError(f"{model_dir}: model_type {mtype!r} is not supported by the GGUF writer; supported: {', '.join(ARCHES)}")
-    arch = ARCHES[mtype]
+    cfg, arch = _arch(model_dir)
     n_layer, n_head = cfg["num_hidden_layers"], cfg["num_attention_heads"]
     n_kv = cfg.get("num_key_value_heads") or n_head
     hidden = cfg["hidden_size"]
@@ -166,7 +188,7 @@ def write_gguf(model_dir: str | Path, out_path: str | Path, dtype: str = "f32") 
     writer.add_vocab_size(cfg["vocab_size"])
     ftype = gguf.LlamaFileType.MOSTLY_F16 if dtype == "f16" else gguf.LlamaFileType.ALL_F32
     writer.add_file_type(ftype)
-    _tokenizer_metadata(writer, model_dir, cfg["vocab_size"], mtype)
+    _tokenizer_metadata(writer, model_dir, cfg["vocab_size"], cfg["model_type"])
 
     tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], n_layer)
     state = {}
@@ -179,11 +201,7 @@ def write_gguf(model_dir: str | Path, out_path: str | Path, dtype: str = "f32") 
     for name in sorted(state):
         if tied and name == "lm_head.weight":
             continue
-        arr = state[name].astype(np.float32)
-        if arch in PERMUTE_QK and name.endswith("q_proj.weight"):
-            arr = _permute(arr, n_head)
-        elif arch in PERMUTE_QK and name.endswith("k_proj.weight"):
-            arr = _permute(arr, n_kv)
+        arr = _rotary_layout(state[name].astype(np.float32), name, arch, cfg)
         gname = tmap.get_name(name, try_suffixes=(".weight", ".bias"))
         if gname is None:
             raise ClinituneError(f"{model_dir}: tensor {name} has no GGUF name for arch {arch}")
@@ -191,15 +209,10 @@ def write_gguf(model_dir: str | Path, out_path: str | Path, dtype: str = "f32") 
         if dtype == "f16" and arr.ndim > 1:
             arr = arr.astype(np.float16)
         writer.add_tensor(gname, arr)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file(progress=False)
-    writer.close()
-    tmp.replace(out_path)
-    return out_path
+    return _write_atomically(writer, tmp, out_path)
 
 
-def write_lora_gguf(adapter_dir: str | Path, base_dir: str | Path, out_path: str | Path, dtype: str = "f32") -> Path:
+def write_lora_gguf(adapter_dir: str | Path, base_dir: str | Path, out_path: str | Path) -> Path:
     """Write a PEFT LoRA adapter as a llama.cpp GGUF adapter for the GGUF of `base_dir`.
 
     llama.cpp applies `scale * alpha / r * B @ A` to the base tensor named by the adapter tensor's prefix,
@@ -219,13 +232,7 @@ def write_lora_gguf(adapter_dir: str | Path, base_dir: str | Path, out_path: str
     if acfg.get("modules_to_save"):
         raise ClinituneError(f"{adapter_dir}: the adapter also trains full modules {acfg['modules_to_save']}; "
                              "a GGUF LoRA cannot carry them, export the merged model instead (--format gguf without --lora-gguf)")
-    cfg = json.loads((base_dir / "config.json").read_text())
-    mtype = cfg.get("model_type")
-    if mtype not in ARCHES:
-        raise ClinituneError(f"{base_dir}: model_type {mtype!r} is not supported by the GGUF writer; supported: {', '.join(ARCHES)}")
-    arch = ARCHES[mtype]
-    n_layer, n_head = cfg["num_hidden_layers"], cfg["num_attention_heads"]
-    n_kv = cfg.get("num_key_value_heads") or n_head
+    cfg, arch = _arch(base_dir)
     r, alpha = int(acfg["r"]), float(acfg.get("lora_alpha", acfg["r"]))
     if acfg.get("use_rslora"):
         alpha = alpha * r ** 0.5  # llama.cpp divides by r; rsLoRA divides by sqrt(r)
@@ -233,7 +240,7 @@ def write_lora_gguf(adapter_dir: str | Path, base_dir: str | Path, out_path: str
         raise ClinituneError(f"{adapter_dir}: per-module rank_pattern/alpha_pattern cannot be expressed in one GGUF alpha")
 
     state = load_file(str(adapter_dir / "adapter_model.safetensors"))
-    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], n_layer)
+    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], cfg["num_hidden_layers"])
     pairs: dict[str, dict[str, np.ndarray]] = {}
     for key, arr in state.items():
         base, _, part = key.rpartition(".lora_")
@@ -254,17 +261,7 @@ def write_lora_gguf(adapter_dir: str | Path, base_dir: str | Path, out_path: str
         gname = tmap.get_name(base, try_suffixes=(".weight",))
         if gname is None:
             raise ClinituneError(f"{adapter_dir}: LoRA on {base} has no GGUF tensor for arch {arch} (embeddings and lm_head are not supported)")
-        if arch in PERMUTE_QK and base.endswith("q_proj.weight"):
-            b = _permute(b, n_head)
-        elif arch in PERMUTE_QK and base.endswith("k_proj.weight"):
-            b = _permute(b, n_kv)
-        if dtype == "f16":
-            a, b = a.astype(np.float16), b.astype(np.float16)
+        b = _rotary_layout(b, base, arch, cfg)  # f32: the adapter is small, and llama.cpp applies it exactly
         writer.add_tensor(f"{gname}.lora_a", a)
         writer.add_tensor(f"{gname}.lora_b", b)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file(progress=False)
-    writer.close()
-    tmp.replace(out_path)
-    return out_path
+    return _write_atomically(writer, tmp, out_path)

@@ -23,7 +23,7 @@ from .gguf_writer import write_gguf, write_lora_gguf
 log = logging.getLogger(__name__)
 QUANTS = {"bf16": "LLAMA_FTYPE_MOSTLY_BF16", "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
           "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K"}
-MIN_TOP1 = {"f32": 0.99, "f16": 0.99, "bf16": 0.98, "q8_0": 0.97}
+MIN_TOP1 = {"f32": 0.99, "f16": 0.99, "base+lora": 0.99, "bf16": 0.98, "q8_0": 0.97}  # base+lora: f16 base, f32 adapter
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
 
@@ -178,7 +178,7 @@ def export(*, run: Path, fmt: str, quantize_to: str | None, out: Path | None, cf
         v["size_mb"] = round(path.stat().st_size / 2**20, 1)
         v["tensor_types"] = tensor_types(path)
         report[kind] = v
-        if MIN_TOP1.get(kind.replace("base+lora", "f16")) and v["top1_agreement"] < MIN_TOP1[kind.replace("base+lora", "f16")]:
+        if kind in MIN_TOP1 and v["top1_agreement"] < MIN_TOP1[kind]:
             raise ClinituneError(f"{path.name}: top-1 agreement with the HF model is {v['top1_agreement']} < {MIN_TOP1[kind]}; "
                                  "the GGUF does not reproduce the model (see verify.json)")
     final = targets[quant] if quant in targets else f16
