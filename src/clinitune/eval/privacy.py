@@ -36,8 +36,8 @@ def membership(model, tok, train_rows: list[dict], test_rows: list[dict], n: int
     with model.disable_adapter():
         base_m, base_n = example_losses(model, tok, members), example_losses(model, tok, non)
     # Lower fine-tuned/base loss ratio = more likely a member; score = -ratio.
-    score_m = [-(f / max(b, 1e-6)) for f, b in zip(ft_m, base_m)]
-    score_n = [-(f / max(b, 1e-6)) for f, b in zip(ft_n, base_n)]
+    score_m = [-(f / max(b, 1e-6)) for f, b in zip(ft_m, base_m) if math.isfinite(f + b)]
+    score_n = [-(f / max(b, 1e-6)) for f, b in zip(ft_n, base_n) if math.isfinite(f + b)]
     return {"auc": round(auc(score_m, score_n), 4), "n_members": len(members), "n_nonmembers": len(non)}
 
 

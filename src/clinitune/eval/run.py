@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import random
 import shutil
 import sqlite3
@@ -117,16 +118,18 @@ def generate(model, tok, prompts: list[list[dict]], max_new_tokens: int | list[i
 
 @torch.no_grad()
 def example_losses(model, tok, examples: list[dict], max_len: int = 1024, batch_size: int = 8) -> list[float]:
-    """Mean response-token loss per example (teacher forcing on the reference output)."""
-    from ..train.loss import loss_sum
+    """Mean response-token loss per example (teacher forcing on the reference output), batched by length."""
+    from ..train.loss import loss_per_row
 
     device = str(next(model.parameters()).device)
+    losses = [float("nan")] * len(examples)
     data = C.tokenize(tok, examples, max_len)
-    losses = []
-    for i in range(len(data.input_ids)):
-        row = C.pack(data, [i], max_len, packing=False)
-        s, n = loss_sum(model, C.collate(row, tok.pad_token_id), device)
-        losses.append(float(s) / max(n, 1))
+    order = sorted(range(len(data.input_ids)), key=lambda i: len(data.input_ids[i]))
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        rows = C.pack(data, idx, max_len, packing=False)
+        for i, (total, n) in zip(idx, loss_per_row(model, C.collate(rows, tok.pad_token_id), device)):
+            losses[data.source[i]] = total / max(n, 1)  # an example whose prompt alone overflows stays nan
     return losses
 
 
@@ -231,7 +234,7 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
                 keys = sorted({k for s in scores for k in s})
                 tasks_out[task] = {"n": len(scores), **{k2: round(sum(s.get(k2, 0.0) for s in scores) / len(scores), 4) for k2 in keys}}
             entry = {"tasks": tasks_out}
-            losses = outputs[cand].get("__losses__")
+            losses = [x for x in outputs[cand].get("__losses__") or [] if math.isfinite(x)]  # nan: prompt longer than the model's window
             if losses:
                 mean = sum(losses) / len(losses)
                 entry["loss"] = round(mean, 4)

@@ -45,6 +45,7 @@ class Tokenized:
     input_ids: list[list[int]] = field(default_factory=list)
     n_prompt: list[int] = field(default_factory=list)  # tokens before the response starts
     tasks: list[str] = field(default_factory=list)
+    source: list[int] = field(default_factory=list)  # index of each kept example in the input list
     truncated: int = 0
     dropped: int = 0  # prompt alone longer than the row: nothing left to learn from
 
@@ -52,7 +53,7 @@ class Tokenized:
 def tokenize(tok, examples: list[dict], max_len: int) -> Tokenized:
     """Render with the tokenizer's chat template; labels cover the assistant's reply (and its end-of-turn)."""
     out = Tokenized()
-    for ex in examples:
+    for k, ex in enumerate(examples):
         msgs = to_messages(ex)
         if msgs[-1]["role"] != "assistant":
             raise ClinituneError(f"example {ex.get('id', '?')}: the last message must be the assistant's reply")
@@ -70,6 +71,7 @@ def tokenize(tok, examples: list[dict], max_len: int) -> Tokenized:
         out.input_ids.append(full)
         out.n_prompt.append(len(prompt))
         out.tasks.append(ex.get("task", ""))
+        out.source.append(k)
     return out
 
 

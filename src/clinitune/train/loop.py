@@ -8,6 +8,7 @@ resume needs (trainable weights, optimizer, scheduler, RNG states, data position
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -30,7 +31,8 @@ from ..errors import ClinituneError
 from ..paths import atomic_dir, atomic_write_text
 from . import collate as C
 from .callbacks import Monitor
-from .loss import loss_sum
+from .distributed import (Dist, deepspeed_engine, full_tensor, init_distributed, load_optimizer_state, load_trainable, optimizer_state,
+                          reshard, trainable_state, wrap)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ def make_optimizer(cfg: Config, model, device: str):
     for n, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim < 2 or "norm" in n else decay).append(p)
-    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [g for g in ({"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
     if t.optim in ("paged_adamw_8bit", "adamw_8bit"):
         if device != "cuda":
             log.warning("training.optim=%s needs CUDA; using adamw_torch on this CPU", t.optim)
@@ -90,31 +92,30 @@ class State:
     warnings: list[str] = field(default_factory=list)
 
 
-def trainable_state(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().to("cpu", copy=True).contiguous() for n, p in model.named_parameters() if p.requires_grad}
+def _rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": [x.tolist() if hasattr(x, "tolist") else x for x in np.random.get_state()],
+            "torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
-def load_trainable(model, tensors: dict[str, torch.Tensor]) -> None:
-    params = dict(model.named_parameters())
-    missing = [n for n in tensors if n not in params]
-    if missing:
-        raise ClinituneError(f"checkpoint does not match the model ({len(missing)} unknown tensors, e.g. {missing[0]}); "
-                             "was the config changed since the run started?")
-    with torch.no_grad():
-        for n, t in tensors.items():
-            params[n].copy_(t.to(params[n].device, params[n].dtype))
-
-
-def save_checkpoint(run: Path, model, opt, sched, st: State, keep: int) -> Path:
+def save_checkpoint(run: Path, root, model, opt, sched, st: State, keep: int, dist: Dist = Dist()) -> Path | None:
+    """Every rank calls it (sharded weights and optimizer states are gathered, or written by each rank); rank 0 commits."""
+    weights, rngs = trainable_state(model), dist.gather(_rng_state())
+    optim = optimizer_state(root, opt) if dist.deepspeed is None else None
     target = run / f"checkpoint-{st.step}"
-    with atomic_dir(target) as tmp:
-        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
-        torch.save(opt.state_dict(), tmp / "optimizer.pt")
-        torch.save(sched.state_dict(), tmp / "scheduler.pt")
-        torch.save({"python": random.getstate(), "numpy": [x.tolist() if hasattr(x, "tolist") else x for x in np.random.get_state()],
-                    "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}, tmp / "rng.pt")
-        atomic_write_text(tmp / "state.json", json.dumps(st.__dict__, indent=2))
+    with atomic_dir(target) if dist.main else contextlib.nullcontext() as tmp:
+        tmp = Path(dist.broadcast(str(tmp) if dist.main else None))
+        if dist.deepspeed is not None:  # each rank writes its optimizer partition
+            root.save_checkpoint(str(tmp), tag="deepspeed", save_latest=False, exclude_frozen_parameters=True)
+        dist.barrier()  # every rank's files are in before rank 0 renames the dir into place
+        if dist.main:
+            save_file(weights, str(tmp / "trainable.safetensors"))
+            if optim is not None:
+                torch.save(optim, tmp / "optimizer.pt")
+            torch.save(sched.state_dict(), tmp / "scheduler.pt")
+            torch.save({"ranks": rngs}, tmp / "rng.pt")
+            atomic_write_text(tmp / "state.json", json.dumps(st.__dict__, indent=2))
+    if not dist.main:
+        return None
     ckpts = sorted(run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     for old in ckpts[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -126,11 +127,20 @@ def latest_checkpoint(run: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-def restore_checkpoint(ckpt: Path, model, opt, sched) -> State:
+def restore_checkpoint(ckpt: Path, root, model, opt, sched, dist: Dist = Dist()) -> State:
     load_trainable(model, load_file(str(ckpt / "trainable.safetensors")))
-    opt.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+    if dist.deepspeed is not None:
+        if not (ckpt / "deepspeed").is_dir():
+            raise ClinituneError(f"{ckpt} was not written by DeepSpeed; resume it without the DeepSpeed config")
+        root.load_checkpoint(str(ckpt), tag="deepspeed", load_optimizer_states=True, load_lr_scheduler_states=False,
+                             load_module_strict=False)
+    elif (ckpt / "optimizer.pt").is_file():
+        load_optimizer_state(root, opt, torch.load(ckpt / "optimizer.pt", weights_only=True))
+    else:
+        raise ClinituneError(f"{ckpt} holds DeepSpeed optimizer partitions; resume it with the same DeepSpeed config and world size")
     sched.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
-    rng = torch.load(ckpt / "rng.pt", weights_only=False)  # our own file, written by save_checkpoint
+    ranks = torch.load(ckpt / "rng.pt", weights_only=False)["ranks"]  # our own file, written by save_checkpoint
+    rng = ranks[dist.rank] if len(ranks) == dist.world else ranks[0]
     random.setstate(rng["python"])
     np_state = rng["numpy"]
     np.random.set_state((np_state[0], np.array(np_state[1], dtype=np.uint32), *np_state[2:]))
@@ -140,48 +150,25 @@ def restore_checkpoint(ckpt: Path, model, opt, sched) -> State:
     return State(**json.loads((ckpt / "state.json").read_text()))
 
 
-@dataclass(frozen=True)
-class Dist:
-    """Data parallelism: each rank takes a slice of every step's rows; gradients are summed across ranks."""
-    world: int = 1
-    rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def sum(self, *values: float) -> list[float]:
-        if self.world == 1:
-            return list(values)
-        t = torch.tensor(values, dtype=torch.float64)
-        torch.distributed.all_reduce(t)
-        return t.tolist()
-
-
-def init_distributed(device: str) -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Dist()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device == "cuda" else "gloo")
-    if device == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    return Dist(dist.get_world_size(), dist.get_rank())
-
-
-def evaluate(model, rows: list[C.Row], cfg: Config, plan, pad_id: int, dist: Dist = Dist()) -> float:
-    model.eval()
+def evaluate(root, rows: list[C.Row], cfg: Config, plan, pad_id: int, dist: Dist = Dist()) -> float:
+    root.eval()
     total, n = 0.0, 0
     bs = cfg.training.per_device_eval_batch_size
     mine = rows[dist.rank::dist.world]
+    # Sharded ranks must run the same number of forwards (each one gathers weights together).
+    batches = math.ceil(math.ceil(len(rows) / dist.world) / bs)
     with torch.no_grad(), torch.autocast(plan.device, dtype=plan.compute_dtype or torch.float32, enabled=plan.compute_dtype is not None):
-        for i in range(0, len(mine), bs):
-            s, k = loss_sum(model, C.collate(mine[i:i + bs], pad_id), plan.device)
-            total += float(s)
-            n += k
-    model.train()
+        for i in range(batches):
+            chunk = mine[i * bs:(i + 1) * bs]
+            if not chunk and not dist.sharded:
+                break
+            s, k = root(C.collate(chunk or rows[:1], pad_id))
+            if chunk:
+                total += float(s)
+                n += k
+    root.train()
+    if dist.sharded:
+        reshard(root)
     total, n = dist.sum(total, n)
     return total / max(n, 1)
 
@@ -211,7 +198,7 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
         raise ClinituneError("data.train is not set; point it at train.jsonl from clinitune prepare")
     run = Path(t.output_dir)
     plan = make_plan(cfg)
-    dist = init_distributed(plan.device)
+    dist = init_distributed(plan.device, t.fsdp, t.deepspeed, t)
     if run.exists() and any(run.glob("checkpoint-*")) and not resume:
         raise ClinituneError(f"{run} already holds checkpoints; pass --resume to continue, or set training.output_dir to a new dir")
     run.mkdir(parents=True, exist_ok=True)
@@ -242,7 +229,8 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
     eval_rows = C.epoch_rows(eval_data, t.seed, 0, cfg.data.max_seq_length, cfg.data.packing, shuffle=False) if eval_data else []
 
     model = apply_method(cfg, load_for_training(cfg, model_dir, plan), plan)
-    model.train()
+    root = wrap(model, plan.device, dist, quantized=plan.four_bit)  # the optimizer must see the sharded parameters
+    root.train()
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_total = sum(p.numel() for p in model.parameters())
     micro_per_step = t.gradient_accumulation_steps
@@ -254,13 +242,15 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
     warmup = int(round(t.warmup_ratio * total_steps))
     opt = make_optimizer(cfg, model, plan.device)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(t.lr_scheduler_type, warmup, total_steps))
+    if dist.deepspeed is not None:
+        root = deepspeed_engine(root, opt, dist)  # its optimizer wraps ours: the schedule still sets the LR in our param groups
 
     st = State()
     ckpt = latest_checkpoint(run) if resume else None
     if resume and ckpt is None:
         log.warning("--resume: no checkpoint in %s; starting from step 0", run)
     if ckpt is not None:
-        st = restore_checkpoint(ckpt, model, opt, sched)
+        st = restore_checkpoint(ckpt, root, model, opt, sched, dist)
         log.info("resumed from %s (step %d)", ckpt.name, st.step)
     monitor = Monitor(run, cfg, resume_step=st.step, quiet=quiet, total_steps=total_steps) if dist.main else _Silent()
     if dist.main:
@@ -268,7 +258,7 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
     monitor.note(f"{cfg.lora.method} on {plan.device}, weights {str(plan.weight_dtype).removeprefix('torch.')}, "
                  f"autocast {str(plan.compute_dtype).removeprefix('torch.') if plan.compute_dtype else 'off'}; "
                  f"{n_trainable:,} of {n_total:,} parameters trainable; {len(train_data.input_ids)} train examples in "
-                 f"{len(rows0)} rows; {total_steps} steps" + (f"; {dist.world} processes" if dist.world > 1 else ""))
+                 f"{len(rows0)} rows; {total_steps} steps" + (f"; {dist.describe()}" if dist.world > 1 else ""))
 
     pad_id = tok.pad_token_id
     autocast = lambda: torch.autocast(plan.device, dtype=plan.compute_dtype or torch.float32, enabled=plan.compute_dtype is not None)  # noqa: E731
@@ -285,27 +275,44 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
             continue
         step_rows = rows[start:start + rows_per_step]
         mine = step_rows[dist.rank * rank_rows:(dist.rank + 1) * rank_rows]
-        micro = [mine[i:i + t.per_device_train_batch_size] for i in range(0, len(mine), t.per_device_train_batch_size)]
+        bs = t.per_device_train_batch_size
+        micro = [mine[i:i + bs] for i in range(0, rank_rows, bs)]
         # Normalized by the whole step's response tokens, on every rank: summed gradients are then exact.
+        # FSDP and DeepSpeed average gradients over ranks where DDP here sums them, hence the world-size factor.
         n_tokens = sum(sum(1 for y in r.labels[1:] if y != C.IGNORE) for r in step_rows)
+        scale = (dist.world if dist.sharded else 1) / max(n_tokens, 1)
         step_loss = 0.0
-        for mb in micro:
-            batch = C.collate(mb, pad_id)
+        for j, mb in enumerate(micro):
+            if not mb and not dist.sharded:
+                continue
+            if dist.fsdp:  # reduce-scatter once per step, after the last micro-batch
+                root.set_requires_gradient_sync(j == len(micro) - 1)
+            batch = C.collate(mb or step_rows[:1], pad_id)  # a rank short of rows at an epoch's end still joins the gathers
             with autocast():
-                s, _ = loss_sum(model, batch, plan.device)
-            (s / max(n_tokens, 1)).backward()
+                s, _ = root(batch)
+            if not mb:
+                s = s * 0.0
+            if dist.deepspeed is not None:
+                root.backward(s * scale, scale_wrt_gas=False)
+                root.step()  # counts micro-batches; reduces, clips and steps at the last one
+            else:
+                (s * scale).backward()
             step_loss += float(s.detach())
-        if dist.world > 1:
+        if dist.world > 1 and not dist.sharded:
             for prm in model.parameters():
                 if prm.requires_grad:
                     if prm.grad is None:
                         prm.grad = torch.zeros_like(prm)
                     torch.distributed.all_reduce(prm.grad)
+        if dist.world > 1:
             step_loss = dist.sum(step_loss)[0]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], t.max_grad_norm))
-        opt.step()
+        if dist.deepspeed is not None:
+            grad_norm = float(root.get_global_grad_norm() or 0.0)
+        else:
+            grad_norm = float(full_tensor(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], t.max_grad_norm)))
+            opt.step()
+            opt.zero_grad(set_to_none=True)
         sched.step()
-        opt.zero_grad(set_to_none=True)
         st.step += 1
         st.batch_in_epoch += 1
         st.tokens += sum(len(r.ids) for r in step_rows)
@@ -327,15 +334,17 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
             window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
             monitor.tokens_at_window = st.tokens
         if eval_rows and (st.step % t.eval_steps == 0 or st.step == total_steps):
-            ev = evaluate(model, eval_rows, cfg, plan, pad_id, dist)
+            ev = evaluate(root, eval_rows, cfg, plan, pad_id, dist)
             improved = st.best_eval is None or ev < st.best_eval
             if improved:
                 st.best_eval, st.best_step, st.bad_evals = ev, st.step, 0
-            if improved and dist.main:
-                (run / "best").mkdir(exist_ok=True)
-                tmp = run / "best" / ".trainable.safetensors.tmp"
-                save_file(trainable_state(model), str(tmp))
-                tmp.replace(run / "best" / "trainable.safetensors")
+            if improved:
+                best = trainable_state(model)
+                if dist.main:
+                    (run / "best").mkdir(exist_ok=True)
+                    tmp = run / "best" / ".trainable.safetensors.tmp"
+                    save_file(best, str(tmp))
+                    tmp.replace(run / "best" / "trainable.safetensors")
             if not improved:
                 st.bad_evals += 1
             monitor.log_eval(st, ev, bar=bar)
@@ -343,22 +352,21 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
                 st.stopped_early = True
                 monitor.note(f"early stopping at step {st.step}: eval loss has not improved for {st.bad_evals} evals "
                              f"(best {st.best_eval:.4f} at step {st.best_step})")
-        if (st.step % t.save_steps == 0 or st.step == total_steps or st.stopped_early) and dist.main:
-            save_checkpoint(run, model, opt, sched, st, t.save_total_limit)
+        if st.step % t.save_steps == 0 or st.step == total_steps or st.stopped_early:
+            save_checkpoint(run, root, model, opt, sched, st, t.save_total_limit, dist)
         _fault_injection(st.step)
     bar.close()
     loop_seconds = time.perf_counter() - loop_start
-    if dist.world > 1:
-        torch.distributed.barrier()  # rank 0's best weights are on disk for everyone
-        if not dist.main:
-            return {"rank": dist.rank, "steps": st.step}
-
+    dist.barrier()  # rank 0's best weights are on disk for everyone
     if st.best_step is not None and (run / "best" / "trainable.safetensors").is_file():
         load_trainable(model, load_file(str(run / "best" / "trainable.safetensors")))
         monitor.note(f"restored the best weights (eval loss {st.best_eval:.4f} at step {st.best_step})")
+    final = trainable_state(model)
+    if not dist.main:
+        return {"rank": dist.rank, "steps": st.step}
     out_dir = run / ("model" if cfg.lora.method == "full" else "adapter")
     with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, state_dict=final, safe_serialization=True)
         tok.save_pretrained(tmp)
     summary = {"run_dir": str(run), "output": str(out_dir), "base_model": str(model_dir), "method": cfg.lora.method,
                "steps": st.step, "epochs_started": st.epoch + 1, "stopped_early": st.stopped_early, "best_eval_loss": st.best_eval,

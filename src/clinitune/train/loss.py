@@ -98,3 +98,14 @@ def loss_sum(model, batch: dict, device: str) -> tuple[torch.Tensor, int]:
     targets = batch["labels"][:, 1:].to(device)
     keep = targets != C.IGNORE
     return head_loss(base, head, hidden[:, :-1][keep], targets[keep]), int(keep.sum())
+
+
+def loss_per_row(model, batch: dict, device: str) -> list[tuple[float, int]]:
+    """(summed response-token loss, token count) for each row: one example per row, for per-example scores."""
+    base, decoder, head = decoder_and_head(model)
+    hidden = decoder(input_ids=batch["input_ids"].to(device), position_ids=batch["position_ids"].to(device), use_cache=False).last_hidden_state
+    targets = batch["labels"][:, 1:].to(device)
+    keep = targets != C.IGNORE
+    return [(float(head_loss(base, head, hidden[r, :-1][keep[r]], targets[r][keep[r]])), int(keep[r].sum()))
+            for r in range(targets.shape[0])]
+
