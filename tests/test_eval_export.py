@@ -232,3 +232,27 @@ def test_lora_gguf_refuses_what_it_cannot_carry(tmp_path):
     model.save_pretrained(tmp_path / "adapter")
     with pytest.raises(ClinituneError, match="modules_to_save|full modules"):
         write_lora_gguf(tmp_path / "adapter", base_dir, tmp_path / "lora.gguf")
+
+
+def test_greedy_drops_finished_rows_and_matches_transformers(tiny_llama):
+    """Rows with their own budgets leave the batch as they finish; each row's tokens equal transformers' generate."""
+    from transformers import AutoModelForCausalLM
+
+    from clinitune.eval.run import _prompt_ids, eos_ids, greedy
+    from clinitune.models.loading import load_tokenizer
+
+    tok = load_tokenizer(tiny_llama)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
+    stop = eos_ids(tok)
+    rows = [_prompt_ids(tok, [{"role": "user", "content": "code " * n}]) for n in (1, 5, 9, 3, 7)]
+    budgets = [3, 17, 8, 30, 1]
+    width = max(map(len, rows))
+    ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    ours = greedy(model, ids, mask, budgets, set(stop))
+    for r, b, tokens in zip(rows, budgets, ours):
+        x = torch.tensor([r])
+        ref = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=b, do_sample=False,
+                             eos_token_id=stop, pad_token_id=tok.pad_token_id)[0, len(r):].tolist()
+        assert tokens == [t for t in ref if t not in stop]
+    assert [len(t) for t in ours] == budgets  # a random model never says end-of-turn: each row ran to its own budget

@@ -26,15 +26,21 @@ def auc(pos: list[float], neg: list[float]) -> float:
     return wins / (len(pos) * len(neg))
 
 
-def membership(model, tok, train_rows: list[dict], test_rows: list[dict], n: int, seed: int) -> dict:
+def membership(model, tok, train_rows: list[dict], test_rows: list[dict], n: int, seed: int,
+               test_losses: tuple[list[float] | None, list[float]] | None = None) -> dict:
+    """`test_losses`: (base, fine-tuned) losses on `test_rows` that eval computed anyway, reused when
+    the whole test set fits in `n`."""
     from .run import example_losses
 
     rng = random.Random(seed)
     members = rng.sample(train_rows, min(n, len(train_rows)))
-    non = rng.sample(test_rows, min(n, len(test_rows)))
-    ft_m, ft_n = example_losses(model, tok, members), example_losses(model, tok, non)
+    reuse = test_losses is not None and len(test_rows) <= n
+    non = test_rows if reuse else rng.sample(test_rows, min(n, len(test_rows)))
+    ft_m = example_losses(model, tok, members)
+    ft_n = test_losses[1] if reuse else example_losses(model, tok, non)
     with model.disable_adapter():
-        base_m, base_n = example_losses(model, tok, members), example_losses(model, tok, non)
+        base_m = example_losses(model, tok, members)
+        base_n = test_losses[0] if reuse and test_losses[0] is not None else example_losses(model, tok, non)
     # Lower fine-tuned/base loss ratio = more likely a member; score = -ratio.
     score_m = [-(f / max(b, 1e-6)) for f, b in zip(ft_m, base_m) if math.isfinite(f + b)]
     score_n = [-(f / max(b, 1e-6)) for f, b in zip(ft_n, base_n) if math.isfinite(f + b)]
@@ -85,8 +91,9 @@ def canary_exposure(model, tok, data_dir: Path, candidates: int, seed: int) -> d
     return {"canaries": out, "max_exposure_bits": worst, "warn_threshold_bits": EXPOSURE_WARN_BITS, "warning": worst > EXPOSURE_WARN_BITS}
 
 
-def privacy_probes(model, tok, train_rows, test_rows, data_dir: Path, db: str | None, seed: int, n: int = 32) -> dict:
-    result = {"membership_inference": membership(model, tok, train_rows, test_rows, n, seed)}
+def privacy_probes(model, tok, train_rows, test_rows, data_dir: Path, db: str | None, seed: int, n: int = 32,
+                   test_losses: tuple[list[float] | None, list[float]] | None = None) -> dict:
+    result = {"membership_inference": membership(model, tok, train_rows, test_rows, n, seed, test_losses)}
     result["extraction"] = extraction_probe(model, tok, db, data_dir, 8, seed)
     canaries = canary_exposure(model, tok, data_dir, 200, seed)
     if canaries:

@@ -73,32 +73,52 @@ def eos_ids(tok) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
-class _RowBudget:
-    """Stops each row at its own token budget, so prompts with different budgets can share a batch."""
+@torch.no_grad()
+def greedy(model, ids: torch.Tensor, mask: torch.Tensor, budgets: list[int], stop: set[int]) -> list[list[int]]:
+    """Greedy decoding of a left-padded batch with the KV cache. A row leaves the batch (and the cache)
+    at its end-of-turn or its own budget, so a row that rambles costs its own steps, not the batch's:
+    transformers' generate keeps computing finished rows until the last one stops."""
+    from transformers import DynamicCache
 
-    def __init__(self, start: int, budgets: list[int]):
-        self.start, self.budgets = start, torch.tensor(budgets)
-
-    def __call__(self, input_ids, scores, **kwargs):
-        return (input_ids.shape[1] - self.start) >= self.budgets.to(input_ids.device)
+    out: list[list[int]] = [[] for _ in range(ids.shape[0])]
+    alive = list(range(ids.shape[0]))
+    cache = DynamicCache()
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
+                   logits_to_keep=1).logits[:, -1]
+    while True:
+        nxt = logits.argmax(-1).tolist()
+        keep = []
+        for j, (row, token) in enumerate(zip(alive, nxt)):
+            if token in stop:
+                continue
+            out[row].append(token)
+            if len(out[row]) < budgets[row]:
+                keep.append(j)
+        if not keep:
+            return out
+        if len(keep) < len(alive):
+            sel = torch.tensor(keep, device=ids.device)
+            cache.batch_select_indices(sel)
+            mask = mask[sel]
+            alive = [alive[j] for j in keep]
+        mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=-1)
+        step = torch.tensor([[nxt[j]] for j in keep], device=ids.device)
+        logits = model(input_ids=step, attention_mask=mask, position_ids=mask.sum(-1, keepdim=True) - 1, cache=cache,
+                       use_cache=True, logits_to_keep=1).logits[:, -1]
 
 
 @torch.no_grad()
 def generate(model, tok, prompts: list[list[dict]], max_new_tokens: int | list[int], batch_size: int = 16,
              desc: str = "generate") -> list[str]:
-    """Greedy, batched, left-padded, with the KV cache; returns decoded replies in input order.
-
-    Rows are batched by (budget, prompt length); each stops at its end-of-turn or its own budget.
-    """
-    from transformers import StoppingCriteriaList
-
+    """Greedy, batched, left-padded, with the KV cache and the chat template; replies in input order.
+    Rows are batched by (budget, prompt length); each stops at its end-of-turn or its own budget."""
     device = next(model.parameters()).device
     encoded = [_prompt_ids(tok, p) for p in prompts]
     budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(encoded)
-    # A batch runs until its longest budget: rows of like budget and length go together.
     order = sorted(range(len(encoded)), key=lambda i: (budgets[i], len(encoded[i])))
     out: list[str] = [""] * len(encoded)
-    stop = eos_ids(tok)
+    stop = set(eos_ids(tok))
     for s in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False, disable=len(order) <= batch_size):
         idx = order[s:s + batch_size]
         width = max(len(encoded[i]) for i in idx)
@@ -107,12 +127,8 @@ def generate(model, tok, prompts: list[list[dict]], max_new_tokens: int | list[i
         for row, i in enumerate(idx):
             ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
             mask[row, width - len(encoded[i]):] = 1
-        rows_budget = [budgets[i] for i in idx]
-        gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max(rows_budget),
-                             do_sample=False, eos_token_id=stop, pad_token_id=tok.pad_token_id, use_cache=True,
-                             stopping_criteria=StoppingCriteriaList([_RowBudget(width, rows_budget)]))
-        for row, i in enumerate(idx):
-            out[i] = tok.decode(gen[row, width:width + budgets[i]], skip_special_tokens=True).strip()
+        for i, tokens in zip(idx, greedy(model, ids.to(device), mask.to(device), [budgets[i] for i in idx], stop)):
+            out[i] = tok.decode(tokens, skip_special_tokens=True).strip()
     return out
 
 
@@ -195,9 +211,12 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
     outputs: dict[str, dict[str, str]] = {c: {} for c in cands}
     privacy = None
     bar = tqdm(total=len(cands), desc="eval", unit="candidate", disable=quiet, dynamic_ncols=True)
+    test_losses: dict[str, list[float]] = {}  # per candidate, on `chosen`: perplexity, and reused by the membership probe
     for cand in cands:  # baselines first: the fine-tuned pass merges the adapter into the weights
         if cand == "fine_tuned" and has_adapter:
-            privacy = privacy_probes(m, tok, pool_rows, chosen, data.parent, db, seed)  # needs the adapter switchable
+            test_losses[cand] = example_losses(m, tok, chosen)
+            privacy = privacy_probes(m, tok, pool_rows, chosen, data.parent, db, seed,  # needs the adapter switchable
+                                     test_losses=(test_losses.get("zero_shot"), test_losses[cand]))
             # Merged, generation runs on plain linear layers: in the quickstart 38 s instead of 76 s through the LoRA wrappers.
             m.merge_adapter()
         ctx = m.disable_adapter() if (cand != "fine_tuned" and has_adapter) else contextlib.nullcontext()
@@ -213,8 +232,9 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
             bar.set_postfix_str(cand)
             bar.update(1)
             if cand != "few_shot":
-                losses = example_losses(m, tok, chosen)
-                outputs[cand]["__losses__"] = losses  # type: ignore[assignment]
+                if cand not in test_losses:
+                    test_losses[cand] = example_losses(m, tok, chosen)
+                outputs[cand]["__losses__"] = test_losses[cand]  # type: ignore[assignment]
 
     bar.close()
     results: dict = {"candidates": {}, "n_examples": len(chosen), "seed": seed}

@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -84,35 +85,49 @@ def _llama(path: Path, n_ctx: int = 2048, lora: Path | None = None):
                  lora_path=str(lora) if lora else None)
 
 
-def verify(gguf_path: Path, hf_dir: Path, examples: list[dict], max_len: int = 512, lora: Path | None = None) -> dict:
-    """Teacher-forced top-1 agreement and mean KL(HF || GGUF) on reference outputs, plus greedy text for two prompts."""
+@dataclass
+class Reference:
+    """The merged HF model's fp32 logits on reference outputs, computed once for every file verified."""
+    examples: list[dict]
+    ids: list[list[int]]
+    n_prompt: list[int]
+    logits: list[torch.Tensor]  # positions that predict the response only
+
+
+def hf_reference(hf_dir: Path, examples: list[dict], max_len: int = 512) -> Reference:
     from ..models.loading import load_causal_lm, load_tokenizer
     from ..train import collate as C
 
     tok = load_tokenizer(hf_dir)
     model = load_causal_lm(hf_dir, dtype="float32").eval()
     data = C.tokenize(tok, examples, max_len)
-    llm = _llama(gguf_path, n_ctx=max_len + 64, lora=lora)
+    logits = []
+    with torch.no_grad():
+        for ids, n_prompt in zip(data.input_ids, data.n_prompt):
+            logits.append(model(torch.tensor([ids]), logits_to_keep=len(ids) - n_prompt + 1).logits[0, :-1].float())
+    return Reference(examples, data.input_ids, data.n_prompt, logits)
+
+
+def verify(gguf_path: Path, ref: Reference, lora: Path | None = None) -> dict:
+    """Teacher-forced top-1 agreement and mean KL(HF || GGUF) on reference outputs, plus greedy text for a prompt."""
+    from ..train import collate as C
+
+    llm = _llama(gguf_path, n_ctx=max(map(len, ref.ids), default=0) + 64, lora=lora)
     agree = total = 0
     kls = []
-    for ids, n_prompt in zip(data.input_ids, data.n_prompt):
-        with torch.no_grad():
-            hf = model(torch.tensor([ids])).logits[0].float()
+    for ids, n_prompt, h in zip(ref.ids, ref.n_prompt, ref.logits):
         llm.reset()
         llm.eval(ids)
-        gg = torch.from_numpy(np.array(llm.scores[: len(ids)], dtype=np.float32))
-        sl = slice(n_prompt - 1, len(ids) - 1)  # positions that predict the response
-        h, g = hf[sl], gg[sl]
+        g = torch.from_numpy(np.array(llm.scores[n_prompt - 1:len(ids) - 1], dtype=np.float32))  # positions that predict the response
         agree += int((h.argmax(-1) == g.argmax(-1)).sum())
         total += h.shape[0]
         kls.append(float(torch.nn.functional.kl_div(g.log_softmax(-1), h.log_softmax(-1), log_target=True, reduction="batchmean")))
     t0 = time.perf_counter()
-    prompt = examples[0]
-    out = llm.create_chat_completion(messages=C.prompt_messages(prompt), max_tokens=48, temperature=0.0)
+    out = llm.create_chat_completion(messages=C.prompt_messages(ref.examples[0]), max_tokens=48, temperature=0.0)
     n_gen = out["usage"]["completion_tokens"]
     tps = n_gen / max(time.perf_counter() - t0, 1e-9)
     return {"top1_agreement": round(agree / max(total, 1), 4), "mean_kl": round(sum(kls) / max(len(kls), 1), 5), "positions": total,
-            "examples": len(data.input_ids), "greedy_sample": out["choices"][0]["message"]["content"][:200], "tokens_per_s": round(tps, 1)}
+            "examples": len(ref.ids), "greedy_sample": out["choices"][0]["message"]["content"][:200], "tokens_per_s": round(tps, 1)}
 
 
 def modelfile(gguf_name: str, tok, gen, adapter_name: str | None = None) -> str:
@@ -173,8 +188,9 @@ def export(*, run: Path, fmt: str, quantize_to: str | None, out: Path | None, cf
         adapter = write_lora_gguf(s["output"], base_dir, out / f"{name}-lora.gguf")
         result["lora_gguf"] = str(adapter)
     report = {}
+    ref = hf_reference(merged, examples)
     for kind, path in targets.items():
-        v = verify(path, merged, examples, lora=adapter if kind == "base+lora" else None)
+        v = verify(path, ref, lora=adapter if kind == "base+lora" else None)
         v["size_mb"] = round(path.stat().st_size / 2**20, 1)
         v["tensor_types"] = tensor_types(path)
         report[kind] = v
