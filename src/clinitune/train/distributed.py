@@ -12,6 +12,7 @@ partitions are checkpointed by DeepSpeed, so such a run resumes with the same wo
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 from ..errors import ClinituneError
 from .loss import decoder_and_head, loss_sum
 
-SHARDINGS = ("off", "full_shard", "shard_grad_op")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,10 @@ def init_distributed(device: str, sharding: str = "off", deepspeed: str | None =
     sharding = sharding_from_launcher(sharding)
     ds = deepspeed_config(training, deepspeed) if training is not None else None
     if world == 1:
-        return Dist(sharding=sharding)  # one process: nothing to shard
+        if sharding != "off" or ds is not None:
+            log.warning("%s is set but this is one process: sharding needs several (clinitune train --nproc N, or accelerate launch); "
+                        "training unsharded", "training.deepspeed" if ds is not None else f"training.fsdp={sharding}")
+        return Dist(sharding=sharding)
     import torch.distributed as dist
 
     if not dist.is_initialized():
