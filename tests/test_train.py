@@ -291,3 +291,21 @@ def test_deepspeed_config_is_checked_and_filled(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ClinituneError, match="cannot read"):
         deepspeed_config(t, str(bad))
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, "off"),
+    ({"ACCELERATE_USE_FSDP": "true"}, "full_shard"),
+    ({"ACCELERATE_USE_FSDP": "true", "FSDP_RESHARD_AFTER_FORWARD": "false"}, "shard_grad_op"),
+    ({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "SHARD_GRAD_OP"}, "shard_grad_op"),
+    ({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "NO_SHARD"}, "off"),
+])
+def test_fsdp_settings_from_accelerate_launch(monkeypatch, env, expected):
+    from clinitune.train.distributed import sharding_from_launcher
+
+    for key in ("ACCELERATE_USE_FSDP", "FSDP_RESHARD_AFTER_FORWARD", "FSDP_SHARDING_STRATEGY"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert sharding_from_launcher("off") == expected
+    assert sharding_from_launcher("shard_grad_op") == "shard_grad_op"  # the config wins over the launcher
