@@ -90,22 +90,20 @@ def head_loss(base, head, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return total
 
 
+def _forward(model, batch: dict, device: str):
+    base, decoder, head = decoder_and_head(model)
+    hidden = decoder(input_ids=batch["input_ids"].to(device), position_ids=batch["position_ids"].to(device), use_cache=False).last_hidden_state
+    targets = batch["labels"][:, 1:].to(device)
+    return base, head, hidden[:, :-1], targets, targets != C.IGNORE
+
+
 def loss_sum(model, batch: dict, device: str) -> tuple[torch.Tensor, int]:
     """Summed next-token loss over response tokens only, and their count."""
-    base, decoder, head = decoder_and_head(model)
-    ids = batch["input_ids"].to(device)
-    hidden = decoder(input_ids=ids, position_ids=batch["position_ids"].to(device), use_cache=False).last_hidden_state
-    targets = batch["labels"][:, 1:].to(device)
-    keep = targets != C.IGNORE
-    return head_loss(base, head, hidden[:, :-1][keep], targets[keep]), int(keep.sum())
+    base, head, hidden, targets, keep = _forward(model, batch, device)
+    return head_loss(base, head, hidden[keep], targets[keep]), int(keep.sum())
 
 
 def loss_per_row(model, batch: dict, device: str) -> list[tuple[float, int]]:
     """(summed response-token loss, token count) for each row: one example per row, for per-example scores."""
-    base, decoder, head = decoder_and_head(model)
-    hidden = decoder(input_ids=batch["input_ids"].to(device), position_ids=batch["position_ids"].to(device), use_cache=False).last_hidden_state
-    targets = batch["labels"][:, 1:].to(device)
-    keep = targets != C.IGNORE
-    return [(float(head_loss(base, head, hidden[r, :-1][keep[r]], targets[r][keep[r]])), int(keep[r].sum()))
-            for r in range(targets.shape[0])]
-
+    base, head, hidden, targets, keep = _forward(model, batch, device)
+    return [(float(head_loss(base, head, hidden[r][keep[r]], targets[r][keep[r]])), int(keep[r].sum())) for r in range(targets.shape[0])]
