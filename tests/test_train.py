@@ -309,3 +309,33 @@ def test_fsdp_settings_from_accelerate_launch(monkeypatch, env, expected):
         monkeypatch.setenv(key, value)
     assert sharding_from_launcher("off") == expected
     assert sharding_from_launcher("shard_grad_op") == "shard_grad_op"  # the config wins over the launcher
+
+
+def test_loraplus_trains_b_faster(tmp_path, tiny_llama):
+    def run(name, ratio):
+        path = _cfg(tmp_path / name, tiny_llama, learning_rate=1e-3, output_dir=str(tmp_path / name / "run"))
+        data = yaml.safe_load(path.read_text())
+        data["lora"]["loraplus_lr_ratio"] = ratio
+        path.write_text(yaml.safe_dump(data))
+        out = Path(train(load_config(path), quiet=True)["output"])
+        w = load_file(out / "adapter_model.safetensors")
+        b = torch.stack([v.float().abs().mean() for k, v in w.items() if "lora_B" in k]).mean().item()
+        a = torch.stack([v.float().abs().mean() for k, v in w.items() if "lora_A" in k]).mean().item()
+        return a, b
+
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plus").mkdir()
+    a0, b0 = run("plain", None)
+    a1, b1 = run("plus", 16.0)
+    # B starts at zero and Adam moves it ~lr per step, so 16x the rate shows as several times the size.
+    assert b1 > 4 * b0
+    assert a1 < 2 * a0
+
+
+def test_loraplus_ratio_is_validated(tmp_path, tiny_llama):
+    path = _cfg(tmp_path, tiny_llama)
+    data = yaml.safe_load(path.read_text())
+    data["lora"]["loraplus_lr_ratio"] = 0.5
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ClinituneError, match="loraplus_lr_ratio"):
+        load_config(path)

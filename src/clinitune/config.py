@@ -56,6 +56,9 @@ class LoraConfig(_Section):
     bias: Literal["none", "all", "lora_only"] = "none"
     target_modules: list[str] | Literal["all-linear"] = Field(default_factory=lambda: list(SEED_TARGETS))
     use_dora: bool = False
+    loraplus_lr_ratio: float | None = Field(None, ge=1.0, le=1000.0, description=(
+        "LoRA+: the B matrices learn this many times faster than A (16 is the paper's choice). "
+        "Fits more learning into few steps; off when null."))
 
 
 class DataConfig(_Section):

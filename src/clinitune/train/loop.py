@@ -62,11 +62,17 @@ def lr_lambda(kind: str, warmup: int, total: int):
 
 def make_optimizer(cfg: Config, model, device: str):
     t = cfg.training
-    decay, no_decay = [], []
+    # B starts at zero, so at A's learning rate it grows slowly; LoRA+ (Hayou et al. 2024) gives it a larger one.
+    ratio = cfg.lora.loraplus_lr_ratio if cfg.lora.method != "full" else None
+    decay, no_decay, lora_b = [], [], []
     for n, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim < 2 or "norm" in n else decay).append(p)
-    groups = [g for g in ({"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+            if ratio and ".lora_B." in n:
+                lora_b.append(p)
+            else:
+                (no_decay if p.ndim < 2 or "norm" in n else decay).append(p)
+    groups = [g for g in ({"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0},
+                          {"params": lora_b, "weight_decay": t.weight_decay, "lr": t.learning_rate * (ratio or 1.0)}) if g["params"]]
     if t.optim in ("paged_adamw_8bit", "adamw_8bit"):
         if device != "cuda":
             log.warning("training.optim=%s needs CUDA; using adamw_torch on this CPU", t.optim)
