@@ -12,6 +12,9 @@ MFU counts the FLOPs the job needs, the same formula for every trainer: per toke
 body's parameters (forward and input gradient) + 6 x LoRA's + attention; per response token the
 head's 4 x vocab x hidden. Work a trainer does beyond that (logits on prompt tokens, padding) is
 not counted. The peak is a 4096^3 GEMM in the trainer's dtype, measured in this run.
+
+A short run pays each trainer's one-off first step (allocation, kernel selection); the "after step 1"
+columns leave out the first batch's tokens and the time until its optimizer step ends.
 """
 
 from __future__ import annotations
@@ -133,12 +136,34 @@ def _hf_train(name: str, train: list[dict], workdir: Path, packing: bool = False
         args = SFTConfig(per_device_train_batch_size=ROWS if packing else BS_UNPACKED, packing=packing, max_length=SEQ, bf16=bf16,
                          completion_only_loss=True, **common)
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok, peft_config=lora)
+    # Steady state: the time after the first optimizer step, and the tokens of every batch but the first
+    # (the collator is called once per batch, in order: no workers, no accumulation).
+    from transformers import TrainerCallback
+
+    first: dict = {}
+    collate_fn = trainer.data_collator
+
+    def counting(features):
+        batch = collate_fn(features)
+        if "tokens" not in first:
+            mask = batch.get("attention_mask")
+            first["tokens"] = int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+        return batch
+
+    class FirstStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1:
+                first["at"] = time.perf_counter()
+
+    trainer.data_collator = counting
+    trainer.add_callback(FirstStep())
     t = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t
     out = workdir / "adapter"
     trainer.model.save_pretrained(str(out))
-    (workdir / "timing.json").write_text(json.dumps({"seconds": seconds, "steps": trainer.state.global_step}))
+    (workdir / "timing.json").write_text(json.dumps({"seconds": seconds, "steps": trainer.state.global_step,
+                                                     "first_step_seconds": first["at"] - t, "first_step_tokens": first["tokens"]}))
     return out
 
 
@@ -158,7 +183,8 @@ def _clinitune_train(train: list[dict], workdir: Path) -> Path:
     path = workdir / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     s = run_train(load_config(path), quiet=True)
-    (workdir / "timing.json").write_text(json.dumps({"seconds": s["loop_seconds"], "steps": s["steps"]}))
+    (workdir / "timing.json").write_text(json.dumps({"seconds": s["loop_seconds"], "steps": s["steps"],
+                                                     "first_step_seconds": s["first_step_seconds"], "first_step_tokens": s["first_step_tokens"]}))
     return Path(s["output"])
 
 
@@ -199,7 +225,8 @@ def worker(name: str, spec: dict) -> dict:
     else:
         adapter = _hf_train(name, train, workdir, packing=spec["packing"], bf16=spec["bf16"])
     timing = json.loads((workdir / "timing.json").read_text())
-    res = {"seconds": round(timing["seconds"], 2), "steps": timing["steps"],
+    res = {"seconds": round(timing["seconds"], 2), "steps": timing["steps"], "first_step_seconds": round(timing["first_step_seconds"], 2),
+           "first_step_tokens": timing["first_step_tokens"],
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     if torch.cuda.is_available():
         res["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
@@ -270,23 +297,28 @@ def main() -> None:
             sys.exit(f"{name} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
         r = json.loads(line.removeprefix("RESULT "))
         dtype = "bfloat16" if extra.get("bf16") else "float32"
+        rest = r["seconds"] - r["first_step_seconds"] if r["steps"] > 1 else 0.0
         r.update(name=name, dtype=dtype, tokens_per_s=round(tokens / r["seconds"], 1),
-                 mfu=round(need / r["seconds"] / 1e9 / peaks[dtype], 4))
+                 mfu=round(need / r["seconds"] / 1e9 / peaks[dtype], 4),
+                 steady_tokens_per_s=round((tokens - r["first_step_tokens"]) / rest, 1) if rest > 0 else None,
+                 steady_mfu=round(need * (1 - r["first_step_tokens"] / tokens) / rest / 1e9 / peaks[dtype], 4) if rest > 0 else None)
         results[name] = r
-        print(f"  {name:<32} {r['tokens_per_s']:>8.1f} tok/s  MFU {r['mfu']:.3f}  peak RSS {r['peak_rss_mb']:>7.0f} MB  "
+        print(f"  {name:<32} {r['tokens_per_s']:>8.1f} tok/s ({r['steady_tokens_per_s']} after step 1)  MFU {r['mfu']:.3f}  peak RSS {r['peak_rss_mb']:>7.0f} MB  "
               f"eval loss {r['eval_loss']:.4f}  ({r['steps']} steps, {time.perf_counter() - t:.0f} s with load and eval)", flush=True)
 
     trl = {k: v for k, v in results.items() if k.startswith("trl[")}
     best = max(trl.values(), key=lambda r: r["tokens_per_s"])
     rows = [dict(results["seed_recipe"], name="seed_recipe"), dict(best, name="trl_best", variant=best["name"]),
             dict(results["clinitune"], name="clinitune")]
-    keys = ("name", "tokens_per_s", "mfu", "peak_rss_mb", "eval_loss", "steps", "dtype")
+    keys = ("name", "tokens_per_s", "mfu", "steady_tokens_per_s", "steady_mfu", "peak_rss_mb", "eval_loss", "steps", "dtype")
     out = {"machine": _machine(), "gemm_peak_gflops": peaks["bfloat16" if bf16_ok else "float32"], "gemm_peak_gflops_by_dtype": peaks,
            "examples": len(train), "tokens": tokens, "response_tokens": response, "flops_needed": need,
            "rows": [{k: r[k] for k in keys if k in r} | ({"variant": r["variant"]} if "variant" in r else {}) for r in rows],
            "trl_variants": [{k: r[k] for k in keys if k in r} for r in trl.values()]}
     cl, tb = results["clinitune"], best
     out["ratios"] = {"tokens_per_s_vs_trl_best": round(cl["tokens_per_s"] / tb["tokens_per_s"], 2),
+                     "steady_tokens_per_s_vs_trl_best": round(cl["steady_tokens_per_s"] / tb["steady_tokens_per_s"], 2)
+                     if cl["steady_tokens_per_s"] and tb["steady_tokens_per_s"] else None,
                      "tokens_per_s_vs_seed_recipe": round(cl["tokens_per_s"] / results["seed_recipe"]["tokens_per_s"], 2),
                      "peak_rss_vs_trl_best": round(cl["peak_rss_mb"] / tb["peak_rss_mb"], 2),
                      "eval_loss_vs_trl_best": round(cl["eval_loss"] / tb["eval_loss"], 3)}
@@ -295,10 +327,13 @@ def main() -> None:
     tmp.write_text(json.dumps(out, indent=2))
     tmp.replace(a.out)
     print()
-    print(f"| trainer | tokens/s | MFU | peak RSS MB | eval loss | steps |\n|---|---|---|---|---|---|")
+    print("| trainer | tokens/s | MFU | tokens/s after step 1 | MFU after step 1 | peak RSS MB | eval loss | steps |\n|---|---|---|---|---|---|---|---|")
     for r in rows + [dict(v, name="  " + v["name"]) for v in trl.values()]:
-        print(f"| {r['name']} | {r['tokens_per_s']:.1f} | {r['mfu']:.1%} | {r['peak_rss_mb']:.0f} | {r['eval_loss']:.4f} | {r['steps']} |")
-    print(f"\nclinitune vs trl_best ({best['name']}): {out['ratios']['tokens_per_s_vs_trl_best']}x tokens/s, "
+        steady = f"{r['steady_tokens_per_s']:.1f} | {r['steady_mfu']:.1%}" if r["steady_tokens_per_s"] else "- | -"
+        print(f"| {r['name']} | {r['tokens_per_s']:.1f} | {r['mfu']:.1%} | {steady} | "
+              f"{r['peak_rss_mb']:.0f} | {r['eval_loss']:.4f} | {r['steps']} |")
+    print(f"\nclinitune vs trl_best ({best['name']}): {out['ratios']['tokens_per_s_vs_trl_best']}x tokens/s "
+          f"({out['ratios']['steady_tokens_per_s_vs_trl_best']}x after step 1), "
           f"{out['ratios']['peak_rss_vs_trl_best']}x peak RSS, eval loss ratio {out['ratios']['eval_loss_vs_trl_best']}")
     print(f"written {a.out}")
 

@@ -271,6 +271,7 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
     rows = C.epoch_rows(train_data, t.seed, st.epoch, cfg.data.max_seq_length, cfg.data.packing, weights=cfg.data.task_weights)
     window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
     loop_start, tokens_at_start, response_at_start = time.perf_counter(), st.tokens, st.response_tokens
+    first_step: tuple[float, int] | None = None
     bar = tqdm(total=total_steps, initial=st.step, desc="train", unit="step", disable=quiet or not dist.main, dynamic_ncols=True)
     while st.step < total_steps and not st.stopped_early:
         start = st.batch_in_epoch * rows_per_step
@@ -323,6 +324,8 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
         st.batch_in_epoch += 1
         st.tokens += sum(len(r.ids) for r in step_rows)
         st.response_tokens += n_tokens
+        if first_step is None:  # the first step pays for allocations and kernel setup: kept apart for steady-state rates
+            first_step = (time.perf_counter() - loop_start, st.tokens - tokens_at_start)
         loss = step_loss / max(n_tokens, 1)
         if not math.isfinite(loss):
             raise ClinituneError(f"loss is {loss} at step {st.step}. Causes, per the troubleshooting guide: learning rate too high "
@@ -380,7 +383,8 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
                "truncated": train_data.truncated, "dropped": train_data.dropped, "warnings": st.warnings,
                "data_manifest": _manifest_hash(cfg.data.train), "peak_rss_mb": round(peak_rss_mb(), 1),
                "loop_seconds": round(loop_seconds, 2), "loop_tokens": st.tokens - tokens_at_start,
-               "loop_response_tokens": st.response_tokens - response_at_start}
+               "loop_response_tokens": st.response_tokens - response_at_start,
+               "first_step_seconds": round(first_step[0], 2) if first_step else None, "first_step_tokens": first_step[1] if first_step else None}
     atomic_write_text(run / "train_summary.json", json.dumps(summary, indent=2))
     monitor.finish(summary)
     return summary
