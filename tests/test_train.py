@@ -339,3 +339,17 @@ def test_loraplus_ratio_is_validated(tmp_path, tiny_llama):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ClinituneError, match="loraplus_lr_ratio"):
         load_config(path)
+
+
+def test_lr_schedules_shape():
+    from clinitune.train.loop import lr_lambda
+
+    for kind in ("cosine", "linear", "constant", "warmup_stable_decay"):
+        f = lr_lambda(kind, 10, 110)
+        assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0), kind
+    wsd = lr_lambda("warmup_stable_decay", 10, 110)
+    assert [wsd(s) for s in (10, 50, 90)] == [1.0, 1.0, 1.0]  # stable until the last 20 of 100 steps
+    assert wsd(100) == pytest.approx(0.5) and wsd(110) == 0.0
+    assert all(wsd(s) >= wsd(s + 1) for s in range(10, 110))
+    cos = lr_lambda("cosine", 10, 110)
+    assert cos(60) == pytest.approx(0.5) and cos(110) == pytest.approx(0.0)

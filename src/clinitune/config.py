@@ -87,7 +87,9 @@ class TrainingConfig(_Section):
     per_device_eval_batch_size: int = Field(8, ge=1, le=4096)
     gradient_accumulation_steps: int = Field(4, ge=1, le=4096)
     learning_rate: float = Field(2.0e-4, gt=0.0, le=1.0)
-    lr_scheduler_type: Literal["cosine", "linear", "constant"] = "cosine"
+    lr_scheduler_type: Literal["cosine", "linear", "constant", "warmup_stable_decay"] = Field("cosine", description=(
+        "warmup_stable_decay holds the peak rate and decays linearly over the last 20 % of steps: "
+        "more learning than cosine in a short run, and the decay still settles the weights."))
     warmup_ratio: float = Field(0.03, ge=0.0, le=0.5)
     weight_decay: float = Field(0.001, ge=0.0, le=1.0)
     max_grad_norm: float = Field(1.0, gt=0.0)
