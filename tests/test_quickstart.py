@@ -24,6 +24,8 @@ def test_quickstart_end_to_end(tmp_path):
     # Direction of the metrics on this small budget: summed over tasks, fine-tuning beats the base model.
     assert sum(r["fine_tuned"] for r in s["comparison"]) > sum(r["zero_shot"] for r in s["comparison"])
     assert set(ft) == set(zs)
+    preds = [json.loads(l) for l in (work / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert {p["task"] for p in preds} == set(ft) and all({"prediction", "reference", "score"} <= set(p) for p in preds)
     assert "Modelfile" in s["paths"]["modelfile"] and len(s["answers"]) == 2
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0

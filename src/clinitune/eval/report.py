@@ -65,6 +65,7 @@ def write_report(results: dict, rows: list[dict], out: Path, run: Path | None) -
         worst.setdefault(r["task"], []).append(r)
     worst = {t: sorted(v, key=lambda r: r["score"])[:10] for t, v in worst.items()}
     atomic_write_text(out / "worst_outputs.json", json.dumps(worst, indent=2, ensure_ascii=False))
+    atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     head = ["task", "metric", *[LABELS[c] for c in cands], "delta"]
@@ -86,7 +87,8 @@ def write_report(results: dict, rows: list[dict], out: Path, run: Path | None) -
         md.append("![per-task scores](tasks.png)")
     if has_loss:
         md.append("![training loss](loss.png)")
-    md += ["", "The 10 lowest-scoring fine-tuned outputs per task are in `worst_outputs.json`."]
+    md += ["", "The 10 lowest-scoring fine-tuned outputs per task are in `worst_outputs.json`; every fine-tuned output, "
+           "with its reference and score, is in `predictions.jsonl`."]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
 
     cells = lambda vals: "".join(f"<td>{html.escape(str(v))}</td>" for v in vals)  # noqa: E731
