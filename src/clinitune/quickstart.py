@@ -21,8 +21,8 @@ from .paths import atomic_write_text
 
 PROFILES = {
     # fast: minutes on a 2-core CPU; full: longer training and a larger eval, for better metrics.
-    "fast": {"patients": 150, "max_steps": 50, "eval_limit": 32},
-    "full": {"patients": 500, "max_steps": 600, "eval_limit": 160},
+    "fast": {"patients": 150, "max_steps": 100, "eval_limit": 32},
+    "full": {"patients": 500, "max_steps": 1200, "eval_limit": 160},
 }
 SEED_PROMPTS = ["Generate a patient record for a 65-year-old male with hypertension.",
                 "What ICD-10 code represents essential hypertension?"]
