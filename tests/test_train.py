@@ -339,6 +339,10 @@ def test_loraplus_ratio_is_validated(tmp_path, tiny_llama):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ClinituneError, match="loraplus_lr_ratio"):
         load_config(path)
+    data["lora"].update(loraplus_lr_ratio=16, method="full")
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ClinituneError, match="full fine-tuning has none"):
+        load_config(path)
 
 
 def test_lr_schedules_shape():

@@ -88,8 +88,8 @@ class TrainingConfig(_Section):
     gradient_accumulation_steps: int = Field(4, ge=1, le=4096)
     learning_rate: float = Field(2.0e-4, gt=0.0, le=1.0)
     lr_scheduler_type: Literal["cosine", "linear", "constant", "warmup_stable_decay"] = Field("cosine", description=(
-        "warmup_stable_decay holds the peak rate and decays linearly over the last 20 % of steps: "
-        "more learning than cosine in a short run, and the decay still settles the weights."))
+        "warmup_stable_decay holds the peak rate and decays linearly over the last 20 % of steps; "
+        "at a high peak rate it is less stable than cosine."))
     warmup_ratio: float = Field(0.03, ge=0.0, le=0.5)
     weight_decay: float = Field(0.001, ge=0.0, le=1.0)
     max_grad_norm: float = Field(1.0, gt=0.0)
@@ -152,6 +152,9 @@ class Config(_Section):
             self.quantization.load_in_4bit = True
         if self.quantization.load_in_4bit and self.lora.method != "qlora":
             raise ValueError("quantization.load_in_4bit: true needs lora.method: qlora (4-bit weights cannot be fully fine-tuned)")
+        if self.lora.loraplus_lr_ratio is not None and self.lora.method == "full":
+            raise ValueError("lora.loraplus_lr_ratio applies to LoRA's B matrices; full fine-tuning has none. "
+                             "Remove it, or use lora.method: lora")
         return self
 
 

@@ -66,7 +66,7 @@ def lr_lambda(kind: str, warmup: int, total: int):
 def make_optimizer(cfg: Config, model, device: str):
     t = cfg.training
     # B starts at zero, so at A's learning rate it grows slowly; LoRA+ (Hayou et al. 2024) gives it a larger one.
-    ratio = cfg.lora.loraplus_lr_ratio if cfg.lora.method != "full" else None
+    ratio = cfg.lora.loraplus_lr_ratio
     decay, no_decay, lora_b = [], [], []
     for n, p in model.named_parameters():
         if p.requires_grad:
