@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from clinitune.eval import metrics as M
-from clinitune.eval.privacy import auc
+from clinitune.eval.privacy import auc, non_members
+from clinitune.eval.run import sample_sizes
 from clinitune.export.gguf_writer import write_gguf
 from clinitune.export.run import modelfile
 from clinitune.config import GenerationConfig
@@ -256,3 +257,18 @@ def test_greedy_drops_finished_rows_and_matches_transformers(tiny_llama):
                              eos_token_id=stop, pad_token_id=tok.pad_token_id)[0, len(r):].tolist()
         assert tokens == [t for t in ref if t not in stop]
     assert [len(t) for t in ours] == budgets  # a random model never says end-of-turn: each row ran to its own budget
+
+
+def test_membership_non_members_exclude_answers_that_were_trained():
+    train = [{"output": "F41.1"}, {"output": "Yes."}]
+    test = [{"output": "Yes."}, {"output": "I10"}, {"output": "F41.1"}, {"output": "No."}]
+    assert non_members(train, test) == [1, 3]
+
+
+def test_eval_sample_gives_short_answer_tasks_more_examples():
+    ex = lambda task, n, chars: [{"task": task, "output": "x" * chars} for _ in range(n)]  # noqa: E731
+    by_task = {"record_generation": ex("record_generation", 30, 1200), "icd10_coding": ex("icd10_coding", 30, 90),
+               "knowledge": ex("knowledge", 30, 500), "extraction": ex("extraction", 30, 700)}
+    sizes = sample_sizes(by_task, 16)
+    assert sizes == {"extraction": 4, "icd10_coding": 16, "knowledge": 8, "record_generation": 4}
+    assert sample_sizes(by_task, 3) == {"extraction": 1, "icd10_coding": 4, "knowledge": 2, "record_generation": 1}

@@ -212,6 +212,25 @@ def test_codebook_is_reference_data_in_train_only(prepared):
     assert m["codebook"] is True
 
 
+def test_knowledge_tests_recall_of_trained_facts_in_other_words(prepared):
+    from clinitune.data.tasks import REFERENCE_PREFIX, knowledge_items
+
+    out, _ = prepared
+    splits = {s: [e for e in _read(out / f"{s}.jsonl") if e["task"] == "knowledge"] for s in ("train", "eval", "test")}
+    items = knowledge_items()
+    assert all(len(it["paraphrases"]) >= 2 for it in items)
+    originals = [e for e in splits["train"] if e["group"] == f"{REFERENCE_PREFIX}knowledge"]
+    assert len(originals) == len(items)  # every fact is taught in its own words
+    trained_answers = {e["output"] for e in splits["train"]}
+    for s in ("eval", "test"):
+        assert splits[s], s
+        for e in splits[s]:
+            assert e["output"] in trained_answers  # the fact was taught...
+            assert not any(it["question"] in e["instruction"] for it in items)  # ...but is asked in other words
+    held = {e["group"] for s in ("eval", "test") for e in splits[s]}
+    assert not held & {e["group"] for e in splits["train"]}  # a fact's paraphrases stay together
+
+
 def test_augment_stays_in_group(prepared):
     out, _ = prepared
     rows = _read(out / "train.jsonl")[:300]

@@ -11,7 +11,7 @@ from clinitune.cli import app
 @pytest.mark.slow
 def test_quickstart_end_to_end(tmp_path):
     work = tmp_path / "qs"
-    args = ["quickstart", "--workdir", str(work), "--patients", "60", "--steps", "24", "--eval-limit", "16"]
+    args = ["quickstart", "--workdir", str(work), "--patients", "60", "--steps", "24", "--eval-limit", "8"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     s = json.loads((work / "summary.json").read_text())

@@ -21,8 +21,8 @@ from .paths import atomic_write_text
 
 PROFILES = {
     # fast: minutes on a 2-core CPU; full: longer training and a larger eval, for better metrics.
-    "fast": {"patients": 150, "max_steps": 100, "eval_limit": 32},
-    "full": {"patients": 500, "max_steps": 1200, "eval_limit": 160},
+    "fast": {"patients": 150, "max_steps": 100, "eval_limit": 16},
+    "full": {"patients": 500, "max_steps": 1200, "eval_limit": 80},
 }
 SEED_PROMPTS = ["Generate a patient record for a 65-year-old male with hypertension.",
                 "What ICD-10 code represents essential hypertension?"]
@@ -97,7 +97,7 @@ def run_quickstart(workdir: Path, patients: int | None, profile: str, fresh: boo
     from .data.prepare import prepare
     from .data.tasks import TASKS
 
-    manifest = runner.run("prepare", _sha(db_path, seed, "codebook-2"), [data_dir / "manifest.json"],
+    manifest = runner.run("prepare", _sha(db_path, seed, "knowledge-paraphrases"), [data_dir / "manifest.json"],
                          lambda: prepare(source="database", db=db, path=None, out=data_dir, tasks=list(TASKS), seed=seed, progress=True))
 
     cfg_path = _train_config(workdir, prof, seed)

@@ -29,7 +29,7 @@ def split(examples: list[dict], seed: int, ratios: tuple[float, float, float] = 
     """Groups that span tasks (patients) are split together; groups of one task are split within it."""
     tasks_of: dict[str, set] = defaultdict(set)
     for ex in examples:
-        if not ex["group"].startswith(REFERENCE_PREFIX):  # reference data (the code table) teaches; patients test
+        if not ex["group"].startswith(REFERENCE_PREFIX):  # reference data (code table, knowledge questions) teaches
             tasks_of[ex["group"]].add(ex["task"])
     multi = [g for g, t in tasks_of.items() if len(t) > 1]
     by_task: dict[str, list[str]] = defaultdict(list)

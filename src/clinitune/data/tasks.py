@@ -289,8 +289,18 @@ def knowledge_items() -> list[dict]:
 
 
 def knowledge(rng: random.Random) -> list[dict]:
-    return [example("knowledge", f"knowledge:{i}", rng.choice(KNOWLEDGE_PREFIXES).format(q=item["question"]), item["answer"])
-            for i, item in enumerate(knowledge_items())]
+    """Each fact's own question teaches (train only); its paraphrases are split like patients.
+
+    The knowledge file is the user's reference corpus, as the code table is: what fine-tuning should
+    show is that the model recalls a supplied fact when asked in other words. A fact held out whole
+    would measure only what the base model already knew.
+    """
+    out = []
+    for i, item in enumerate(knowledge_items()):
+        out.append(example("knowledge", f"{REFERENCE_PREFIX}knowledge", rng.choice(KNOWLEDGE_PREFIXES).format(q=item["question"]), item["answer"]))
+        out += [example("knowledge", f"knowledge:{i}", rng.choice(KNOWLEDGE_PREFIXES).format(q=q), item["answer"])
+                for q in item.get("paraphrases", ())]
+    return out
 
 
 # ------------------------------------------------------------------ text to SQL

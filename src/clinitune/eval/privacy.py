@@ -26,12 +26,24 @@ def auc(pos: list[float], neg: list[float]) -> float:
     return wins / (len(pos) * len(neg))
 
 
+def non_members(train_rows: list[dict], test_rows: list[dict]) -> list[int]:
+    """Indices of test rows whose answer was not trained on. A test example that shares its answer
+    with a train one (a code-table entry, a knowledge fact asked in other words) is no non-member:
+    counting it would make the model look less leaky than it is."""
+    trained = {r.get("output") for r in train_rows}
+    return [i for i, r in enumerate(test_rows) if r.get("output") not in trained]
+
+
 def membership(model, tok, train_rows: list[dict], test_rows: list[dict], n: int, seed: int,
                test_losses: tuple[list[float] | None, list[float]] | None = None) -> dict:
     """`test_losses`: (base, fine-tuned) losses on `test_rows` that eval computed anyway, reused when
     the whole test set fits in `n`."""
     from .run import example_losses
 
+    keep = non_members(train_rows, test_rows)
+    test_rows = [test_rows[i] for i in keep]
+    if test_losses is not None:
+        test_losses = (None if test_losses[0] is None else [test_losses[0][i] for i in keep], [test_losses[1][i] for i in keep])
     rng = random.Random(seed)
     members = rng.sample(train_rows, min(n, len(train_rows)))
     reuse = test_losses is not None and len(test_rows) <= n

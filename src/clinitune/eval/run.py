@@ -181,6 +181,18 @@ def sqlite_copy(data_dir: Path, db: str | None):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def sample_sizes(by_task: dict[str, list[dict]], limit: int) -> dict[str, int]:
+    """Examples per task for a budget of `limit` long ones: every task gets limit / tasks, and a task
+    whose prompts and answers are short gets up to 4x that. Its examples cost a fraction as much to
+    run, and its metric is mostly 0/1 per example (a code, a description, a query result), so 4
+    examples can only tell 0 from 0.25."""
+    per = max(1, limit // len(by_task))
+    size = lambda e: len(e.get("instruction", "")) + len(e.get("input", "")) + len(e["output"])  # noqa: E731
+    mean_chars = {t: sum(size(e) for e in v) / len(v) for t, v in by_task.items()}
+    longest = max(mean_chars.values())
+    return {t: per * max(1, min(4, int(longest // max(mean_chars[t], 1.0)))) for t in sorted(by_task)}
+
+
 def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | None = None, adapter: Path | None = None,
              baselines: list[str] = ("zero_shot", "few_shot"), limit: int | None = None, seed: int = 42, k: int = 2,
              db: str | None = None, batch_size: int = 16, quiet: bool = False) -> dict:
@@ -192,9 +204,9 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
     by_task: dict[str, list[dict]] = defaultdict(list)
     for ex in examples:
         by_task[ex.get("task", "knowledge")].append(ex)
-    if limit:  # the same number of examples from each task, so every task is measured
-        per = max(1, limit // len(by_task))
-        by_task = {t: rng.sample(v, min(per, len(v))) for t, v in sorted(by_task.items())}
+    if limit:
+        by_task = {t: rng.sample(v, min(n, len(v))) for t, v, n in
+                   ((t, by_task[t], n) for t, n in sample_sizes(by_task, limit).items())}
     chosen = [e for t in sorted(by_task) for e in by_task[t]]
     train_path = data.parent / "train.jsonl"
     pool_rows = C.read_jsonl(str(train_path)) if train_path.is_file() else []
