@@ -272,3 +272,35 @@ def test_eval_sample_gives_short_answer_tasks_more_examples():
     sizes = sample_sizes(by_task, 16)
     assert sizes == {"extraction": 4, "icd10_coding": 16, "knowledge": 8, "record_generation": 4}
     assert sample_sizes(by_task, 3) == {"extraction": 1, "icd10_coding": 4, "knowledge": 2, "record_generation": 1}
+
+
+def test_eval_takes_unset_flags_from_the_runs_eval_section(tmp_path, tiny_llama):
+    import yaml
+    from typer.testing import CliRunner
+
+    from clinitune.cli import app
+    from clinitune.config import load_config
+    from clinitune.train.loop import train
+
+    d = tmp_path / "data"
+    d.mkdir()
+    rows = lambda split, n: [{"id": f"{split}{i}", "task": "knowledge", "group": f"{split}{i}", "instruction": f"State coding rule {i}.",  # noqa: E731
+                              "input": "", "output": f"Rule {i}: code to the highest specificity."} for i in range(n)]
+    for split, n in (("train", 8), ("test", 6)):
+        (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(split, n)))
+    cfg = {"model": {"name_or_path": str(tiny_llama)}, "data": {"train": str(d / "train.jsonl"), "max_seq_length": 64},
+           "training": {"output_dir": str(tmp_path / "run"), "max_steps": 2, "precision": "fp32", "save_steps": 1000,
+                        "early_stopping_patience": None, "gradient_checkpointing": False},
+           "eval": {"baselines": ["zero-shot"], "few_shot_k": 1, "limit": 3}}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    train(load_config(tmp_path / "cfg.yaml"), quiet=True)
+
+    res = CliRunner().invoke(app, ["eval", "--run", str(tmp_path / "run"), "--data", str(d / "test.jsonl"), "--out", str(tmp_path / "e1"), "-q"])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "e1" / "metrics.json").read_text())
+    assert set(m["candidates"]) == {"zero_shot", "fine_tuned"} and m["n_examples"] == 3  # from the run's eval: section
+    res = CliRunner().invoke(app, ["eval", "--run", str(tmp_path / "run"), "--data", str(d / "test.jsonl"), "--out", str(tmp_path / "e2"),
+                                   "--baseline", "none", "--limit", "5", "-q"])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "e2" / "metrics.json").read_text())
+    assert set(m["candidates"]) == {"fine_tuned"} and m["n_examples"] == 5  # flags win

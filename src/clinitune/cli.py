@@ -263,9 +263,10 @@ def eval_(
     run: Annotated[Optional[Path], typer.Option(help="A training run dir.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Base model, if no --run.")] = None,
     adapter: Annotated[Optional[Path], typer.Option(help="PEFT adapter dir.")] = None,
-    baseline: Annotated[str, typer.Option(help="zero-shot,few-shot or none.")] = "zero-shot,few-shot",
+    baseline: Annotated[Optional[str], typer.Option(help="zero-shot,few-shot or none. Unset flags come from the run's eval: section.")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Sample N/tasks examples per task; tasks with short answers get up to 4x that (cheap, and 0/1 metrics need more).")] = None,
-    few_shot_k: Annotated[int, typer.Option("--few-shot-k", min=1, help="Train examples in each few-shot prompt.")] = 2,
+    few_shot_k: Annotated[Optional[int], typer.Option("--few-shot-k", min=1, help="Train examples in each few-shot prompt.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Prompts generated together.")] = None,
     db: Annotated[Optional[str], typer.Option(help="Source DB for text_to_sql and the extraction probe; default: from the data manifest.")] = None,
     seed: Seed = None,
     quiet: Quiet = False,
@@ -274,12 +275,20 @@ def eval_(
     _setup_logging(quiet)
     from .eval.run import evaluate
 
-    names = [b.strip().replace("-", "_") for b in baseline.split(",") if b.strip() and b.strip() != "none"]
+    from .config import EvalConfig, load_config
+
+    ec = load_config(run / "config.yaml").eval if run is not None and (run / "config.yaml").is_file() else EvalConfig()
+    if baseline is None:
+        names = [b.replace("-", "_") for b in ec.baselines]
+    else:
+        names = [b.strip().replace("-", "_") for b in baseline.split(",") if b.strip() and b.strip() != "none"]
     bad = [b for b in names if b not in ("zero_shot", "few_shot")]
     if bad:
         raise ClinituneError(f"--baseline: unknown {', '.join(bad)}; use zero-shot, few-shot, both comma-separated, or none")
-    results = evaluate(data=data, out=out, run=run, model=model, adapter=adapter, baselines=names, limit=limit,
-                       seed=42 if seed is None else seed, k=few_shot_k, db=db, quiet=quiet)
+    results = evaluate(data=data, out=out, run=run, model=model, adapter=adapter, baselines=names,
+                       limit=ec.limit if limit is None else limit, seed=42 if seed is None else seed,
+                       k=ec.few_shot_k if few_shot_k is None else few_shot_k, db=db,
+                       batch_size=ec.batch_size if batch_size is None else batch_size, quiet=quiet)
     from .eval.report import LABELS
 
     cands = list(results["candidates"])

@@ -121,10 +121,11 @@ class GenerationConfig(_Section):
 
 
 class EvalConfig(_Section):
+    """Defaults of `clinitune eval --run RUN` (its flags override them)."""
     baselines: list[Literal["zero-shot", "few-shot"]] = Field(default_factory=lambda: ["zero-shot", "few-shot"])
-    few_shot_k: int = Field(3, ge=1, le=32)
-    limit: int | None = Field(None, ge=1)
-    batch_size: int = Field(8, ge=1)
+    few_shot_k: int = Field(2, ge=1, le=32)
+    limit: int | None = Field(None, ge=1, description="N / tasks test examples per task, up to 4x for short-answer tasks; none: all.")
+    batch_size: int = Field(16, ge=1)
 
 
 class ExportConfig(_Section):

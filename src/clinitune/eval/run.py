@@ -205,8 +205,7 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
     for ex in examples:
         by_task[ex.get("task", "knowledge")].append(ex)
     if limit:
-        by_task = {t: rng.sample(v, min(n, len(v))) for t, v, n in
-                   ((t, by_task[t], n) for t, n in sample_sizes(by_task, limit).items())}
+        by_task = {t: rng.sample(by_task[t], min(n, len(by_task[t]))) for t, n in sample_sizes(by_task, limit).items()}
     chosen = [e for t in sorted(by_task) for e in by_task[t]]
     train_path = data.parent / "train.jsonl"
     pool_rows = C.read_jsonl(str(train_path)) if train_path.is_file() else []
