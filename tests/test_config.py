@@ -89,3 +89,15 @@ def test_cli_dry_run_and_error_exit_code(tmp_path):
     bad = runner.invoke(app, ["train", "--config", str(_bad_copy(tmp_path, "  r: 64", "  rank: 64")), "--dry-run"])
     assert bad.exit_code == 2
     assert "rank" in bad.output and "did you mean r?" in bad.output and "Traceback" not in bad.output
+
+
+def test_quickstart_profiles_write_valid_train_configs(tmp_path):
+    from clinitune.config import load_config
+    from clinitune.quickstart import PROFILES, _train_config
+
+    cfgs = {}
+    for name, prof in PROFILES.items():
+        cfgs[name] = load_config(_train_config(tmp_path / name, prof, seed=7))  # the schema accepts what the profile writes
+        assert cfgs[name].training.max_steps == prof["max_steps"] and cfgs[name].training.seed == 7
+    assert cfgs["full"].training.eval_steps == 100 and cfgs["full"].data.eval_max_examples == 96
+    assert cfgs["fast"].training.eval_steps == 50 and cfgs["fast"].data.eval_max_examples == 32

@@ -22,7 +22,10 @@ from .paths import atomic_write_text
 PROFILES = {
     # fast: minutes on a 2-core CPU; full: longer training and a larger eval, for better metrics.
     "fast": {"patients": 150, "max_steps": 100, "eval_limit": 16},
-    "full": {"patients": 500, "max_steps": 1200, "eval_limit": 80},
+    # Early stopping on 32 held-out examples every 50 steps is noise at lr 2e-3: it ended a 1,200-step
+    # run at step 450 (best 300, work/full4). The long run checks less often, on more examples.
+    "full": {"patients": 500, "max_steps": 1200, "eval_limit": 80, "training": {"eval_steps": 100, "save_steps": 100},
+             "data": {"eval_max_examples": 96}},
 }
 SEED_PROMPTS = ["Generate a patient record for a 65-year-old male with hypertension.",
                 "What ICD-10 code represents essential hypertension?"]
@@ -69,6 +72,8 @@ def _train_config(workdir: Path, prof: dict, seed: int) -> Path:
     data.setdefault("data", {}).update({"train": str(workdir / "data" / "train.jsonl"), "eval": str(workdir / "data" / "eval.jsonl"),
                                         "test": str(workdir / "data" / "test.jsonl")})
     data.setdefault("training", {}).update({"output_dir": str(workdir / "run"), "max_steps": prof["max_steps"], "seed": seed})
+    for section in ("training", "data"):
+        data[section].update(prof.get(section, {}))
     path = workdir / "train_config.yaml"
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
     return path
