@@ -278,10 +278,8 @@ def eval_(
     from .config import EvalConfig, load_config
 
     ec = load_config(run / "config.yaml").eval if run is not None and (run / "config.yaml").is_file() else EvalConfig()
-    if baseline is None:
-        names = [b.replace("-", "_") for b in ec.baselines]
-    else:
-        names = [b.strip().replace("-", "_") for b in baseline.split(",") if b.strip() and b.strip() != "none"]
+    baseline = ",".join(ec.baselines) if baseline is None else baseline
+    names = [b.strip().replace("-", "_") for b in baseline.split(",") if b.strip() and b.strip() != "none"]
     bad = [b for b in names if b not in ("zero_shot", "few_shot")]
     if bad:
         raise ClinituneError(f"--baseline: unknown {', '.join(bad)}; use zero-shot, few-shot, both comma-separated, or none")
