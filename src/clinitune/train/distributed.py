@@ -63,6 +63,13 @@ class Dist:
         if self.world > 1:
             torch.distributed.barrier()
 
+    def close(self, *, wait: bool = True) -> None:
+        """Wait for every rank (unless leaving on an error, when the others may never arrive), then destroy the group."""
+        if self.world > 1 and torch.distributed.is_initialized():
+            if wait:
+                torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
     def broadcast(self, obj):
         if self.world == 1:
             return obj

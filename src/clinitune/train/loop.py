@@ -198,16 +198,31 @@ def _fault_injection(step: int) -> None:
 
 
 def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool = False) -> dict:
-    from ..models.adapt import apply_method, load_for_training, plan as make_plan
-    from ..models.loading import load_tokenizer
-    from ..models.registry import resolve_model
+    from ..models.adapt import plan as make_plan
 
     t = cfg.training
     if not cfg.data.train:
         raise ClinituneError("data.train is not set; point it at train.jsonl from clinitune prepare")
-    run = Path(t.output_dir)
     plan = make_plan(cfg)
     dist = init_distributed(plan.device, t.fsdp, t.deepspeed, t)
+    try:
+        summary = _train(cfg, plan, dist, resume=resume, quiet=quiet, force=force)
+    except BaseException:
+        dist.close(wait=False)
+        raise
+    # Every rank leaves together and tears its process group down: a rank that exits with a live gloo
+    # group can abort in its worker threads ("terminate called without an active exception").
+    dist.close()
+    return summary
+
+
+def _train(cfg: Config, plan, dist: Dist, *, resume: bool, quiet: bool, force: bool) -> dict:
+    from ..models.adapt import apply_method, load_for_training
+    from ..models.loading import load_tokenizer
+    from ..models.registry import resolve_model
+
+    t = cfg.training
+    run = Path(t.output_dir)
     if run.exists() and any(run.glob("checkpoint-*")) and not resume:
         raise ClinituneError(f"{run} already holds checkpoints; pass --resume to continue, or set training.output_dir to a new dir")
     run.mkdir(parents=True, exist_ok=True)
