@@ -24,9 +24,28 @@ def test_quickstart_end_to_end(tmp_path):
     # Direction of the metrics on this small budget: summed over tasks, fine-tuning beats the base model.
     assert sum(r["fine_tuned"] for r in s["comparison"]) > sum(r["zero_shot"] for r in s["comparison"])
     assert set(ft) == set(zs)
+    assert s["behind_base"] == [r["task"] for r in s["comparison"] if r["fine_tuned"] <= max(r["zero_shot"], r["few_shot"])]
+    assert f"beats both baselines on {len(s['comparison']) - len(s['behind_base'])} of" in res.output or not s["behind_base"]
     preds = [json.loads(l) for l in (work / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert {p["task"] for p in preds} == set(ft) and all({"prediction", "reference", "score"} <= set(p) for p in preds)
     assert "Modelfile" in s["paths"]["modelfile"] and len(s["answers"]) == 2
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0
     assert set(json.loads((work / "summary.json").read_text())["skipped"]) >= {"synth", "prepare", "train", "eval", "export"}
+
+
+def test_behind_base_names_tasks_the_fine_tuned_model_does_not_beat():
+    from clinitune.quickstart import behind_base
+
+    from clinitune.eval.metrics import PRIMARY
+    from clinitune.eval.report import comparison_rows
+
+    def cand(**scores):
+        return {"tasks": {task: {PRIMARY[task]: v} for task, v in scores.items() if v is not None}}
+
+    results = {"candidates": {"zero_shot": cand(extraction=0.0, validation=0.0, knowledge=0.3),
+                              "few_shot": cand(extraction=0.2, validation=0.2, knowledge=None),
+                              "fine_tuned": cand(extraction=0.9, validation=0.2, knowledge=0.1)}}
+    # validation ties the few-shot base (a tie is not a win); knowledge loses to zero-shot, its only baseline
+    assert behind_base(comparison_rows(results)) == ["knowledge", "validation"]
+    assert behind_base(comparison_rows({"candidates": {"fine_tuned": cand(extraction=0.0)}})) == []  # no baselines run

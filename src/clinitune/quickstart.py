@@ -150,10 +150,16 @@ def run_quickstart(workdir: Path, patients: int | None, profile: str, fresh: boo
         "data": {"examples": manifest["counts"]["total"], "quarantined": manifest["counts"]["quarantined"],
                  "phi_findings_by_type": manifest["phi_findings_by_type"]},
         "estimate": est, "metrics": metrics, "comparison": results.get("comparison", []), "answers": answers,
+        "behind_base": behind_base(results.get("comparison", [])),
     }
     atomic_write_text(workdir / "summary.json", json.dumps(summary, indent=2))
     _print_summary(summary, cfg)
     return summary
+
+
+def behind_base(comparison: list[dict]) -> list[str]:
+    """Tasks where the fine-tuned model does not beat the better baseline (a tie is not a win)."""
+    return [r["task"] for r in comparison if r.get("delta") is not None and r["delta"] <= 0]
 
 
 def _print_summary(s: dict, cfg) -> None:
@@ -167,6 +173,12 @@ def _print_summary(s: dict, cfg) -> None:
     typer.echo("\n" + "task".ljust(21) + "metric".ljust(20) + "base zero-shot  base few-shot   fine-tuned")
     for r in s["comparison"]:
         typer.echo(f"  {r['task']:<19}{r['metric']:<20}{(r.get('zero_shot') or 0):>14.3f}{(r.get('few_shot') or 0):>15.3f}{r['fine_tuned']:>13.3f}")
+    n, behind = len(s["comparison"]), s["behind_base"]
+    if behind:
+        typer.echo(f"fine-tuned beats both baselines on {n - len(behind)} of {n} tasks; not on {', '.join(behind)}: "
+                   f"train longer (--profile full, or --steps N)")
+    else:
+        typer.echo(f"fine-tuned beats both baselines on all {n} tasks")
     typer.echo("\nllama.cpp answers (q4_k_m GGUF):")
     for p, a in s["answers"].items():
         typer.echo(f"  Q: {p}\n  A: {a[:300]}")
