@@ -228,10 +228,21 @@ def train(
     if not force:
         refuse_if_too_big(run_estimate(cfg))
     summary = run_train(cfg, resume=resume, quiet=quiet, force=force)
-    if "rank" in summary:
-        return
-    typer.echo(f"best eval loss {summary['best_eval_loss']} at step {summary['best_step']}; {summary['steps']} steps")
-    typer.echo(summary["output"])
+    if "rank" not in summary:
+        typer.echo(f"best eval loss {summary['best_eval_loss']} at step {summary['best_step']}; {summary['steps']} steps")
+        typer.echo(summary["output"])
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _leave_worker()
+
+
+def _leave_worker() -> None:
+    """A launched rank whose work is done and written leaves without interpreter teardown: there, the
+    destructors of gloo's and DeepSpeed's native threads race and can abort a finished run (SIGABRT,
+    "terminate called without an active exception"), which fails the whole launch."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @app.command()
@@ -390,6 +401,11 @@ def quickstart(
 
 
 def main() -> None:
+    import faulthandler
+
+    # A crash in native code (a worker aborting in a collective, a segfault in a kernel) prints every
+    # thread's Python stack, so the report names the line, not only the signal.
+    faulthandler.enable(all_threads=True)
     app()
 
 
