@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -272,6 +273,21 @@ def test_accelerate_launch_with_shipped_configs(tmp_path, tiny_llama, launch_con
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
     # ranks leave without interpreter teardown (os._exit): rank 0's summary must still be flushed out
     assert "best eval loss" in res.stdout and res.stdout.rstrip().endswith(str(tmp_path / "run" / "adapter"))
+
+
+def test_a_launched_run_reports_a_rank_error_in_one_line(tmp_path, tiny_llama):
+    """An error inside the ranks (here a DeepSpeed config that sets its own optimizer) exits non-zero with
+    the rank's own message and one line naming the rank, not the launcher's per-rank traceback."""
+    bad = tmp_path / "ds.json"
+    bad.write_text(json.dumps({"zero_optimization": {"stage": 2}, "optimizer": {"type": "AdamW"}}))
+    cfg = _cfg(tmp_path, tiny_llama, deepspeed=str(bad))
+    res = subprocess.run([sys.executable, "-m", "clinitune.cli", "train", "--config", str(cfg), "--nproc", "2"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr
+    assert f'error: {bad}: remove the "optimizer" section' in res.stderr
+    assert re.search(r"error: rank [01] of 2 exited with code 2; its own message is above", res.stderr)
+    assert "Traceback" not in res.stderr and "ChildFailedError" not in res.stderr
+    assert not (tmp_path / "run" / "adapter").exists()
 
 
 def test_deepspeed_config_is_checked_and_filled(tmp_path):

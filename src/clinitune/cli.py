@@ -212,15 +212,10 @@ def train(
         typer.echo(f"# {config}: valid", err=True)
         return
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        # One process per rank through torch's launcher (what `accelerate launch` also sets up); the
-        # loop reads WORLD_SIZE/RANK and sums gradients over gloo (CPU) or NCCL (CUDA).
-        import subprocess
-
-        args = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                "-m", "clinitune.cli", "train", "--config", str(config), *[a for s in (overrides or []) for a in ("--set", s)]]
+        args = ["train", "--config", str(config), *[a for s in (overrides or []) for a in ("--set", s)]]
         args += (["--resume"] if resume else []) + (["--force"] if force else []) + (["--quiet"] if quiet else [])
         args += ["--seed", str(seed)] if seed is not None else []
-        raise typer.Exit(subprocess.call(args))
+        raise typer.Exit(_launch(nproc, args))
     from .train.estimate import estimate as run_estimate
     from .train.estimate import refuse_if_too_big
     from .train.loop import train as run_train
@@ -231,18 +226,27 @@ def train(
     if "rank" not in summary:
         typer.echo(f"best eval loss {summary['best_eval_loss']} at step {summary['best_step']}; {summary['steps']} steps")
         typer.echo(summary["output"])
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        _leave_worker()
 
 
-def _leave_worker() -> None:
-    """A launched rank whose work is done and written leaves without interpreter teardown: there, the
-    destructors of gloo's and DeepSpeed's native threads race and can abort a finished run (SIGABRT,
-    "terminate called without an active exception"), which fails the whole launch."""
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+def _launch(nproc: int, args: list[str]) -> int:
+    """One process per rank through torch's elastic launcher (what torchrun and `accelerate launch` run);
+    the loop reads WORLD_SIZE/RANK and sums gradients over gloo (CPU) or NCCL (CUDA)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    # The launcher would give each rank 1 thread; on a CPU box that leaves all but nproc cores idle.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // nproc)))
+    # A failing rank prints its own error; the launcher's per-rank report and traceback would bury it.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        run(parse_args(["--standalone", f"--nproc_per_node={nproc}", "-m", "clinitune.cli", *args]))
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
+        typer.secho(f"error: rank {rank} of {nproc} {how}; its own message is above", err=True, fg=typer.colors.RED)
+        return failure.exitcode if failure.exitcode > 0 else 1
+    return 0
 
 
 @app.command()
@@ -406,7 +410,28 @@ def main() -> None:
     # A crash in native code (a worker aborting in a collective, a segfault in a kernel) prints every
     # thread's Python stack, so the report names the line, not only the signal.
     faulthandler.enable(all_threads=True)
-    app()
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        app()
+        return
+    # A launched rank leaves without interpreter teardown once its work is written (or its error
+    # printed): there the destructors of gloo's and DeepSpeed's native threads race, and can abort a
+    # finished run with SIGABRT ("terminate called without an active exception"), failing the launch.
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        if isinstance(exc.code, str):
+            sys.stderr.write(exc.code + "\n")
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
