@@ -3,7 +3,7 @@
 
 import sys
 
-from clinitune.cli import app
+from clinitune.cli import main
 
 if __name__ == "__main__":
-    app(args=["export", *sys.argv[1:]], prog_name="scripts/export_model.py")
+    main(["export", *sys.argv[1:]], prog_name="scripts/export_model.py")

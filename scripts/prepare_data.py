@@ -3,7 +3,7 @@
 
 import sys
 
-from clinitune.cli import app
+from clinitune.cli import main
 
 if __name__ == "__main__":
-    app(args=["prepare", *sys.argv[1:]], prog_name="scripts/prepare_data.py")
+    main(["prepare", *sys.argv[1:]], prog_name="scripts/prepare_data.py")

@@ -404,20 +404,20 @@ def quickstart(
                    steps=steps, eval_limit=eval_limit)
 
 
-def main() -> None:
+def main(args: list[str] | None = None, prog_name: str | None = None) -> None:
     import faulthandler
 
     # A crash in native code (a worker aborting in a collective, a segfault in a kernel) prints every
     # thread's Python stack, so the report names the line, not only the signal.
     faulthandler.enable(all_threads=True)
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        app()
+        app(args=args, prog_name=prog_name)
         return
     # A launched rank leaves without interpreter teardown once its work is written (or its error
     # printed): there the destructors of gloo's and DeepSpeed's native threads race, and can abort a
     # finished run with SIGABRT ("terminate called without an active exception"), failing the launch.
     try:
-        app()
+        app(args=args, prog_name=prog_name)
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
