@@ -210,8 +210,8 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False, force: bool
     except BaseException:
         dist.close(wait=False)
         raise
-    # Every rank leaves together and tears its process group down: a rank that exits with a live gloo
-    # group can abort in its worker threads ("terminate called without an active exception").
+    # Every rank leaves together: one that exits while another still writes drops its gloo connections
+    # under the other's feet. (A launched rank then skips interpreter teardown: cli.main.)
     dist.close()
     return summary
 
