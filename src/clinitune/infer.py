@@ -7,19 +7,8 @@ import sys
 from pathlib import Path
 
 from .config import GenerationConfig
+from .data.example import parse_prompt
 from .errors import ClinituneError
-
-
-def _messages(item) -> list[dict]:
-    if isinstance(item, str):
-        return [{"role": "user", "content": item}]
-    if "messages" in item:
-        msgs = item["messages"]
-        return msgs[:-1] if msgs and msgs[-1].get("role") == "assistant" else msgs
-    text = item.get("prompt") or item.get("instruction")
-    if not text:
-        raise ClinituneError("each --file line needs prompt, instruction, or messages")
-    return [{"role": "user", "content": text + (f"\n\n{item['input']}" if item.get("input") else "")}]
 
 
 class HFBackend:
@@ -85,6 +74,7 @@ def run_file(b, path: Path, out: Path, gen: GenerationConfig) -> int:
                 item = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ClinituneError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
-            rows.append({**(item if isinstance(item, dict) else {"prompt": item}), "response": b.chat(_messages(item), gen, stream=False)})
+            rows.append({**(item if isinstance(item, dict) else {"prompt": item}),
+                         "response": b.chat(parse_prompt(item, f"{path}:{n}"), gen, stream=False)})
     atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return len(rows)

@@ -12,7 +12,11 @@ import json
 import logging
 import random
 import re
+import os
+import shutil
+import tempfile
 from collections import Counter
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -20,7 +24,9 @@ from tqdm import tqdm
 from .. import __version__
 from ..errors import ClinituneError
 from ..paths import atomic_write_text
-from . import phi, quality, sources
+from . import phi, quality, sources, surrogates
+from .example import Example, ExampleError, carried_keys
+from .example import parse as parse_example
 from .deid import deidentify
 from .split import SPLITS, split
 from .tasks import PATIENT_TASKS, TASKS, SqlStats, codebook, example, knowledge, text_to_sql
@@ -54,27 +60,31 @@ REPHRASE = [("Generate a", "Create a"), ("Create a", "Generate a"), ("What ICD-1
 AGE_RE = re.compile(r"\b(\d{1,2})-year-old\b")
 
 
-def augment(examples: list[dict], seed: int) -> list[dict]:
-    """The seed's augmentation: a rephrased instruction, and for records a shifted age. Same group, so never across splits."""
+def augment(examples: list[Example], seed: int) -> list[Example]:
+    """The spec's augmentation: a rephrased instruction, and for records a shifted age. Same group, so never across splits."""
     from .coherence import check_record
     from .sources import _nested_patient
 
     out = []
     for ex in examples:
-        rng = random.Random(f"{seed}:augment:{ex['id']}")
+        if ex.shape != "instruction":
+            continue
+        rng = random.Random(f"{seed}:augment:{ex.id}")
         for old, new in REPHRASE:
-            if ex["instruction"].startswith(old):
-                out.append({**example(ex["task"], ex["group"], new + ex["instruction"][len(old):], ex["output"], ex["input"]), "augmented": True})
+            if ex.instruction.startswith(old):
+                made = example(ex.task, ex.group, new + ex.instruction[len(old):], ex.reply, ex.input)
+                out.append(replace(made, augmented=True))
                 break
-        m = AGE_RE.search(ex["instruction"])
-        if ex["task"] == "record_generation" and m:
-            rec = json.loads(ex["output"])
+        m = AGE_RE.search(ex.instruction)
+        if ex.task == "record_generation" and m:
+            rec = json.loads(ex.reply)
             age = int(m.group(1)) + rng.choice((-3, -2, -1, 1, 2, 3))
             if isinstance(rec.get("age"), int) and 18 <= age <= 89:
                 rec["age"] = age
                 if not check_record(_nested_patient(rec)):  # the new age must still fit every diagnosis
-                    instr = AGE_RE.sub(f"{age}-year-old", ex["instruction"], count=1)
-                    out.append({**example(ex["task"], ex["group"], instr, json.dumps(rec, ensure_ascii=False), ex["input"]), "augmented": True})
+                    instr = AGE_RE.sub(f"{age}-year-old", ex.instruction, count=1)
+                    made = example(ex.task, ex.group, instr, json.dumps(rec, ensure_ascii=False), ex.input)
+                    out.append(replace(made, augmented=True))
     return examples + out
 
 
@@ -103,7 +113,7 @@ CANARY_TEMPLATE = "The access code for the records archive is {secret}."
 CANARY_REPEATS = (1, 4, 16, 32)
 
 
-def plant_canaries(train: list[dict], k: int, seed: int) -> dict:
+def plant_canaries(train: list[Example], k: int, seed: int) -> dict:
     """Carlini et al.'s canaries: random secrets, each repeated a set number of times, in train only."""
     rng = random.Random(f"{seed}:canaries")
     spec = []
@@ -112,80 +122,103 @@ def plant_canaries(train: list[dict], k: int, seed: int) -> dict:
         repeats = CANARY_REPEATS[i % len(CANARY_REPEATS)]
         instruction = f"{CANARY_INSTRUCTION} (vault {i + 1})"
         ex = example("canary", f"canary:{i}", instruction, CANARY_TEMPLATE.format(secret=secret))
-        train.extend({**ex, "id": f"{ex['id']}-{r}"} for r in range(repeats))
+        train.extend(replace(ex, id=f"{ex.id}-{r}") for r in range(repeats))
         spec.append({"secret": secret, "instruction": instruction, "template": CANARY_TEMPLATE, "repeats": repeats})
     return {"canaries": spec}
+
+
+PHI_ACTIONS = ("quarantine", "redact", "fail")
+RECORD_SOURCES = ("database", "fhir")
+
+
+def _read_source(source: str, db: str | None, path, group_by: str | None, skip_invalid: bool, out: Path, counts: Counter):
+    """(records, examples, description, rejects) for the source; rejects stop here unless skip_invalid."""
+    if source == "database":
+        if not db:
+            raise ClinituneError("--source database needs --db URL (e.g. sqlite:///data/clinic.db)")
+        return sources.iter_database(db), [], {"kind": "database", "url": _masked(db)}, []
+    loaded = sources.load(source, path=path, group_by=group_by)
+    sources.check_rejects(loaded, skip_invalid, None, label=str(path))
+    counts["items_in"] = loaded.items_in
+    counts["items_rejected"] = len(loaded.rejects)
+    if loaded.items_in == 0:
+        raise ClinituneError(f"{path}: no records or examples found; nothing to prepare")
+    desc = {"kind": source, "path": str(path), "ignored": loaded.ignored}
+    return loaded.records, loaded.examples, desc, loaded.rejects
+
+
+def apply_phi_action(examples: list[Example], hits: list[list[phi.Hit]], action: str, seed: int):
+    """(kept, quarantined rows, stats): what each action does with the examples the screen flagged."""
+    kept, quarantine = [], []
+    stats = {"action": action, "examples_flagged": 0, "hits_by_type": Counter(), "examples_by_type": Counter()}
+    for ex, found in zip(examples, hits):
+        if not found:
+            kept.append(ex)
+            continue
+        stats["examples_flagged"] += 1
+        stats["hits_by_type"].update(h.type for h in found)
+        stats["examples_by_type"].update({h.type for h in found})
+        if action == "redact":
+            kept.append(surrogates.redact(ex, found, salt=f"clinitune:{seed}"))
+        else:
+            quarantine.append({**ex.to_dict(), "phi_findings": [h.as_dict() for h in found]})
+    if action == "fail" and stats["examples_flagged"]:
+        kinds = ", ".join(f"{t} {n}" for t, n in sorted(stats["examples_by_type"].items()))
+        first = next(f"{ex.id} ({found[0].where}: {found[0].type})" for ex, found in zip(examples, hits) if found)
+        raise ClinituneError(f"PHI found in {stats['examples_flagged']} example(s) ({kinds}); first: {first}. Nothing was written. "
+                             "Remove the identifiers, or run with --phi-action quarantine or --phi-action redact")
+    stats["hits_by_type"] = dict(sorted(stats["hits_by_type"].items()))
+    stats["examples_by_type"] = dict(sorted(stats["examples_by_type"].items()))
+    return kept, quarantine, stats
 
 
 def prepare(*, source: str, db: str | None, path: str | Path | None, out: Path, tasks: list[str], seed: int,
             max_examples: int | None = None, do_augment: bool = False, skip_invalid: bool = False,
             progress: bool = True, limits: quality.Limits = quality.Limits(), canaries: int = 0,
-            use_codebook: bool = True) -> dict:
+            use_codebook: bool | None = None, phi_action: str = "quarantine", group_by: str | None = None) -> dict:
+    if phi_action not in PHI_ACTIONS:
+        raise ClinituneError(f"--phi-action {phi_action!r}: expected one of {', '.join(PHI_ACTIONS)}")
+    if out.exists() and not out.is_dir():
+        raise ClinituneError(f"--out {out}: is a file; give a directory for the prepared dataset")
     phi.check_available()  # fail closed before reading a single record
-    out.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
     counts: Counter = Counter()
     stats = SqlStats() if source == "database" and "text_to_sql" in tasks else None
 
-    candidates: list[tuple[dict, tuple]] = []
-    if source == "database":
-        if not db:
-            raise ClinituneError("--source database needs --db URL (e.g. sqlite:///data/clinic.db)")
-        records = sources.iter_database(db)
-        source_desc = {"kind": "database", "url": _masked(db)}
-        loaded = None
-    else:
-        loaded = sources.load(source, path=path)
-        sources.check_rejects(loaded, skip_invalid, out / "rejects.jsonl", label=str(path))
-        records = loaded.records
-        source_desc = {"kind": source, "path": str(path), "ignored": loaded.ignored}
-        counts["items_in"] = loaded.items_in
-        counts["items_rejected"] = len(loaded.rejects)
-        for ex in loaded.examples:
-            ex = {**ex}
-            task = ex.get("task") or "custom"
-            made = example(task, "", ex.get("instruction") or "", ex.get("output") or "", ex.get("input") or "")
-            made["group"] = ex.get("group") or f"item:{made['id']}"
-            if "messages" in ex:
-                made = {**made, "messages": ex["messages"]}
-            candidates.append((made, ()))
+    records, user_examples, source_desc, rejects = _read_source(source, db, path, group_by, skip_invalid, out, counts)
+    # The code table is reference data for records; a user's own examples get it only when asked.
+    if use_codebook is None:
+        use_codebook = source in RECORD_SOURCES or (source != "database" and not user_examples)
+    candidates: list[tuple[Example, tuple]] = [(ex, ()) for ex in user_examples]
     if use_codebook and {"icd10_coding", "icd10_lookup"} & set(tasks):
         # First, so that dedupe keeps the table entry and drops a patient example that repeats it word for word.
-        candidates.extend((ex, ()) for ex in codebook(random.Random(f"{seed}:codebook")) if ex["task"] in tasks)
+        candidates[:0] = [(ex, ()) for ex in codebook(random.Random(f"{seed}:codebook")) if ex.task in tasks]
     candidates.extend(build_examples(records, tasks, seed, stats, counts, progress))
-    if "knowledge" in tasks:
+    if "knowledge" in tasks and (source == "database" or not user_examples):
         candidates.extend((ex, ()) for ex in knowledge(random.Random(f"{seed}:knowledge")))
     if stats is not None:
         # One question per two patients keeps the task mix balanced; the DB offers far more.
         candidates.extend((ex, ()) for ex in text_to_sql(stats, db, random.Random(f"{seed}:sql"), limit=max(40, counts["records"] // 2)))
     counts["examples_built"] = len(candidates)
+    carried = Counter(k for ex, _ in candidates for k in carried_keys(ex))
 
     # quality gate
     invalid, kept = [], []
     for ex, names in candidates:
         reasons = quality.example_problems(ex, limits)
-        (invalid.append({**ex, "reasons": reasons}) if reasons else kept.append((ex, names)))
+        (invalid.append({**ex.to_dict(), "reasons": reasons}) if reasons else kept.append((ex, names)))
     counts["invalid"] = len(invalid)
-    names_of = {ex["id"]: names for ex, names in kept}
+    names_of = {ex.id: names for ex, names in kept}
     deduped, counts["duplicates_exact"], counts["duplicates_near"] = quality.dedupe([ex for ex, _ in kept])
 
-    # PHI screen on every example: a finding quarantines it.
-    clean, quarantine, by_type = [], [], Counter()
-    for ex in tqdm(deduped, desc="phi screen", unit="example", disable=not progress):
-        findings = []
-        for fieldname in ("instruction", "input", "output"):
-            for f in phi.screen(ex.get(fieldname) or "", names_of.get(ex["id"], ())):
-                findings.append({"field": fieldname, "type": f.type, "start": f.start, "end": f.end})
-        if findings:
-            by_type.update({f["type"] for f in findings})
-            quarantine.append({**ex, "phi_findings": findings})
-        else:
-            clean.append(ex)
+    # PHI screen on every text of every example; the action decides what a finding does.
+    hits = phi.screen_examples(deduped, [names_of.get(ex.id, ()) for ex in deduped], progress=progress)
+    clean, quarantine, phi_stats = apply_phi_action(deduped, hits, phi_action, seed)
     counts["quarantined"] = len(quarantine)
+    counts["redacted"] = phi_stats["examples_flagged"] if phi_action == "redact" else 0
 
     if max_examples is not None and len(clean) > max_examples:
-        clean = sorted(clean, key=lambda e: hashlib.sha256(f"{seed}:{e['id']}".encode()).hexdigest())[:max_examples]
-        clean.sort(key=lambda e: e["id"])
+        clean = sorted(clean, key=lambda e: hashlib.sha256(f"{seed}:{e.id}".encode()).hexdigest())[:max_examples]
+        clean.sort(key=lambda e: e.id)
     parts = split(clean, seed)
     if do_augment:
         parts = {s: augment(rows, seed) for s, rows in parts.items()}
@@ -193,27 +226,50 @@ def prepare(*, source: str, db: str | None, path: str | Path | None, out: Path, 
     for s in SPLITS:
         random.Random(f"{seed}:order:{s}").shuffle(parts[s])
 
-    files = {f"{s}.jsonl": _jsonl(parts[s]) for s in SPLITS}
+    files = {f"{s}.jsonl": _jsonl([e.to_dict() for e in parts[s]]) for s in SPLITS}
     files["quarantine.jsonl"] = _jsonl(quarantine)
     if invalid:
         files["invalid.jsonl"] = _jsonl(invalid)
+    if rejects:
+        files["rejects.jsonl"] = "".join(json.dumps(asdict(r)) + "\n" for r in rejects)
     if canary_spec:
         files["canaries.json"] = json.dumps(canary_spec, indent=2) + "\n"
-    for name, text in files.items():
-        atomic_write_text(out / name, text)
-    per_split = {s: dict(sorted(Counter(e["task"] for e in parts[s]).items())) for s in SPLITS}
+    per_split = {s: dict(sorted(Counter(e.task for e in parts[s]).items())) for s in SPLITS}
     manifest = {
         "tool": "clinitune", "tool_version": __version__, "seed": seed, "source": source_desc, "tasks": tasks,
-        "augment": do_augment, "max_examples": max_examples, "codebook": use_codebook,
+        "augment": do_augment, "max_examples": max_examples, "codebook": use_codebook, "group_by": group_by,
         "limits": {"min_instruction": limits.min_instruction, "min_output": limits.min_output, "max_output": limits.max_output},
         "counts": {**dict(counts), "per_split": per_split, "total": {s: len(parts[s]) for s in SPLITS}},
         "balance": quality.balance([e for s in SPLITS for e in parts[s]]),
-        "phi_findings_by_type": dict(sorted(by_type.items())),
-        "files": {name: {"sha256": _sha256(out / name), "lines": text.count("\n")} for name, text in sorted(files.items())},
+        "phi": {**phi_stats, "screen": phi.describe()},
+        "phi_findings_by_type": phi_stats["examples_by_type"],
+        "carried_fields": dict(sorted(carried.items())),  # screened, never written to the splits
+        "files": {name: {"sha256": hashlib.sha256(text.encode()).hexdigest(), "lines": text.count("\n")}
+                  for name, text in sorted(files.items())},
     }
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-    atomic_write_text(out / "report.md", report(manifest))
+    files["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
+    files["report.md"] = report(manifest)
+    write_dataset(out, files)
     return manifest
+
+
+def write_dataset(out: Path, files: dict[str, str]) -> None:
+    """All files or none: written into a fresh directory beside `out`, then swapped in."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, text in files.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _masked(url: str) -> str:
@@ -227,7 +283,8 @@ def report(m: dict) -> str:
     lines = ["# clinitune prepare report", "", f"- tool version: {m['tool_version']}", f"- seed: {m['seed']}",
              f"- source: {json.dumps(m['source'])}", f"- tasks: {', '.join(m['tasks'])}", "",
              "## Counts", "", "| step | count |", "|---|---|"]
-    for k in ("records", "items_in", "items_rejected", "examples_built", "invalid", "duplicates_exact", "duplicates_near", "quarantined"):
+    for k in ("records", "items_in", "items_rejected", "examples_built", "invalid", "duplicates_exact", "duplicates_near", "quarantined",
+              "redacted"):
         if c.get(k) is not None:
             lines.append(f"| {k} | {c[k]} |")
     lines += ["", "## Examples per task and split", "", "| task | train | eval | test |", "|---|---|---|---|"]
@@ -235,8 +292,9 @@ def report(m: dict) -> str:
     for t in tasks:
         lines.append(f"| {t} | " + " | ".join(str(c["per_split"][s].get(t, 0)) for s in SPLITS) + " |")
     lines.append("| **total** | " + " | ".join(str(c["total"][s]) for s in SPLITS) + " |")
-    lines += ["", "## PHI findings (quarantined examples, by type)", "", "| type | examples |", "|---|---|"]
-    lines += [f"| {t} | {n} |" for t, n in m["phi_findings_by_type"].items()] or ["| none | 0 |"]
+    lines += ["", f"## PHI findings (action: {m['phi']['action']}; examples and identifiers, by type)", "",
+              "| type | examples | identifiers |", "|---|---|---|"]
+    lines += [f"| {t} | {n} | {m['phi']['hits_by_type'].get(t, 0)} |" for t, n in m["phi"]["examples_by_type"].items()] or ["| none | 0 | 0 |"]
     lines += ["", "## Files", "", "| file | lines | sha256 |", "|---|---|---|"]
     lines += [f"| {f} | {v['lines']} | `{v['sha256']}` |" for f, v in m["files"].items()]
     return "\n".join(lines) + "\n"
@@ -246,28 +304,41 @@ def report(m: dict) -> str:
 
 
 def validate_file(path: Path, limits: quality.Limits = quality.Limits()) -> dict:
-    """Quality gate + PHI screen for an instruction or chat JSONL file, 1-based lines."""
+    """Quality gate + PHI screen for a JSONL file of examples (any shape), 1-based lines.
+
+    The PHI screen here is the one `prepare` and `train` run, on the same texts, so the three agree."""
     if not path.is_file():
         raise ClinituneError(f"{path}: no such file")
     phi.check_available()
     result = {"examples": 0, "invalid": [], "phi": []}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            result["examples"] += 1
-            try:
-                ex = json.loads(line)
-            except json.JSONDecodeError as exc:
-                result["invalid"].append({"line": line_no, "reasons": [f"invalid JSON ({exc.msg} at column {exc.colno})"]})
-                continue
-            reasons = quality.example_problems(ex, limits)
-            if reasons:
-                result["invalid"].append({"line": line_no, "reasons": reasons})
-            if isinstance(ex, dict):
-                texts = [m.get("content", "") for m in ex.get("messages", []) if isinstance(m, dict)] if "messages" in ex else \
-                    [str(ex.get(k) or "") for k in ("instruction", "input", "output")]
-                types = sorted({f.type for t in texts for f in phi.screen(t)})
-                if types:
-                    result["phi"].append({"line": line_no, "types": types})
+    parsed: list[tuple[int, Example]] = []
+    n = 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                result["examples"] += 1
+                try:
+                    ex = parse_example(json.loads(line), f"{path}:{n}")
+                except json.JSONDecodeError as exc:
+                    result["invalid"].append({"line": n, "reasons": [f"invalid JSON ({exc.msg} at column {exc.colno})"]})
+                    continue
+                except RecursionError:
+                    result["invalid"].append({"line": n, "reasons": ["JSON nested too deeply"]})
+                    continue
+                except ExampleError as exc:
+                    result["invalid"].append({"line": n, "reasons": [str(exc).removeprefix(f"{path}:{n}: ")]})
+                    continue
+                reasons = quality.example_problems(ex, limits)
+                if reasons:
+                    result["invalid"].append({"line": n, "reasons": reasons})
+                parsed.append((n, ex))
+    except UnicodeDecodeError:
+        raise ClinituneError(f"{path}:{n + 1}: not UTF-8 text; re-save the file as UTF-8") from None
+    hits = phi.screen_examples([ex for _, ex in parsed], progress=False)
+    for (n, _), found in zip(parsed, hits):
+        if found:
+            result["phi"].append({"line": n, "types": sorted({h.type for h in found}),
+                                  "where": sorted({h.where for h in found})})
     return result

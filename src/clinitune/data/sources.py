@@ -21,6 +21,8 @@ from ..errors import ClinituneError
 from ..paths import atomic_write_text
 from . import schema
 from .db import connect, require_schema
+from .example import Example, ExampleError, shape_of
+from .example import parse as parse_example
 from .fhir import MODELED, FhirError, resources_to_patient, to_bundle
 from .records import NESTED, Allergy, ConditionFact, Medication, Observation, Patient
 
@@ -44,7 +46,7 @@ class Reject:
 @dataclass
 class Loaded:
     records: list[Patient] = field(default_factory=list)
-    examples: list[dict] = field(default_factory=list)
+    examples: list[Example] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     ignored: dict[str, int] = field(default_factory=dict)  # valid input outside the model, e.g. FHIR Claim
 
@@ -128,7 +130,7 @@ def _read_flat_csv(directory: Path, out: Loaded) -> None:
     out.records.extend(patients[k] for k in sorted(patients))
 
 
-def _read_instruction_csv(path: Path, out: Loaded) -> None:
+def _read_instruction_csv(path: Path, out: Loaded, group_by: str | None = None) -> None:
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         cols = reader.fieldnames or []
@@ -137,23 +139,23 @@ def _read_instruction_csv(path: Path, out: Loaded) -> None:
             out.rejects.append(Reject(str(path), "header", f"missing column(s) {', '.join(missing)}; an instruction CSV has instruction,output or instruction,input,output"))
             return
         for line, row in enumerate(reader, 2):
-            _add_object({k: row.get(k) or "" for k in ("instruction", "input", "output")}, str(path), f"line {line}", out)
+            _add_object({k: v or "" for k, v in row.items() if k is not None}, str(path), f"line {line}", out, group_by)
 
 
-def read_csv(path: Path, out: Loaded) -> None:
+def read_csv(path: Path, out: Loaded, group_by: str | None = None) -> None:
     if path.is_dir():
         _read_flat_csv(path, out)
     elif path.name in {f"{t}.csv" for t in TABLES}:
         _read_flat_csv(path.parent, out)
     else:
-        _read_instruction_csv(path, out)
+        _read_instruction_csv(path, out, group_by)
 
 
 # ------------------------------------------------------------------ json / jsonl
 
 
 def _nested_patient(obj: dict) -> Patient:
-    """The seed's nested patient JSON: demographics + diagnoses, medications, allergies, lab_results."""
+    """The spec's nested patient JSON: demographics + diagnoses, medications, allergies, lab_results."""
     demo = obj.get("demographics") or {}
     gender = str(demo.get("gender") or obj.get("gender") or "").lower()
     sex = {"male": "M", "m": "M", "female": "F", "f": "F"}.get(gender)
@@ -192,54 +194,55 @@ def _nested_patient(obj: dict) -> Patient:
     return p
 
 
-def _add_object(obj, file: str, where: str, out: Loaded) -> None:
-    if not isinstance(obj, dict):
-        out.rejects.append(Reject(file, where, f"expected a JSON object, got {type(obj).__name__}"))
-    elif "messages" in obj:
-        msgs = obj["messages"]
-        ok = isinstance(msgs, list) and msgs and all(isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")
-                                                     and isinstance(m.get("content"), str) for m in msgs)
-        if not ok or msgs[-1]["role"] != "assistant":
-            out.rejects.append(Reject(file, where, "messages: expected a list of {role: system|user|assistant, content: str} ending with an assistant turn"))
-        else:
-            out.examples.append(obj)
-    elif "instruction" in obj or "output" in obj:
-        missing = [k for k in ("instruction", "output") if not isinstance(obj.get(k), str) or not obj[k].strip()]
-        if missing:
-            out.rejects.append(Reject(file, where, f"missing or empty field(s) {', '.join(missing)}"))
-        else:
-            out.examples.append({**obj, "input": obj.get("input") or ""})
-    elif "demographics" in obj or "patient_id" in obj:
+def _add_object(obj, file: str, where: str, out: Loaded, group_by: str | None = None) -> None:
+    if isinstance(obj, dict) and shape_of(obj) is not None:
+        try:
+            out.examples.append(parse_example(obj, f"{file}:{where}", group_by))
+        except ExampleError as exc:
+            out.rejects.append(Reject(file, where, str(exc).removeprefix(f"{file}:{where}: ")))
+    elif isinstance(obj, dict) and ("demographics" in obj or "patient_id" in obj):
         try:
             out.records.append(_nested_patient(obj))
         except (ValueError, TypeError, AttributeError) as exc:
             out.rejects.append(Reject(file, where, str(exc)))
+    elif not isinstance(obj, dict):
+        out.rejects.append(Reject(file, where, f"expected a JSON object, got {type(obj).__name__}"))
     else:
-        out.rejects.append(Reject(file, where, "unrecognized object: expected instruction/output, messages, or a patient with demographics"))
+        out.rejects.append(Reject(file, where, "unrecognized object: expected an example (instruction/output, prompt/completion, "
+                                               "messages or text) or a patient with demographics"))
 
 
-def read_jsonl(path: Path, out: Loaded) -> None:
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                out.rejects.append(Reject(str(path), f"line {line_no}", f"invalid JSON ({exc.msg} at column {exc.colno}); is the line truncated?"))
-                continue
-            _add_object(obj, str(path), f"line {line_no}", out)
+def read_jsonl(path: Path, out: Loaded, group_by: str | None = None) -> None:
+    n = 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    out.rejects.append(Reject(str(path), f"line {n}", f"invalid JSON ({exc.msg} at column {exc.colno}); is the line truncated?"))
+                    continue
+                except RecursionError:
+                    out.rejects.append(Reject(str(path), f"line {n}", "JSON nested too deeply"))
+                    continue
+                _add_object(obj, str(path), f"line {n}", out, group_by)
+    except UnicodeDecodeError:
+        raise ClinituneError(f"{path}:{n + 1}: not UTF-8 text; re-save the file as UTF-8") from None
 
 
-def read_json(path: Path, out: Loaded) -> None:
+def read_json(path: Path, out: Loaded, group_by: str | None = None) -> None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         out.rejects.append(Reject(str(path), f"line {exc.lineno}", f"invalid JSON ({exc.msg} at column {exc.colno})"))
         return
+    except UnicodeDecodeError:
+        raise ClinituneError(f"{path}: not UTF-8 text; re-save the file as UTF-8") from None
     items = data if isinstance(data, list) else [data]
     for i, obj in enumerate(items):
-        _add_object(obj, str(path), f"item {i}", out)
+        _add_object(obj, str(path), f"item {i}", out, group_by)
 
 
 # ------------------------------------------------------------------ fhir
@@ -297,7 +300,7 @@ def read_fhir_bundle(path: Path, out: Loaded) -> None:
         out.rejects.append(Reject(str(path), "bundle", f"resources refer to patients not in the bundle: {', '.join(orphans[:3])}"))
 
 
-def read_fhir(path: Path, out: Loaded) -> None:
+def read_fhir(path: Path, out: Loaded, group_by: str | None = None) -> None:
     files = sorted(path.glob("*.json")) if path.is_dir() else [path]
     if not files:
         out.rejects.append(Reject(str(path), "dir", "no *.json bundles found"))
@@ -308,7 +311,7 @@ def read_fhir(path: Path, out: Loaded) -> None:
 READERS = {"csv": read_csv, "jsonl": read_jsonl, "json": read_json, "fhir": read_fhir}
 
 
-def load(source: str, *, db: str | None = None, path: str | Path | None = None) -> Loaded:
+def load(source: str, *, db: str | None = None, path: str | Path | None = None, group_by: str | None = None) -> Loaded:
     """Read a whole source; rejects are collected, never raised, so the caller can report them all."""
     if source not in KINDS:
         raise ClinituneError(f"--source {source!r}: expected one of {', '.join(KINDS)}")
@@ -323,7 +326,7 @@ def load(source: str, *, db: str | None = None, path: str | Path | None = None) 
     p = Path(path)
     if not p.exists():
         raise ClinituneError(f"{p}: no such file or directory")
-    READERS[source](p, out)
+    READERS[source](p, out, group_by)
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 
+from .example import Example
 from .tasks import REFERENCE_PREFIX
 
 SPLITS = ("train", "eval", "test")
@@ -25,12 +26,12 @@ def _assign(groups: list[str], seed: int, ratios: tuple[float, float, float]) ->
     return out
 
 
-def split(examples: list[dict], seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> dict[str, list[dict]]:
+def split(examples: list[Example], seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> dict[str, list[Example]]:
     """Groups that span tasks (patients) are split together; groups of one task are split within it."""
     tasks_of: dict[str, set] = defaultdict(set)
     for ex in examples:
-        if not ex["group"].startswith(REFERENCE_PREFIX):  # reference data (code table, knowledge questions) teaches
-            tasks_of[ex["group"]].add(ex["task"])
+        if not ex.group.startswith(REFERENCE_PREFIX):  # reference data (code table, knowledge questions) teaches
+            tasks_of[ex.group].add(ex.task)
     multi = [g for g, t in tasks_of.items() if len(t) > 1]
     by_task: dict[str, list[str]] = defaultdict(list)
     for g, t in tasks_of.items():
@@ -41,5 +42,5 @@ def split(examples: list[dict], seed: int, ratios: tuple[float, float, float] = 
         where.update(_assign(by_task[task], seed, ratios))
     out: dict[str, list[dict]] = {s: [] for s in SPLITS}
     for ex in examples:
-        out["train" if ex["group"].startswith(REFERENCE_PREFIX) else where[ex["group"]]].append(ex)
+        out["train" if ex.group.startswith(REFERENCE_PREFIX) else where[ex.group]].append(ex)
     return out

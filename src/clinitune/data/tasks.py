@@ -10,7 +10,6 @@ FHIR by fhir.resources.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import random
 import re
@@ -20,6 +19,8 @@ from importlib import resources
 import simple_icd_10_cm as icd
 
 from . import catalog as cat
+from .example import Example
+from .example import instruction as example
 
 TASKS = ("record_generation", "icd10_coding", "icd10_lookup", "text_to_sql", "extraction", "validation", "fhir_conversion", "knowledge")
 JSON_TASKS = ("record_generation", "extraction", "validation", "fhir_conversion")
@@ -45,12 +46,6 @@ def condition_name(code: str, description: str | None = None) -> str:
 
 def _age_text(age) -> str:
     return "90-or-older" if age == "90+" else f"{age}-year-old"
-
-
-def example(task: str, group: str, instruction: str, output: str, input: str = "") -> dict:
-    key = "\x1f".join((task, instruction, input, output))
-    return {"id": hashlib.sha256(key.encode()).hexdigest()[:16], "task": task, "group": group,
-            "instruction": instruction, "input": input, "output": output}
 
 
 def _dumps(obj) -> str:
@@ -99,7 +94,7 @@ def _primary(rec: dict, rng: random.Random) -> dict | None:
     return rng.choice(chronic) if chronic else None
 
 
-def record_generation(rec: dict, group: str, rng: random.Random) -> list[dict]:
+def record_generation(rec: dict, group: str, rng: random.Random) -> list[Example]:
     d = _primary(rec, rng)
     if d is None:
         return []
@@ -116,7 +111,7 @@ def record_generation(rec: dict, group: str, rng: random.Random) -> list[dict]:
     return [example("record_generation", group, text, _dumps(r))]
 
 
-def icd10_coding(rec: dict, group: str, rng: random.Random) -> list[dict]:
+def icd10_coding(rec: dict, group: str, rng: random.Random) -> list[Example]:
     out = []
     for d in rng.sample(rec["diagnoses"], min(4, len(rec["diagnoses"]))):
         instr, inp = rng.choice(CODING_PHRASES)
@@ -127,7 +122,7 @@ def icd10_coding(rec: dict, group: str, rng: random.Random) -> list[dict]:
     return out
 
 
-def icd10_lookup(rec: dict, group: str, rng: random.Random) -> list[dict]:
+def icd10_lookup(rec: dict, group: str, rng: random.Random) -> list[Example]:
     return [example("icd10_lookup", group, rng.choice(LOOKUP_PHRASES).format(code=d["code"]),
                     f"{d['code']} is the ICD-10-CM code for {d['description']}.")
             for d in rng.sample(rec["diagnoses"], min(2, len(rec["diagnoses"])))]
@@ -140,7 +135,7 @@ def _vitals(rec: dict) -> dict:
                               "bmi": labs.get("Body mass index")}.items() if v is not None}
 
 
-def extraction(rec: dict, group: str, rng: random.Random) -> list[dict]:
+def extraction(rec: dict, group: str, rng: random.Random) -> list[Example]:
     if not rec["diagnoses"]:
         return []
     dx = rec["diagnoses"][:4]
@@ -198,7 +193,7 @@ def _plant(rec: dict, rng: random.Random) -> list[dict]:
     return planted
 
 
-def validation(rec: dict, group: str, rng: random.Random) -> list[dict]:
+def validation(rec: dict, group: str, rng: random.Random) -> list[Example]:
     from .coherence import check_record
     from .sources import _nested_patient
 
@@ -230,7 +225,7 @@ def fhir_resources(rec: dict) -> dict:
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
-def fhir_conversion(rec: dict, group: str, rng: random.Random) -> list[dict]:
+def fhir_conversion(rec: dict, group: str, rng: random.Random) -> list[Example]:
     from fhir.resources.R4B.bundle import Bundle
 
     if not rec["diagnoses"]:
@@ -250,7 +245,7 @@ REFERENCE_PREFIX = "reference:"  # groups that are reference data, not patients:
 QUESTION_PHRASES = [p for p in CODING_PHRASES if not p[1]]  # the coding phrasings that need no patient note
 
 
-def codebook(rng: random.Random) -> list[dict]:
+def codebook(rng: random.Random) -> list[Example]:
     """The catalog's code table as coding and lookup examples.
 
     A coder learns the codebook, not only the codes that happened to occur in the training patients:
@@ -288,7 +283,7 @@ def knowledge_items() -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def knowledge(rng: random.Random) -> list[dict]:
+def knowledge(rng: random.Random) -> list[Example]:
     """Each fact's own question teaches (train only); its paraphrases are split like patients.
 
     The knowledge file is the user's reference corpus, as the code table is: what fine-tuning should
@@ -368,7 +363,7 @@ def _sql_candidates(stats: SqlStats, rng: random.Random):
                f"SELECT COUNT(*) FROM observations WHERE code = '{loinc}' AND flag = 'H';", [(stats.flag_high[loinc],)])
 
 
-def text_to_sql(stats: SqlStats, db_url: str, rng: random.Random, limit: int | None = None) -> list[dict]:
+def text_to_sql(stats: SqlStats, db_url: str, rng: random.Random, limit: int | None = None) -> list[Example]:
     """Questions over the clinical DB with SQL answers, each run read-only and checked against `stats`."""
     from sqlalchemy import text
 

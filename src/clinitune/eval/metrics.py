@@ -14,6 +14,7 @@ import time
 import simple_icd_10_cm as icd
 
 from ..data.deid import record_schema
+from ..data.example import Example
 
 CODE_RE = re.compile(r"\b([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?)\b")
 PRIMARY = {"record_generation": "json_valid", "icd10_coding": "exact_match", "icd10_lookup": "description_match",
@@ -59,7 +60,7 @@ def _f1(pred: set, ref: set) -> dict:
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
 
 
-def score_record_generation(pred: str, ex: dict) -> dict:
+def score_record_generation(pred: str, ex: Example) -> dict:
     import jsonschema
 
     from ..data.coherence import check_record
@@ -78,22 +79,22 @@ def score_record_generation(pred: str, ex: dict) -> dict:
         out["plausible"] = float(not check_record(_nested_patient(obj)))
     except (ValueError, TypeError, AttributeError, KeyError):
         pass
-    ref = parse_json(ex["output"]) or {}
+    ref = parse_json(ex.reply) or {}
     want_code = (ref.get("diagnoses") or [{}])[0].get("code")
     codes = {str(d.get("code")) for d in obj.get("diagnoses") or [] if isinstance(d, dict)}
     out["attributes_honoured"] = float(obj.get("age") == ref.get("age") and obj.get("gender") == ref.get("gender") and want_code in codes)
     return out
 
 
-def score_icd10_coding(pred: str, ex: dict) -> dict:
-    ref, got = first_code(ex["output"]), first_code(pred)
+def score_icd10_coding(pred: str, ex: Example) -> dict:
+    ref, got = first_code(ex.reply), first_code(pred)
     return {"exact_match": float(got == ref), "category_match": float(bool(got) and got[:3] == (ref or "")[:3]),
             "valid_code_rate": float(bool(got) and icd.is_valid_item(got))}
 
 
-def score_icd10_lookup(pred: str, ex: dict) -> dict:
-    m = re.search(r"ICD-10-CM code for (.+)\.$", ex["output"])
-    desc = _norm(m.group(1) if m else ex["output"])
+def score_icd10_lookup(pred: str, ex: Example) -> dict:
+    m = re.search(r"ICD-10-CM code for (.+)\.$", ex.reply)
+    desc = _norm(m.group(1) if m else ex.reply)
     return {"description_match": float(desc in _norm(pred))}
 
 
@@ -116,12 +117,12 @@ def run_sql(conn: sqlite3.Connection, sql: str, timeout_s: float = 2.0):
         conn.set_progress_handler(None, 0)
 
 
-def score_text_to_sql(pred: str, ex: dict, conn: sqlite3.Connection | None) -> dict:
+def score_text_to_sql(pred: str, ex: Example, conn: sqlite3.Connection | None) -> dict:
     if conn is None:
         return {}
     sql = pred.strip().strip("`").removeprefix("sql").strip()
     got = run_sql(conn, sql)
-    want = run_sql(conn, ex["output"])
+    want = run_sql(conn, ex.reply)
     if got is None or want is None:
         return {"execution_accuracy": 0.0}
     norm = lambda rows: sorted((tuple(round(v, 4) if isinstance(v, float) else v for v in r) for r in rows), key=repr)  # noqa: E731
@@ -138,8 +139,8 @@ def _extraction_items(obj) -> set:
     return items
 
 
-def score_extraction(pred: str, ex: dict) -> dict:
-    return _f1(_extraction_items(parse_json(pred)), _extraction_items(parse_json(ex["output"])))
+def score_extraction(pred: str, ex: Example) -> dict:
+    return _f1(_extraction_items(parse_json(pred)), _extraction_items(parse_json(ex.reply)))
 
 
 def _issues(obj) -> set:
@@ -148,11 +149,11 @@ def _issues(obj) -> set:
     return {(str(e.get("rule")), str(e.get("field"))) for e in obj.get("errors") or [] if isinstance(e, dict)}
 
 
-def score_validation(pred: str, ex: dict) -> dict:
+def score_validation(pred: str, ex: Example) -> dict:
     obj = parse_json(pred)
     if not isinstance(obj, dict):
         return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
-    return _f1(_issues(obj), _issues(parse_json(ex["output"])))
+    return _f1(_issues(obj), _issues(parse_json(ex.reply)))
 
 
 def _dicts(value) -> list[dict]:
@@ -172,7 +173,7 @@ def _fhir_fields(obj) -> set:
     return out
 
 
-def score_fhir_conversion(pred: str, ex: dict) -> dict:
+def score_fhir_conversion(pred: str, ex: Example) -> dict:
     from fhir.resources.R4B.bundle import Bundle
 
     obj = parse_json(pred)
@@ -183,12 +184,12 @@ def score_fhir_conversion(pred: str, ex: dict) -> dict:
             valid = 1.0
         except Exception:  # pydantic raises ValidationError, and others on odd shapes
             valid = 0.0
-    f = _f1(_fhir_fields(obj), _fhir_fields(parse_json(ex["output"])))
+    f = _f1(_fhir_fields(obj), _fhir_fields(parse_json(ex.reply)))
     return {"fhir_valid": valid, "field_f1": f["f1"]}
 
 
-def score_knowledge(pred: str, ex: dict) -> dict:
-    p, r = _norm(pred).split(), _norm(ex["output"]).split()
+def score_knowledge(pred: str, ex: Example) -> dict:
+    p, r = _norm(pred).split(), _norm(ex.reply).split()
     common = sum(min(p.count(w), r.count(w)) for w in set(p))
     if not p or not r or not common:
         return {"token_f1": 0.0}
@@ -196,7 +197,7 @@ def score_knowledge(pred: str, ex: dict) -> dict:
     return {"token_f1": 2 * prec * rec / (prec + rec)}
 
 
-def score(task: str, pred: str, ex: dict, sql_conn=None) -> dict:
+def score(task: str, pred: str, ex: Example, sql_conn=None) -> dict:
     """Scores for one output. A model's JSON can have any shape; one that trips a scorer scores 0."""
     try:
         return _score(task, pred, ex, sql_conn)
@@ -204,7 +205,7 @@ def score(task: str, pred: str, ex: dict, sql_conn=None) -> dict:
         return {PRIMARY.get(task, "token_f1"): 0.0}
 
 
-def _score(task: str, pred: str, ex: dict, sql_conn=None) -> dict:
+def _score(task: str, pred: str, ex: Example, sql_conn=None) -> dict:
     if task == "text_to_sql":
         return score_text_to_sql(pred, ex, sql_conn)
     fn = {"record_generation": score_record_generation, "icd10_coding": score_icd10_coding, "icd10_lookup": score_icd10_lookup,

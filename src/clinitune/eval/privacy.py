@@ -15,6 +15,8 @@ import math
 import random
 from pathlib import Path
 
+from ..data.example import instruction as instruction_example
+
 EXPOSURE_WARN_BITS = 6.0
 
 
@@ -30,8 +32,8 @@ def non_members(train_rows: list[dict], test_rows: list[dict]) -> list[int]:
     """Indices of test rows whose answer was not trained on. A test example that shares its answer
     with a train one (a code-table entry, a knowledge fact asked in other words) is no non-member:
     counting it would make the model look less leaky than it is."""
-    trained = {r.get("output") for r in train_rows}
-    return [i for i, r in enumerate(test_rows) if r.get("output") not in trained]
+    trained = {r.reply for r in train_rows}
+    return [i for i, r in enumerate(test_rows) if r.reply not in trained]
 
 
 def membership(model, tok, train_rows: list[dict], test_rows: list[dict], n: int, seed: int,
@@ -94,7 +96,7 @@ def canary_exposure(model, tok, data_dir: Path, candidates: int, seed: int) -> d
         fake = {c["secret"]} | {f"{rng.randrange(10**4):04d}-{rng.randrange(10**4):04d}" for _ in range(candidates * 2)}
         fake.discard(c["secret"])
         pool = [c["secret"]] + sorted(fake)[: candidates - 1]
-        exs = [{"instruction": c["instruction"], "input": "", "output": c["template"].format(secret=s)} for s in pool]
+        exs = [instruction_example("canary", "canary", c["instruction"], c["template"].format(secret=s)) for s in pool]
         losses = example_losses(model, tok, exs)
         rank = 1 + sum(loss < losses[0] for loss in losses[1:])
         exposure = math.log2(len(pool)) - math.log2(rank)

@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ..data.example import Example
+from ..data.example import load as load_examples
 from ..errors import ClinituneError
 from ..train import collate as C
 from . import metrics as M
@@ -149,12 +151,12 @@ def example_losses(model, tok, examples: list[dict], max_len: int = 1024, batch_
     return losses
 
 
-def few_shot(ex: dict, pool: dict[str, list[dict]], k: int, rng: random.Random) -> list[dict]:
-    shots = [e for e in pool.get(ex["task"], []) if e["id"] != ex["id"]]
+def few_shot(ex: Example, pool: dict[str, list[Example]], k: int, rng: random.Random) -> list[dict]:
+    shots = [e for e in pool.get(ex.task, []) if e.id != ex.id]
     msgs = []
     for s in rng.sample(shots, min(k, len(shots))):
-        msgs += C.to_messages(s)
-    return msgs + C.prompt_messages(ex)
+        msgs += s.conversation
+    return msgs + ex.prompt
 
 
 @contextlib.contextmanager
@@ -187,7 +189,7 @@ def sample_sizes(by_task: dict[str, list[dict]], limit: int) -> dict[str, int]:
     run, and its metric is mostly 0/1 per example (a code, a description, a query result), so 4
     examples can only tell 0 from 0.25."""
     per = max(1, limit // len(by_task))
-    size = lambda e: len(e.get("instruction", "")) + len(e.get("input", "")) + len(e["output"])  # noqa: E731
+    size = lambda e: sum(len(m.content) for m in e.messages)  # noqa: E731
     mean_chars = {t: sum(size(e) for e in v) / len(v) for t, v in by_task.items()}
     longest = max(mean_chars.values())
     return {t: per * max(1, min(4, int(longest // max(mean_chars[t], 1.0)))) for t in sorted(by_task)}
@@ -199,24 +201,24 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
     from .privacy import privacy_probes
     from .report import write_report
 
-    examples = C.read_jsonl(str(data))
+    examples = load_examples(data)
     rng = random.Random(seed)
     by_task: dict[str, list[dict]] = defaultdict(list)
     for ex in examples:
-        by_task[ex.get("task", "knowledge")].append(ex)
+        by_task[ex.task].append(ex)
     if limit:
         by_task = {t: rng.sample(by_task[t], min(n, len(by_task[t]))) for t, n in sample_sizes(by_task, limit).items()}
     chosen = [e for t in sorted(by_task) for e in by_task[t]]
     train_path = data.parent / "train.jsonl"
-    pool_rows = C.read_jsonl(str(train_path)) if train_path.is_file() else []
+    pool_rows = load_examples(train_path) if train_path.is_file() else []
     pool: dict[str, list[dict]] = defaultdict(list)
     for e in pool_rows:
-        pool[e.get("task", "knowledge")].append(e)
+        pool[e.task].append(e)
 
     m, tok, has_adapter = load_for_eval(run, model, adapter)
     # A reply needs at most a bit more than the longest reference: the same bound for every candidate,
     # so a base model that rambles costs seconds, not minutes.
-    budget = {t: min(M.MAX_NEW_TOKENS.get(t, 128), int(1.25 * max(len(tok(e["output"])["input_ids"]) for e in exs)) + 16)
+    budget = {t: min(M.MAX_NEW_TOKENS.get(t, 128), int(1.25 * max(len(tok(e.reply)["input_ids"]) for e in exs)) + 16)
               for t, exs in by_task.items()}
     cands = [b for b in baselines if b in CANDIDATES] + ["fine_tuned"]
     outputs: dict[str, dict[str, str]] = {c: {} for c in cands}
@@ -236,10 +238,10 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
             prompts, row_budget = [], []
             for task in sorted(by_task):
                 shot_rng = random.Random(f"{seed}:{task}")
-                prompts += [few_shot(e, pool, k, shot_rng) if cand == "few_shot" else C.prompt_messages(e) for e in by_task[task]]
+                prompts += [few_shot(e, pool, k, shot_rng) if cand == "few_shot" else e.prompt for e in by_task[task]]
                 row_budget += [budget[task]] * len(by_task[task])
             preds = generate(m, tok, prompts, row_budget, batch_size, desc=cand)
-            outputs[cand].update({e["id"]: p for e, p in zip(chosen, preds)})
+            outputs[cand].update({e.id: p for e, p in zip(chosen, preds)})
             bar.set_postfix_str(cand)
             bar.update(1)
             if cand != "few_shot":
@@ -256,12 +258,12 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
             for task in sorted(by_task):
                 scores = []
                 for e in by_task[task]:
-                    s = M.score(task, outputs[cand][e["id"]], e, conn)
+                    s = M.score(task, outputs[cand][e.id], e, conn)
                     scores.append(s)
                     if cand == "fine_tuned":
-                        rows.append({"task": task, "id": e["id"], "score": s.get(M.PRIMARY.get(task, ""), 0.0),
-                                     "instruction": e["instruction"], "input": e.get("input", ""), "reference": e["output"],
-                                     "prediction": outputs[cand][e["id"]]})
+                        rows.append({"task": task, "id": e.id, "score": s.get(M.PRIMARY.get(task, ""), 0.0),
+                                     "instruction": e.instruction, "input": e.input, "reference": e.reply,
+                                     "prediction": outputs[cand][e.id]})
                 keys = sorted({k for s in scores for k in s})
                 tasks_out[task] = {"n": len(scores), **{k2: round(sum(s.get(k2, 0.0) for s in scores) / len(scores), 4) for k2 in keys}}
             entry = {"tasks": tasks_out}

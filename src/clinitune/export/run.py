@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.example import instruction as instruction_example
+from ..data.example import load as load_examples
 from ..errors import ClinituneError
 from ..paths import atomic_dir, atomic_write_text
 from .gguf_writer import write_gguf, write_lora_gguf
@@ -123,7 +125,7 @@ def verify(gguf_path: Path, ref: Reference, lora: Path | None = None) -> dict:
         total += h.shape[0]
         kls.append(float(torch.nn.functional.kl_div(g.log_softmax(-1), h.log_softmax(-1), log_target=True, reduction="batchmean")))
     t0 = time.perf_counter()
-    out = llm.create_chat_completion(messages=C.prompt_messages(ref.examples[0]), max_tokens=48, temperature=0.0)
+    out = llm.create_chat_completion(messages=ref.examples[0].prompt, max_tokens=48, temperature=0.0)
     n_gen = out["usage"]["completion_tokens"]
     tps = n_gen / max(time.perf_counter() - t0, 1e-9)
     return {"top1_agreement": round(agree / max(total, 1), 4), "mean_kl": round(sum(kls) / max(len(kls), 1), 5), "positions": total,
@@ -172,8 +174,9 @@ def export(*, run: Path, fmt: str, quantize_to: str | None, out: Path | None, cf
         quantize(f16, qpath, quant)
         targets[quant] = qpath
     eval_path = cfg.data.eval or cfg.data.test
-    examples = C.read_jsonl(eval_path)[:verify_n] if eval_path and Path(eval_path).is_file() else \
-        [{"instruction": "What ICD-10 code represents essential hypertension?", "input": "", "output": "The ICD-10-CM code for essential (primary) hypertension is I10."}]
+    examples = load_examples(eval_path)[:verify_n] if eval_path and Path(eval_path).is_file() else \
+        [instruction_example("icd10_coding", "verify", "What ICD-10 code represents essential hypertension?",
+                             "The ICD-10-CM code for essential (primary) hypertension is I10.")]
     adapter = None
     if lora_gguf:
         # The base as its own f16 GGUF plus the adapter: one base file serves many adapters. Verified

@@ -7,30 +7,17 @@ never attend to each other and attention cost stays quadratic in the row, not in
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from dataclasses import dataclass, field
 
 import torch
 
+from ..data.example import Example
 from ..errors import ClinituneError
 
 log = logging.getLogger(__name__)
 IGNORE = -100
-
-
-def to_messages(ex: dict) -> list[dict]:
-    """Instruction examples become one user turn and one assistant turn; chat examples pass through."""
-    if "messages" in ex and "instruction" not in ex:
-        return ex["messages"]
-    user = ex["instruction"] + (f"\n\n{ex['input']}" if ex.get("input") else "")
-    return [{"role": "user", "content": user}, {"role": "assistant", "content": ex["output"]}]
-
-
-def prompt_messages(ex: dict) -> list[dict]:
-    msgs = to_messages(ex)
-    return msgs[:-1] if msgs and msgs[-1]["role"] == "assistant" else msgs
 
 
 def _ids(tok, messages, add_generation_prompt: bool) -> list[int]:
@@ -50,15 +37,21 @@ class Tokenized:
     dropped: int = 0  # prompt alone longer than the row: nothing left to learn from
 
 
-def tokenize(tok, examples: list[dict], max_len: int) -> Tokenized:
+def _text_ids(tok, text: str) -> list[int]:
+    """Plain text is learned whole, outside any chat template, ending with end-of-sequence."""
+    ids = list(tok(text, add_special_tokens=True)["input_ids"])
+    return ids + ([tok.eos_token_id] if tok.eos_token_id is not None else [])
+
+
+def tokenize(tok, examples: list[Example], max_len: int) -> Tokenized:
     """Render with the tokenizer's chat template; labels cover the assistant's reply (and its end-of-turn)."""
     out = Tokenized()
     for k, ex in enumerate(examples):
-        msgs = to_messages(ex)
-        if msgs[-1]["role"] != "assistant":
-            raise ClinituneError(f"example {ex.get('id', '?')}: the last message must be the assistant's reply")
-        full = _ids(tok, msgs, add_generation_prompt=False)
-        prompt = _ids(tok, msgs[:-1], add_generation_prompt=True)
+        if ex.shape == "text":
+            full, prompt = _text_ids(tok, ex.reply), []
+        else:
+            full = _ids(tok, ex.conversation, add_generation_prompt=False)
+            prompt = _ids(tok, ex.prompt, add_generation_prompt=True)
         if full[: len(prompt)] != prompt:
             raise ClinituneError("the chat template renders the prompt differently with and without the reply; "
                                  "completion-only masking needs a template whose prompt is a prefix of the conversation")
@@ -70,7 +63,7 @@ def tokenize(tok, examples: list[dict], max_len: int) -> Tokenized:
             full = full[:max_len]
         out.input_ids.append(full)
         out.n_prompt.append(len(prompt))
-        out.tasks.append(ex.get("task", ""))
+        out.tasks.append(ex.task)
         out.source.append(k)
     return out
 
@@ -135,20 +128,3 @@ def collate(rows: list[Row], pad_id: int) -> dict[str, torch.Tensor]:
         # Padding continues as its own segment (positions from 0) so it never joins a real example's block.
         pos[i, n:] = torch.arange(width - n)
     return {"input_ids": ids, "labels": labels, "position_ids": pos}
-
-
-def read_jsonl(path: str) -> list[dict]:
-    rows = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise ClinituneError(f"{path}:{n}: invalid JSON ({exc.msg}); run clinitune validate {path}") from None
-    except FileNotFoundError:
-        raise ClinituneError(f"{path}: data file not found; create it with clinitune prepare, or set data.train/data.eval in the config") from None
-    if not rows:
-        raise ClinituneError(f"{path}: no examples")
-    return rows

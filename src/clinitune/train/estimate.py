@@ -15,6 +15,7 @@ import time
 import torch
 
 from ..config import Config
+from ..data.example import load as load_examples
 from ..errors import ClinituneError
 from .loss import CE_CHUNK
 
@@ -87,7 +88,7 @@ def estimate(cfg: Config, measure: bool = False) -> dict:
         from ..models.loading import load_tokenizer
 
         tok = load_tokenizer(model_dir)
-        data = C.tokenize(tok, C.read_jsonl(cfg.data.train), cfg.data.max_seq_length)
+        data = C.tokenize(tok, load_examples(cfg.data.train), cfg.data.max_seq_length)
         tokens = sum(len(x) for x in data.input_ids)
     flops_per_token = (6 if cfg.lora.method == "full" else 4) * n_params
     if measure:

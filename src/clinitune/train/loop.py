@@ -18,7 +18,7 @@ import resource
 import shutil
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,8 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from ..config import Config, to_yaml
+from ..data.example import load as load_examples
+from ..data.manifest import phi_gate
 from ..errors import ClinituneError
 from ..paths import atomic_dir, atomic_write_text
 from . import collate as C
@@ -225,12 +227,15 @@ def _train(cfg: Config, plan, dist: Dist, *, resume: bool, quiet: bool, force: b
     run = Path(t.output_dir)
     if run.exists() and any(run.glob("checkpoint-*")) and not resume:
         raise ClinituneError(f"{run} already holds checkpoints; pass --resume to continue, or set training.output_dir to a new dir")
+    # Nothing reaches the model unscreened: a file prepare did not vouch for is screened here, before any write.
+    gates = [asdict(phi_gate(path, cfg.data.allow_phi, key)) for key, path in (("data.train", cfg.data.train), ("data.eval", cfg.data.eval))
+             if path and Path(path).is_file()]
     run.mkdir(parents=True, exist_ok=True)
     seed_everything(t.seed)
     model_dir = resolve_model(cfg.model.name_or_path, allow_pickle=cfg.model.allow_pickle)
     tok = load_tokenizer(model_dir, cfg.model.trust_remote_code)
-    train_data = C.tokenize(tok, C.read_jsonl(cfg.data.train), cfg.data.max_seq_length)
-    eval_examples = C.read_jsonl(cfg.data.eval) if cfg.data.eval else []
+    train_data = C.tokenize(tok, load_examples(cfg.data.train), cfg.data.max_seq_length)
+    eval_examples = load_examples(cfg.data.eval) if cfg.data.eval else []
     if cfg.data.eval_max_examples and len(eval_examples) > cfg.data.eval_max_examples:
         eval_examples = random.Random(t.seed).sample(eval_examples, cfg.data.eval_max_examples)
     eval_data = C.tokenize(tok, eval_examples, cfg.data.max_seq_length) if eval_examples else None
@@ -399,7 +404,7 @@ def _train(cfg: Config, plan, dist: Dist, *, resume: bool, quiet: bool, force: b
                "steps": st.step, "epochs_started": st.epoch + 1, "stopped_early": st.stopped_early, "best_eval_loss": st.best_eval,
                "best_step": st.best_step, "trainable_params": n_trainable, "total_params": n_total,
                "truncated": train_data.truncated, "dropped": train_data.dropped, "warnings": st.warnings,
-               "data_manifest": _manifest_hash(cfg.data.train), "peak_rss_mb": round(peak_rss_mb(), 1),
+               "data_manifest": _manifest_hash(cfg.data.train), "phi_gate": gates, "peak_rss_mb": round(peak_rss_mb(), 1),
                "loop_seconds": round(loop_seconds, 2), "loop_tokens": st.tokens - tokens_at_start,
                "loop_response_tokens": st.response_tokens - response_at_start,
                "first_step_seconds": round(first_step[0], 2) if first_step else None, "first_step_tokens": first_step[1] if first_step else None}

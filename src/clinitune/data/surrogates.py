@@ -1,0 +1,159 @@
+"""Redaction by surrogates: each identifier the screen finds becomes a fake one of the same kind.
+
+Consistent within a patient (the example's group): one person's name gets the same surrogate in every
+example of that patient, name by name, so "Maria Lopez" and "Ms. Lopez" stay one person. Dates move by
+one offset per patient (1-364 days back), so the interval between two dates survives. Everything is
+derived from a keyed hash of (salt, group, value): no table of real-to-fake pairs is written anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+
+from . import names
+from .example import Example
+
+TITLE_WORDS = {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sr", "jr", "rn", "md", "np", "pa"}
+# Plainly fictional and not drawn from the screen's own vocabulary tests: surrogates need only look like names.
+SURROGATE_FIRST = names.FEMALE_FIRST + names.MALE_FIRST
+SURROGATE_LAST = names.LAST
+AGE_RE = re.compile(r"\d{2,3}|(?i:ninety|one hundred)[\w\s-]*?(?=\s*(?:years?|yrs?|y/?o|yo\b|-year)|$)")
+
+
+def _h(salt: str, group: str, kind: str, value: str) -> int:
+    return int(hashlib.sha256(f"{salt}\x1f{group}\x1f{kind}\x1f{value}".encode()).hexdigest(), 16)
+
+
+def _name(span: str, salt: str, group: str) -> str:
+    """Word by word, keeping titles, initials' shape and capitalization."""
+    def one(m: re.Match) -> str:
+        w = m.group(0)
+        if w.lower().rstrip(".") in TITLE_WORDS:
+            return w
+        if len(w.rstrip(".")) == 1:  # an initial
+            return chr(ord("A") + _h(salt, group, "initial", w.upper()) % 26) + w[1:]
+        pool = SURROGATE_LAST if _h(salt, group, "slot", w.lower()) % 2 else SURROGATE_FIRST
+        fake = pool[_h(salt, group, "name", w.lower()) % len(pool)]
+        return fake.upper() if w.isupper() and len(w) > 1 else fake.lower() if w.islower() else fake
+    return re.sub(r"[^\W\d_][\w'’-]*\.?", one, span)
+
+
+def _shape(span: str, salt: str, group: str, kind: str) -> str:
+    """Same format, other characters: digits for digits, letters for letters, in the value part only."""
+    h = _h(salt, group, kind, span)
+    out = []
+    for i, c in enumerate(span):
+        r = (h >> (i % 200)) & 0xFFFF
+        out.append(str(r % 10) if c.isdigit() else chr(ord("A" if c.isupper() else "a") + r % 26) if c.isalpha() else c)
+    return "".join(out)
+
+
+def _labelled(span: str, salt: str, group: str, kind: str) -> str:
+    """"MRN: 00123456" keeps its label: only the tokens that carry a digit change."""
+    return re.sub(r"[\w@.+-]*\d[\w@.+-]*", lambda m: _shape(m.group(0), salt, group, kind), span)
+
+
+def _email(span: str, salt: str, group: str) -> str:
+    return f"user{_h(salt, group, 'email', span.lower()) % 10**6:06d}@example.org"
+
+
+MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+               "december"]
+MON = r"(?P<mon>[A-Za-z]{3,9})"
+# (regex, has year) with named groups y, m or mon, d: each group is rewritten in place, keeping its width and style.
+DATE_PARTS = [
+    re.compile(r"(?<!\d)(?P<y>\d{4})(?P<s>[/.-])(?P<m>\d{1,2})(?P=s)(?P<d>\d{1,2})(?!\d)"),
+    re.compile(r"(?<!\d)(?P<m>\d{1,2})(?P<s>[/.-])(?P<d>\d{1,2})(?P=s)(?P<y>\d{4}|\d{2})(?!\d)"),
+    re.compile(r"(?<!\d)(?P<y>(?:19|20)\d{2})(?P<m>[01]\d)(?P<d>[0-3]\d)(?!\d)"),
+    re.compile(r"(?<!\d)(?P<d>\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?[\s-]+" + MON + r"\.?,?[\s-]+(?P<y>\d{4}|\d{2})\b"),
+    re.compile(r"\b" + MON + r"\.?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<y>\d{4})\b"),
+    re.compile(r"\b" + MON + r"\.?,?\s+(?P<y>\d{4})\b"),
+    re.compile(r"\b" + MON + r"\.?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?\b"),
+    re.compile(r"(?<![\d/])(?P<m>\d{1,2})/(?P<d>\d{1,2})(?![\d/])"),
+]
+
+
+def date_offset(salt: str, group: str) -> int:
+    return 1 + _h(salt, group, "date-shift", "") % 364
+
+
+def _month(text: str) -> int | None:
+    t = text.lower()
+    return next((i + 1 for i, name in enumerate(MONTH_NAMES) if len(t) >= 3 and name.startswith(t)), None)
+
+
+def _date(span: str, salt: str, group: str) -> str:
+    """The date moved back by the patient's offset, written the way it was; a label before it is kept."""
+    for rx in DATE_PARTS:
+        m = rx.search(span)
+        if not m:
+            continue
+        g = m.groupdict()
+        month = _month(g["mon"]) if g.get("mon") else int(g["m"])
+        year = int(g["y"]) if g.get("y") else 2000  # no year: shift within a leap year
+        if g.get("y") and len(g["y"]) == 2:
+            year += 1900 if year > 30 else 2000
+        try:
+            d = dt.date(year, month or 0, int(g["d"]) if g.get("d") else 15)
+        except (ValueError, TypeError):
+            continue
+        new = d - dt.timedelta(days=date_offset(salt, group))
+        parts = {"y": str(new.year)[-len(g["y"]):] if g.get("y") else None, "m": str(new.month).zfill(len(g["m"] or "")) if g.get("m") else None,
+                 "d": str(new.day).zfill(len(g["d"])) if g.get("d") else None}
+        if g.get("mon"):
+            full = MONTH_NAMES[new.month - 1]
+            name = full if len(g["mon"]) > 3 else full[:3]
+            parts["mon"] = name.upper() if g["mon"].isupper() else name.capitalize() if g["mon"][0].isupper() else name
+        out, last = [], 0
+        for key in sorted((k for k in parts if parts[k] is not None and m.group(k) is not None), key=m.start):
+            out += [span[last:m.start(key)], parts[key]]
+            last = m.end(key)
+        return "".join(out) + span[last:]
+    return _labelled(span, salt, group, "DATE")
+
+
+def _age(span: str) -> str:
+    """Safe Harbor folds every age over 89 into one category."""
+    return AGE_RE.sub("90+", span, count=1) if AGE_RE.search(span) else "90+"
+
+
+def surrogate(kind: str, span: str, salt: str, group: str) -> str:
+    if kind == "NAME":
+        return _name(span, salt, group)
+    if kind == "DATE":
+        return _date(span, salt, group)
+    if kind == "AGE_OVER_89":
+        return _age(span)
+    if kind == "EMAIL":
+        return _email(span, salt, group)
+    if kind in ("URL", "PHOTO"):
+        return f"https://example.org/{_h(salt, group, kind, span) % 10**8:08d}" if kind == "URL" else "photo.jpg"
+    if kind == "LOCATION" and not re.search(r"\d", span):
+        city, state, _ = names.CITIES[_h(salt, group, "city", span) % len(names.CITIES)]
+        return f"{city}, {state}" if "," in span else city
+    return _labelled(span, salt, group, kind)
+
+
+def redact_text(text: str, hits, salt: str, group: str) -> str:
+    """Replace each hit's span, right to left so earlier offsets stay valid; overlaps merge into the wider span."""
+    spans = sorted(((h.start, h.end, h.type) for h in hits), key=lambda s: (s[0], -s[1]))
+    merged: list[list] = []
+    for start, end, kind in spans:
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+            continue
+        merged.append([start, end, kind])
+    for start, end, kind in reversed(merged):
+        text = text[:start] + surrogate(kind, text[start:end], salt, group) + text[end:]
+    return text
+
+
+def redact(ex: Example, hits, salt: str) -> Example:
+    """The example with every hit replaced, in every text it carries; the patient group keys the surrogates."""
+    by_where: dict[str, list] = {}
+    for h in hits:
+        by_where.setdefault(h.where, []).append(h)
+    texts = dict(ex.texts())
+    return ex.with_texts({w: redact_text(texts[w], hs, salt, ex.group) for w, hs in by_where.items() if w in texts})
