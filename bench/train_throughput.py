@@ -51,11 +51,11 @@ def ensure_data(data_dir: Path) -> Path:
     return data_dir
 
 
-def subsets(data_dir: Path, n: int, n_eval: int) -> tuple[list[dict], list[dict]]:
-    from clinitune.train.collate import read_jsonl
+def subsets(data_dir: Path, n: int, n_eval: int) -> tuple[list, list]:
+    from clinitune.data.example import load
 
-    train = read_jsonl(str(data_dir / "train.jsonl"))
-    ev = read_jsonl(str(data_dir / "eval.jsonl"))
+    train = load(data_dir / "train.jsonl")
+    ev = load(data_dir / "eval.jsonl")
     return random.Random(0).sample(train, min(n, len(train))), random.Random(1).sample(ev, min(n_eval, len(ev)))
 
 
@@ -86,11 +86,8 @@ def _model_dir() -> str:
     return str(resolve_model("smollm2-135m-instruct"))
 
 
-def _messages(ex: dict) -> tuple[str, str]:
-    from clinitune.train.collate import to_messages
-
-    m = to_messages(ex)
-    return m[0]["content"], m[1]["content"]
+def _messages(ex) -> tuple[str, str]:
+    return ex.messages[0].content, ex.reply
 
 
 def _hf_train(name: str, train: list[dict], workdir: Path, packing: bool = False, bf16: bool = False) -> Path:
@@ -173,7 +170,7 @@ def _clinitune_train(train: list[dict], workdir: Path) -> Path:
     from clinitune.config import load_config
     from clinitune.train.loop import train as run_train
 
-    (workdir / "train.jsonl").write_text("".join(json.dumps(e) + "\n" for e in train))
+    (workdir / "train.jsonl").write_text("".join(json.dumps(e.to_dict()) + "\n" for e in train))
     cfg = {"model": {"name_or_path": "smollm2-135m-instruct"}, "lora": {"method": "lora", **LORA},
            "data": {"train": str(workdir / "train.jsonl"), "max_seq_length": SEQ, "packing": True},
            "training": {"output_dir": str(workdir / "run"), "per_device_train_batch_size": ROWS, "gradient_accumulation_steps": 1, "learning_rate": LR,

@@ -12,6 +12,7 @@ from clinitune.eval.run import sample_sizes
 from clinitune.export.gguf_writer import write_gguf
 from clinitune.export.run import modelfile
 from clinitune.config import GenerationConfig
+from clinitune.data.example import instruction as instruction_example
 
 from conftest import tiny_model_dir
 
@@ -21,8 +22,12 @@ REC = {"patient_id": "PBCDFGHJKLM", "age": 65, "gender": "male",
        "allergies": [], "lab_results": []}
 
 
+def _ex(output: str, instruction: str = "Answer the question.") -> object:
+    return instruction_example("t", "g", instruction, output)
+
+
 def test_record_generation_metrics():
-    ex = {"instruction": "Generate a patient record for a 65-year-old male with hypertension.", "output": json.dumps(REC)}
+    ex = _ex(json.dumps(REC), "Generate a patient record for a 65-year-old male with hypertension.")
     good = M.score("record_generation", json.dumps(REC), ex)
     assert good == {"json_valid": 1.0, "schema_valid": 1.0, "plausible": 1.0, "attributes_honoured": 1.0}
     assert M.score("record_generation", '{"patient_id": "P1", "age": 65', ex)["json_valid"] == 0.0
@@ -32,12 +37,12 @@ def test_record_generation_metrics():
 
 
 def test_icd10_metrics_parse_free_text():
-    ex = {"output": "The ICD-10-CM code for essential (primary) hypertension is I10."}
+    ex = _ex("The ICD-10-CM code for essential (primary) hypertension is I10.")
     assert M.score("icd10_coding", "It is I10, essential hypertension.", ex) == {"exact_match": 1.0, "category_match": 1.0, "valid_code_rate": 1.0}
     s = M.score("icd10_coding", "Probably I11.9", ex)
     assert s["exact_match"] == 0.0 and s["category_match"] == 0.0 and s["valid_code_rate"] == 1.0
     assert M.score("icd10_coding", "code 111.1.1.2", ex)["valid_code_rate"] == 0.0
-    lk = {"output": "E11.9 is the ICD-10-CM code for Type 2 diabetes mellitus without complications."}
+    lk = _ex("E11.9 is the ICD-10-CM code for Type 2 diabetes mellitus without complications.")
     assert M.score("icd10_lookup", "E11.9 means type 2 diabetes mellitus, without complications", lk)["description_match"] == 1.0
     assert M.score("icd10_lookup", "E11.9 is asthma", lk)["description_match"] == 0.0
 
@@ -56,7 +61,7 @@ def conn(tmp_path):
 
 
 def test_text_to_sql_execution_accuracy_and_refusal(conn):
-    ex = {"output": "SELECT COUNT(DISTINCT patient_id) FROM conditions WHERE code = 'I10';"}
+    ex = _ex("SELECT COUNT(DISTINCT patient_id) FROM conditions WHERE code = 'I10';")
     assert M.score("text_to_sql", "SELECT COUNT(*) FROM conditions WHERE code = 'I10'", ex, conn)["execution_accuracy"] == 1.0
     assert M.score("text_to_sql", "SELECT COUNT(*) FROM conditions", ex, conn)["execution_accuracy"] == 0.0
     executed = []
@@ -69,21 +74,21 @@ def test_text_to_sql_execution_accuracy_and_refusal(conn):
 
 def test_extraction_validation_fhir_knowledge_metrics():
     ref = {"diagnoses": [{"name": "hypertension", "code": "I10"}], "medications": [{"name": "lisinopril", "dose": "10 mg"}], "vitals": {"bmi": 31.2}}
-    ex = {"output": json.dumps(ref)}
+    ex = _ex(json.dumps(ref))
     assert M.score("extraction", json.dumps(ref), ex)["f1"] == 1.0
     half = dict(ref, medications=[])
     s = M.score("extraction", json.dumps(half), ex)
     assert s["precision"] == 1.0 and 0 < s["recall"] < 1
     v_ref = {"valid": False, "errors": [{"rule": "invalid_code", "field": "diagnoses[0].code", "message": "x"}]}
-    assert M.score("validation", json.dumps(v_ref), {"output": json.dumps(v_ref)})["f1"] == 1.0
-    assert M.score("validation", json.dumps({"valid": True, "errors": []}), {"output": json.dumps(v_ref)})["recall"] == 0.0
+    assert M.score("validation", json.dumps(v_ref), _ex(json.dumps(v_ref)))["f1"] == 1.0
+    assert M.score("validation", json.dumps({"valid": True, "errors": []}), _ex(json.dumps(v_ref)))["recall"] == 0.0
     from clinitune.data.tasks import fhir_resources
 
     bundle = fhir_resources(REC)
-    assert M.score("fhir_conversion", json.dumps(bundle), {"output": json.dumps(bundle)}) == {"fhir_valid": 1.0, "field_f1": 1.0}
+    assert M.score("fhir_conversion", json.dumps(bundle), _ex(json.dumps(bundle))) == {"fhir_valid": 1.0, "field_f1": 1.0}
     broken = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Condition", "code": {"text": "x"}}}]}
-    assert M.score("fhir_conversion", json.dumps(broken), {"output": json.dumps(bundle)})["fhir_valid"] == 0.0
-    k = {"output": "Safe Harbor requires removing 18 identifiers."}
+    assert M.score("fhir_conversion", json.dumps(broken), _ex(json.dumps(bundle)))["fhir_valid"] == 0.0
+    k = _ex("Safe Harbor requires removing 18 identifiers.")
     assert M.score("knowledge", "Safe Harbor requires removing 18 identifiers.", k)["token_f1"] == 1.0
 
 
@@ -156,8 +161,8 @@ def test_canary_exposure_grows_with_repetition(tmp_path, tiny_llama):
     from clinitune.models.loading import load_causal_lm, load_tokenizer
     from clinitune.train.loop import train
 
-    filler = [{"id": f"f{i}", "task": "knowledge", "group": f"g{i}", "instruction": f"Describe coding rule number {i}.",
-               "input": "", "output": f"Rule {i}: code to the highest specificity."} for i in range(16)]
+    filler = [instruction_example("knowledge", f"g{i}", f"Describe coding rule number {i}.", f"Rule {i}: code to the highest specificity.")
+              for i in range(16)]
     exposures = {}
     for with_canary in (True, False):
         d = tmp_path / f"data-{with_canary}"
@@ -166,10 +171,10 @@ def test_canary_exposure_grows_with_repetition(tmp_path, tiny_llama):
         spec = plant_canaries(rows, 1, seed=3)
         spec["canaries"][0]["repeats"] = 24
         if with_canary:
-            rows += [r for r in rows if r["task"] == "canary"] * 23  # 24 copies in all
+            rows += [r for r in rows if r.task == "canary"] * 23  # 24 copies in all
         else:
-            rows = [r for r in rows if r["task"] != "canary"]
-        (d / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            rows = [r for r in rows if r.task != "canary"]
+        (d / "train.jsonl").write_text("".join(json.dumps(r.to_dict()) + "\n" for r in rows))
         (d / "canaries.json").write_text(json.dumps(spec))
         cfg = {"model": {"name_or_path": str(tiny_llama)}, "lora": {"method": "full"},
                "data": {"train": str(d / "train.jsonl"), "max_seq_length": 64, "packing": True},
@@ -186,7 +191,7 @@ def test_canary_exposure_grows_with_repetition(tmp_path, tiny_llama):
 @pytest.mark.parametrize("task", sorted(M.PRIMARY))
 @pytest.mark.parametrize("pred", ['{"entry": ["x", 3]}', '["a"]', '{"diagnoses": "E11.9", "errors": [1], "vitals": 5}', "null", ""])
 def test_any_output_shape_scores_without_crashing(task, pred):
-    ref = {"output": json.dumps({"resourceType": "Bundle", "entry": []}) if task == "fhir_conversion" else json.dumps(REC)}
+    ref = _ex(json.dumps({"resourceType": "Bundle", "entry": []}) if task == "fhir_conversion" else json.dumps(REC))
     s = M.score(task, pred, ref)
     assert all(0.0 <= v <= 1.0 for v in s.values())
 
@@ -260,13 +265,13 @@ def test_greedy_drops_finished_rows_and_matches_transformers(tiny_llama):
 
 
 def test_membership_non_members_exclude_answers_that_were_trained():
-    train = [{"output": "F41.1"}, {"output": "Yes."}]
-    test = [{"output": "Yes."}, {"output": "I10"}, {"output": "F41.1"}, {"output": "No."}]
+    train = [_ex("F41.1"), _ex("Yes.")]
+    test = [_ex("Yes."), _ex("I10"), _ex("F41.1"), _ex("No.")]
     assert non_members(train, test) == [1, 3]
 
 
 def test_eval_sample_gives_short_answer_tasks_more_examples():
-    ex = lambda task, n, chars: [{"task": task, "output": "x" * chars} for _ in range(n)]  # noqa: E731
+    ex = lambda task, n, chars: [_ex("x" * chars) for _ in range(n)]  # noqa: E731
     by_task = {"record_generation": ex("record_generation", 30, 1200), "icd10_coding": ex("icd10_coding", 30, 90),
                "knowledge": ex("knowledge", 30, 500), "extraction": ex("extraction", 30, 700)}
     sizes = sample_sizes(by_task, 16)

@@ -296,6 +296,7 @@ def eval_(
     few_shot_k: Annotated[Optional[int], typer.Option("--few-shot-k", min=1, help="Train examples in each few-shot prompt.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Prompts generated together.")] = None,
     db: Annotated[Optional[str], typer.Option(help="Source DB for text_to_sql and the extraction probe; default: from the data manifest.")] = None,
+    allow_phi: Annotated[bool, typer.Option("--allow-phi", help="Evaluate on a file the PHI screen flags; recorded in the results.")] = False,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
@@ -314,7 +315,7 @@ def eval_(
     results = evaluate(data=data, out=out, run=run, model=model, adapter=adapter, baselines=names,
                        limit=ec.limit if limit is None else limit, seed=42 if seed is None else seed,
                        k=ec.few_shot_k if few_shot_k is None else few_shot_k, db=db,
-                       batch_size=ec.batch_size if batch_size is None else batch_size, quiet=quiet)
+                       batch_size=ec.batch_size if batch_size is None else batch_size, quiet=quiet, allow_phi=allow_phi)
     from .eval.report import LABELS
 
     cands = list(results["candidates"])
@@ -336,14 +337,15 @@ def infer(
     gguf: Annotated[Optional[Path], typer.Option(help="A GGUF file, run with llama.cpp.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Config for generation settings.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output JSONL for --file.")] = None,
+    allow_phi: Annotated[bool, typer.Option("--allow-phi", help="Send prompts the PHI screen flags to the model anyway.")] = False,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
-    """Generate with an HF model or a GGUF through llama.cpp, streaming tokens."""
+    """Generate with an HF model or a GGUF through llama.cpp, streaming tokens; every prompt passes the PHI screen."""
     _setup_logging(True)
     from .config import load_config
     from .data.example import parse_prompt
-    from .infer import backend, run_file
+    from .infer import backend, read_prompts, run_file, screen_prompt
 
     if sum(x is not None and x is not False for x in (prompt, file, chat or None)) != 1:
         raise ClinituneError("infer needs exactly one of --prompt TEXT, --file PROMPTS.jsonl or --chat")
@@ -353,14 +355,17 @@ def infer(
         import torch
 
         torch.manual_seed(seed)
-    b = backend(run, model, adapter, gguf)
     if prompt is not None:
-        b.chat(parse_prompt(prompt, "--prompt"), gen, stream=True)
+        messages = parse_prompt(prompt, "--prompt")
+        screen_prompt(messages, "--prompt", allow_phi)  # before a model loads
+        backend(run, model, adapter, gguf).chat(messages, gen, stream=True)
     elif file is not None:
         target = out or file.with_name(file.stem + ".outputs.jsonl")
-        n = run_file(b, file, target, gen)
+        items = read_prompts(file, allow_phi)
+        n = run_file(backend(run, model, adapter, gguf), items, target, gen)
         typer.echo(f"{n} responses written to {target}")
     else:
+        b = backend(run, model, adapter, gguf)
         history: list[dict] = []
         typer.echo("clinitune chat: empty line or Ctrl-D to quit", err=True)
         while True:
@@ -370,6 +375,11 @@ def infer(
                 break
             if not line:
                 break
+            try:
+                screen_prompt([{"role": "user", "content": line}], "this message", allow_phi)
+            except ClinituneError as exc:
+                typer.secho(f"not sent: {exc}", err=True, fg=typer.colors.YELLOW)
+                continue
             history.append({"role": "user", "content": line})
             history.append({"role": "assistant", "content": b.chat(history, gen, stream=True)})
 

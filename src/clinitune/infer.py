@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from .config import GenerationConfig
+from .data import phi
 from .data.example import parse_prompt
 from .errors import ClinituneError
+from .paths import atomic_write_text
 
 
 class HFBackend:
@@ -62,10 +64,20 @@ def backend(run: Path | None, model: str | None, adapter: Path | None, gguf: Pat
     return LlamaCppBackend(gguf) if gguf is not None else HFBackend(run, model, adapter)
 
 
-def run_file(b, path: Path, out: Path, gen: GenerationConfig) -> int:
-    from .paths import atomic_write_text
+def screen_prompt(messages: list[dict], where: str, allow_phi: bool) -> None:
+    """A prompt reaches the model only if the PHI screen finds nothing in it, or the user said so."""
+    if allow_phi:
+        return
+    found = phi.screen_texts([m["content"] for m in messages])
+    kinds = sorted({f.type for fs in found for f in fs})
+    if kinds:
+        raise ClinituneError(f"{where}: the PHI screen found {', '.join(kinds)}; remove the identifiers, "
+                             "or pass --allow-phi to send it to the model anyway")
 
-    rows = []
+
+def read_prompts(path: Path, allow_phi: bool = False) -> list[tuple[object, list[dict]]]:
+    """(line as given, its messages) for each line of a prompts file, each screened before any model loads."""
+    items = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -74,7 +86,14 @@ def run_file(b, path: Path, out: Path, gen: GenerationConfig) -> int:
                 item = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ClinituneError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
-            rows.append({**(item if isinstance(item, dict) else {"prompt": item}),
-                         "response": b.chat(parse_prompt(item, f"{path}:{n}"), gen, stream=False)})
+            messages = parse_prompt(item, f"{path}:{n}")
+            screen_prompt(messages, f"{path}:{n}", allow_phi)
+            items.append((item, messages))
+    return items
+
+
+def run_file(b, items: list[tuple[object, list[dict]]], out: Path, gen: GenerationConfig) -> int:
+    rows = [{**(item if isinstance(item, dict) else {"prompt": item}), "response": b.chat(messages, gen, stream=False)}
+            for item, messages in items]
     atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return len(rows)

@@ -31,9 +31,10 @@ STATES = ("AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN 
 STATE_RE = "(?:" + "|".join(STATES) + ")"
 # ", MD" and ", PA" after a name are credentials (physician, physician assistant), so those two need a ZIP to count.
 STATE_NO_CREDENTIAL_RE = "(?:" + "|".join(s for s in STATES if s not in ("MD", "PA")) + ")"
-# USPS street suffixes (Publication 28, appendix C1), full and abbreviated.
-STREET_SUFFIX = (r"(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Boulevard|Ln|Lane|Dr|Drive|Ct|Court|Way|Ways|Pl|Place|Terrace|Ter|Pkwy|Parkway|"
-                 r"Cir|Circle|Circles|Hwy|Highway|Sq|Square|Squares|Aly|Alley|Anx|Annex|Arc|Arcade|Bch|Beach|Bend|Blf|Bluff|Bluffs|"
+STREET_SUFFIX = r"(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Boulevard|Ln|Lane|Dr|Drive|Ct|Court|Way|Pl|Place|Terrace|Ter|Pkwy|Parkway|Cir|Circle|Hwy|Highway|Sq|Square)"
+# The rest of USPS's street suffixes (Publication 28, appendix C1) are also ordinary words ("the 18 Safe Harbor
+# identifiers"), so they count only where an address ends: punctuation, a unit, or the end of the text.
+MORE_SUFFIX = (r"(?:Ways|Circles|Squares|Aly|Alley|Anx|Annex|Arc|Arcade|Bch|Beach|Bend|Blf|Bluff|Bluffs|"
                  r"Btm|Bottom|Br|Branch|Brg|Bridge|Brk|Brook|Brooks|Bg|Burg|Burgs|Byp|Bypass|Cp|Camp|Cyn|Canyon|Cpe|Cape|Cswy|Causeway|"
                  r"Ctr|Center|Centers|Clf|Cliff|Cliffs|Clb|Club|Cmn|Common|Commons|Cor|Corner|Corners|Crse|Course|Courts|Cv|Cove|Coves|"
                  r"Crk|Creek|Cres|Crescent|Crst|Crest|Xing|Crossing|Xrd|Crossroad|Crossroads|Curv|Curve|Dl|Dale|Dm|Dam|Dv|Divide|"
@@ -67,6 +68,7 @@ PATTERNS: list[tuple[str, str, float]] = [
     ("SSN", r"(?i)\b(?:SSN|S\.S\.N\.?|SS#|soc(?:ial)?\.?\s+sec(?:urity)?\.?(?:\s+(?:number|no\.?|#))?)\s*[:#-]?\s*\d{3}[\s.-]?\d{2}[\s.-]?\d{4}\b", 0.95),
     ("SSN", r"(?<![\d-])\d{3}\s\d{2}\s\d{4}(?![\d-])", 0.6),
     ("LOCATION", r"\b\d{1,6}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){1,3}" + STREET_SUFFIX + r"\b\.?(?:,?\s*(?:Apt|Suite|Unit|#)\s*\w+)?", 0.85),
+    ("LOCATION", r"\b\d{1,6}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){1,3}" + MORE_SUFFIX + r"\b\.?(?:,?\s*(?:Apt\.?|Suite|Unit|#)\s*\w+|(?=\s*(?:[,.;)\n]|$)))", 0.85),
     ("LOCATION", r"\b(?:P\.?\s?O\.?\s+Box|PO\s+Box)\s+\d+\b", 0.9),
     ("LOCATION", r"\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s" + STATE_NO_CREDENTIAL_RE + r"\b(?:\s+\d{5}(?:-\d{4})?)?", 0.7),
     ("LOCATION", r"\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s" + STATE_RE + r"\s+\d{5}(?:-\d{4})?\b", 0.8),
@@ -182,6 +184,7 @@ def _analyzer():
 
 # Our own patterns run as one compiled pass: through Presidio's PatternRecognizer they cost about half the
 # screen's time in per-call overhead, for the same matches. Case-sensitive unless a pattern says (?i).
+STREET_AFTER_NAME = re.compile(r"\b\d{1,6}\s+(?:[A-Z][a-z]+\s+){1,3}" + MORE_SUFFIX + r"\b")
 COMPILED = [(kind, re.compile(regex, re.DOTALL | re.MULTILINE), score) for kind, regex, score in PATTERNS]
 
 
@@ -222,6 +225,11 @@ def screen_texts(texts: list[str], extra_names: list[tuple[str, ...]] | None = N
             # A name inside an address, date or id already found is that identifier, not a person.
             if not any(a <= sp.start and sp.end <= b for a, b in taken):
                 found.append(Finding("NAME", sp.start, sp.end, sp.score))
+        # "313 Kristin Well": a house number, a name and a street word is an address even where the street
+        # word alone is too ordinary to count ("the 18 Safe Harbor identifiers").
+        for m in STREET_AFTER_NAME.finditer(text):
+            if any(f.type == "NAME" and m.start() < f.start < m.end() for f in found):
+                found.append(Finding("LOCATION", m.start(), m.end(), 0.8))
         for name in {n for n in names if n and len(n) > 1}:
             for m in re.finditer(rf"\b{re.escape(name)}\b", text):
                 found.append(Finding("NAME", m.start(), m.end(), 1.0))

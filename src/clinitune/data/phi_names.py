@@ -121,6 +121,9 @@ MONTHS = {"january", "february", "march", "april", "may", "june", "july", "augus
 TOKEN = re.compile(r"[^\W\d_][\w'’.-]*|\d[\w./:-]*|[^\w\s]")
 AGE_FRAME = re.compile(r"^\s*(?:,\s*(?:is\s+)?an?\s+|\s+is\s+an?\s+|\s+(?:was\s+)?an?\s+|\s*\(\s*)(?:\d{1,3}|[a-z]+(?:-[a-z]+)?)[\s-]*(?:years?|yrs?|y/?o|yo|month|months|week|weeks|day|days)\b", re.I)
 # Phrases after which a capitalized word is a person even when it is also an ordinary word ("seen by Summer").
+KIN = re.compile(r"(?i)\b(?:his|her|their|my|your|the\s+patient's|pt's)\s+(?:wife|husband|son|daughter|mother|father|brother|"
+                 r"sister|spouse|partner|grandson|granddaughter|grandmother|grandfather|aunt|uncle|niece|nephew|cousin|"
+                 r"friend|neighbou?r|caregiver|guardian|boyfriend|girlfriend|fianc[eé]e?),?\s*$")
 PERSON_VERBS = re.compile(r"(?i)\b(?:seen\s+by|spoke\s+(?:with|to)|talked\s+(?:with|to)|discussed\s+with|accompanied\s+by|visited\s+by|"
                           r"met\s+with|according\s+to|named|called|brought\s+in\s+by|examined\s+by|evaluated\s+by|"
                           r"referred\s+by|signed\s+by|dictated\s+by|reviewed\s+by|cc|attn)\s*:?\s*$")
@@ -153,11 +156,14 @@ def vocab() -> Vocab:
     web2 = get_english_words_set(["web2"], lower=False, alpha=True)
     lower, capital = set(), set()
     for code in icd.get_all_codes(with_dots=False):
-        words = re.findall(r"[A-Za-z]{3,}", icd.get_description(code))
+        desc = icd.get_description(code)
+        words = re.findall(r"[A-Za-z]{3,}", desc)
         for k, w in enumerate(words):
             if w.islower():
                 lower.add(w)
-            elif k and w[0].isupper() and not w.isupper():
+            elif k == 0 and not re.match(r"'s|-[A-Z]", desc[len(w):]) and not (len(words) > 1 and words[1].lower() in EPONYM_NOUNS):
+                lower.add(w.lower())  # "Prediabetes", "Fibromyalgia": a description's first word, not a person's name
+            elif w[0].isupper() and not w.isupper():
                 capital.add(w.lower())
     for drug in catalog.DRUG_INDICATIONS:
         lower.update(w.lower() for w in re.findall(r"[A-Za-z]{3,}", drug))
@@ -195,6 +201,8 @@ def _word_class(w: str) -> str:
     parts = [p for p in re.split(r"[-']", k) if p]
     if not parts or k in NEVER:
         return "ordinary"
+    if k in MONTHS:
+        return "both"  # April, June, May: months and names
     if k in v.clinical or all(p in v.clinical for p in parts if len(p) > 2):
         return "clinical"
     if k in v.eponyms or any(p in v.eponyms for p in parts):
@@ -206,7 +214,7 @@ def _word_class(w: str) -> str:
 
 
 def _is_cap(w: str) -> bool:
-    return w[:1].isupper() and not (len(w) > 1 and w.isupper() and len(w.rstrip(".")) > 1)
+    return w[:1].isupper() and not (len(w) > 1 and w.isupper() and len(w.rstrip(".")) > 1) and not _acronym(w)
 
 
 def _is_initial(w: str) -> bool:
@@ -304,6 +312,8 @@ def rule_spans(text: str) -> list[Span]:
             score = 0.85
         elif WEAK_CUES.search(before) and ambiguous:
             score = 0.8
+        elif KIN.search(before):
+            score = 0.85
         elif PERSON_VERBS.search(before) and not all(c == "clinical" for c in classes):
             score = 0.8
         elif named and len(words) >= 2:
@@ -363,6 +373,33 @@ def _lowercase_spans(text: str, tokens: list[re.Match]) -> list[Span]:
     return out
 
 
+def _acronym(w: str) -> bool:
+    """CHF, IDs, URLs, MRNs: abbreviations and their plurals."""
+    core = w[:-1] if w.endswith("s") else w
+    return len(core) > 1 and core.isupper()
+
+
+def _person(text: str, start: int, end: int, words: list[str]) -> bool:
+    """Whether a PERSON entity from the NER is kept: the model also tags drugs, organisms, months and
+    sentence-initial clinical words, so a lone word must look like a name on its own."""
+    span = text[start:end]
+    if not words or any(c.isdigit() for c in span) or all(_acronym(w) for w in words):
+        return False
+    if _eponym_after(text, end) or any(w.lower() in EPONYM_NOUNS for w in words):
+        return False
+    classes = [_word_class(w) for w in words]
+    if all(c == "clinical" for c in classes) or ("clinical" in classes and "name" not in classes):
+        return False  # "Started Eliquis": a drug the NER took for a person
+    if len(words) > 1:
+        return True
+    c, w = classes[0], words[0]
+    if c not in ("name", "both", "eponym") or w.lower() in MONTHS:
+        return False
+    before = text[:start]
+    cued = bool(STRONG_CUES.search(before) or WEAK_CUES.search(before) or PERSON_VERBS.search(before) or _title_before(before))
+    return cued or c == "name" and (not _sentence_start(text, start) or bool(VERB_AFTER.match(text[end:])))
+
+
 def ner_spans(texts: list[str]) -> list[list[Span]]:
     """PERSON entities from spaCy's NER, minus eponyms, clinical words and abbreviations."""
     nlp = ner()
@@ -372,19 +409,8 @@ def ner_spans(texts: list[str]) -> list[list[Span]]:
     for i, doc in zip(idx, nlp.pipe((texts[i] for i in idx), batch_size=64)):
         spans = []
         for ent in doc.ents:
-            if ent.label_ != "PERSON":
-                continue
-            words = [t.text for t in ent if t.text[:1].isalpha()]
-            if not words or _eponym_after(texts[i], ent.end_char) or any(w.lower() in EPONYM_NOUNS for w in words):
-                continue
-            classes = [_word_class(w) for w in words]
-            if all(c in ("clinical", "ordinary") for c in classes) and not any(w[:1].isupper() for w in words):
-                continue
-            if all(c == "clinical" for c in classes) or all(w.isupper() and len(w) > 1 for w in words):
-                continue
-            if len(words) == 1 and classes[0] == "ordinary" and _sentence_start(texts[i], ent.start_char):
-                continue
-            spans.append(Span(ent.start_char, ent.end_char, 0.75))
+            if ent.label_ == "PERSON" and _person(texts[i], ent.start_char, ent.end_char, [t.text for t in ent if t.text[:1].isalpha()]):
+                spans.append(Span(ent.start_char, ent.end_char, 0.75))
         results[i] = spans
     for i in range(len(texts)):
         out.append(results.get(i, []))

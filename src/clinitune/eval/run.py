@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import tempfile
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from ..data.example import Example
 from ..data.example import load as load_examples
+from ..data.manifest import phi_gate
 from ..errors import ClinituneError
 from ..train import collate as C
 from . import metrics as M
@@ -197,10 +199,12 @@ def sample_sizes(by_task: dict[str, list[dict]], limit: int) -> dict[str, int]:
 
 def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | None = None, adapter: Path | None = None,
              baselines: list[str] = ("zero_shot", "few_shot"), limit: int | None = None, seed: int = 42, k: int = 2,
-             db: str | None = None, batch_size: int = 16, quiet: bool = False) -> dict:
+             db: str | None = None, batch_size: int = 16, quiet: bool = False, allow_phi: bool = False) -> dict:
     from .privacy import privacy_probes
     from .report import write_report
 
+    # Test prompts and few-shot examples reach the model: a file prepare did not vouch for is screened first.
+    gates = [phi_gate(p, allow_phi, label) for label, p in (("--data", data), ("few-shot pool", data.parent / "train.jsonl")) if p.is_file()]
     examples = load_examples(data)
     rng = random.Random(seed)
     by_task: dict[str, list[dict]] = defaultdict(list)
@@ -250,7 +254,7 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
                 outputs[cand]["__losses__"] = test_losses[cand]  # type: ignore[assignment]
 
     bar.close()
-    results: dict = {"candidates": {}, "n_examples": len(chosen), "seed": seed}
+    results: dict = {"candidates": {}, "n_examples": len(chosen), "seed": seed, "phi_gate": [asdict(g) for g in gates]}
     rows = []
     with sqlite_copy(data.parent, db) as conn:
         for cand in cands:
