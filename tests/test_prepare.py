@@ -11,6 +11,7 @@ from clinitune.cli import app
 from clinitune.data import phi
 from clinitune.data.db import connect
 from clinitune.data.deid import deidentify, record_schema
+from clinitune.data.example import instruction, parse
 from clinitune.data.prepare import augment, parse_tasks, prepare
 from clinitune.data.quality import dedupe, example_problems
 from clinitune.data.records import Patient
@@ -66,7 +67,7 @@ def test_prepare_from_database_meets_acceptance(prepared):
         assert not phi.screen(e["instruction"] + "\n" + e["input"] + "\n" + e["output"]), e["id"]
     for e in splits["train"]:
         assert set(e) >= {"id", "task", "group", "instruction", "input", "output"}
-        assert example_problems(e) == []
+        assert example_problems(parse(e, "train.jsonl")) == []
 
 
 def test_outputs_are_verified(prepared, db):
@@ -184,14 +185,14 @@ def test_bad_source_stops_with_every_problem_unless_skip_invalid(tmp_path):
 
 def test_split_is_grouped_and_stratified():
     rng = random.Random(0)
-    exs = [{"id": f"{i}", "task": t, "group": f"p{i % 97}"} for i in range(2000) for t in [rng.choice(["a", "b"])]]
-    exs += [{"id": f"k{i}", "task": "k", "group": f"k{i}"} for i in range(100)]
+    exs = [instruction(t, f"p{i % 97}", f"Question {i}?", "An answer.") for i in range(2000) for t in [rng.choice(["a", "b"])]]
+    exs += [instruction("k", f"k{i}", f"Question k{i}?", "An answer.") for i in range(100)]
     parts = split(exs, seed=3)
     owner = {}
     for s, rows in parts.items():
         for e in rows:
-            assert owner.setdefault(e["group"], s) == s
-    k_counts = {s: sum(e["task"] == "k" for e in rows) for s, rows in parts.items()}
+            assert owner.setdefault(e.group, s) == s
+    k_counts = {s: sum(e.task == "k" for e in rows) for s, rows in parts.items()}
     assert k_counts == {"train": 80, "eval": 10, "test": 10}
     assert split(exs, seed=3) == parts and split(exs, seed=4) != parts
 
@@ -233,12 +234,12 @@ def test_knowledge_tests_recall_of_trained_facts_in_other_words(prepared):
 
 def test_augment_stays_in_group(prepared):
     out, _ = prepared
-    rows = _read(out / "train.jsonl")[:300]
+    rows = [parse(r, "train.jsonl") for r in _read(out / "train.jsonl")[:300]]
     more = augment(rows, seed=1)
     extra = more[len(rows):]
-    assert extra and all(e["augmented"] for e in extra)
-    groups = {e["group"] for e in rows}
-    assert all(e["group"] in groups for e in extra)
+    assert extra and all(e.augmented for e in extra)
+    groups = {e.group for e in rows}
+    assert all(e.group in groups for e in extra)
 
 
 def test_prepare_fails_closed_without_screen(monkeypatch, tmp_path):
@@ -252,5 +253,6 @@ def test_prepare_fails_closed_without_screen(monkeypatch, tmp_path):
 def test_unknown_task_and_dedupe_near():
     with pytest.raises(ClinituneError, match="unknown task"):
         parse_tasks("record_generation,coding")
-    kept, exact, near = dedupe([SEED_LINES[1], dict(SEED_LINES[1]), {**SEED_LINES[1], "instruction": SEED_LINES[1]["instruction"].upper()}])
+    lines = [SEED_LINES[1], dict(SEED_LINES[1]), {**SEED_LINES[1], "instruction": SEED_LINES[1]["instruction"].upper()}]
+    kept, exact, near = dedupe([parse(x, "t") for x in lines])
     assert (len(kept), exact, near) == (1, 1, 1)

@@ -171,7 +171,7 @@ def test_instruction_csv_jsonl_and_nested_json(tmp_path):
     (tmp_path / "seed.csv").write_text('instruction,output\n"What ICD-10 code represents essential hypertension?","The ICD-10 code is I10."\n')
     (tmp_path / "seed3.csv").write_text("instruction,input,output\nCode this,chest pain,R07.9 chest pain unspecified\n")
     assert len(load("csv", path=tmp_path / "seed.csv").examples) == 1
-    assert load("csv", path=tmp_path / "seed3.csv").examples[0]["input"] == "chest pain"
+    assert load("csv", path=tmp_path / "seed3.csv").examples[0].input == "chest pain"
     (tmp_path / "mixed.jsonl").write_text(
         json.dumps({"instruction": "Describe Safe Harbor.", "output": "Remove the 18 identifiers."}) + "\n"
         + json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}) + "\n")

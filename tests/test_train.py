@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from clinitune.config import load_config
+from clinitune.data.example import parse
 from clinitune.errors import ClinituneError
 from clinitune.train import collate as C
 from clinitune.train.loop import train
@@ -69,14 +70,14 @@ def test_completion_only_labels_and_truncation(tiny_llama):
 
     tok = load_tokenizer(tiny_llama)
     ex = {"instruction": "What ICD-10 code represents essential hypertension?", "input": "", "output": "I10 essential hypertension."}
-    data = C.tokenize(tok, [ex], 512)
+    data = C.tokenize(tok, [parse(ex, "t")], 512)
     prompt = tok.apply_chat_template([{"role": "user", "content": ex["instruction"]}], add_generation_prompt=True)
     prompt = prompt["input_ids"] if hasattr(prompt, "keys") else prompt
     assert data.n_prompt[0] == len(prompt)
     row = C.pack(data, [0], 512, True)[0]
     assert all(y == C.IGNORE for y in row.labels[: len(prompt)])
     assert tok.decode([y for y in row.labels if y != C.IGNORE]).startswith("I10 essential hypertension.")
-    short = C.tokenize(tok, [ex, {**ex, "output": "x " * 400}], 60)
+    short = C.tokenize(tok, [parse(ex, "t"), parse({**ex, "output": "x " * 400}, "t")], 60)
     assert short.truncated == 1
 
 
@@ -86,7 +87,7 @@ def test_packing_has_no_cross_contamination(tiny_llama):
 
     tok, model = load_tokenizer(tiny_llama), load_causal_lm(tiny_llama)
     exs = [{"instruction": f"Question number {i} about coding?", "input": "", "output": f"Answer {i}: code E11.{i}."} for i in range(3)]
-    data = C.tokenize(tok, exs, 256)
+    data = C.tokenize(tok, [parse(e, "t") for e in exs], 256)
     packed = C.pack(data, [0, 1, 2], 256, packing=True)
     assert len(packed) == 1
     alone = C.pack(data, [0, 1, 2], 256, packing=False)
