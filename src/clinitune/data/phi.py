@@ -49,7 +49,7 @@ MORE_SUFFIX = (r"(?:Ways|Circles|Squares|Aly|Alley|Anx|Annex|Arc|Arcade|Bch|Beac
                  r"Run|Shl|Shoal|Shoals|Shr|Shore|Shores|Skwy|Skyway|Spg|Spring|Springs|Spur|Spurs|Sta|Station|Stra|Stravenue|Strm|"
                  r"Stream|Streets|Smt|Summit|Trce|Trace|Trak|Track|Trfy|Trafficway|Trl|Trail|Trlr|Trailer|Tunl|Tunnel|Tpke|Turnpike|"
                  r"Upas|Underpass|Un|Union|Unions|Vly|Valley|Valleys|Via|Viaduct|Vw|View|Views|Vlg|Village|Villages|Vl|Ville|Vis|Vista|"
-                 r"Walk|Walks|Wall|Wl|Well|Wells)")
+                 r"Walk|Walks|Wall|Wl|Well|Wells|Throughway|Trwy|Thruway)")
 # (type, pattern, score). Case-sensitive unless the pattern says (?i).
 PATTERNS: list[tuple[str, str, float]] = [
     ("MRN", r"(?i)\b(?:MRN|medical\s+record|chart|hospital\s+(?:number|no\.?|#|id)|unit\s+(?:number|no\.?)|patient\s+(?:number|no\.?))(?:\s+(?:number|no\.?|#|id))?\s*[:#-]?\s*#?\s*[A-Z]{0,3}-?\d[\dA-Z-]{4,14}\b", 0.9),

@@ -40,6 +40,10 @@ STRONG_CUES = re.compile(
     r"guardian|caregiver|next\s+of\s+kin|nok|mother|father|son|daughter|wife|husband|spouse|partner|brother|sister|parent|"
     r"electronically\s+signed\s+by|cc|from|to|case\s+presentation|re)\s*[:=]\s*|^\s*-{1,2}\s*|\b(?:dear|hi|hello|thanks|thank\s+you|sincerely|"
     r"regards|best|cheers)\s*,?\s+)$")
+SALUTATION = re.compile(r"(?i)(?:^|[\n.!?]\s*)(?:dear|hi|hello|hey)\s+$")
+NAME_LABEL = re.compile(r"(?i)\b(?:(?:name|patient\s+name|pt\s+name|full\s+name|signed(?:\s+by)?|signature|electronically\s+signed\s+by)\s*[:=]?|"
+                        r"(?:contact|emergency\s+contact|next\s+of\s+kin|nok|guardian|caregiver|attending|provider|pcp|"
+                        r"mother|father|spouse|wife|husband|son|daughter)\s*[:=])\s*$")
 # Words after which a following name-like or capitalized word is a name.
 WEAK_CUES = re.compile(
     r"(?i)\b(?:patient|pt|mother|father|mom|dad|son|daughter|wife|husband|spouse|partner|boyfriend|girlfriend|brother|sister|"
@@ -57,7 +61,7 @@ staging criteria questionnaire inventory assessment classification grade grading
 distribution correlation coefficient regression estimator curve plot analysis exact rank ratio sounds sound lesions lesion spots
 spot class breathing respirations respiration rosettes rods tear tears pattern reaction chart grid plates thickness level status
 pulse pulses nystagmus contraction contractions membrane membranes fibers fibres granules granulation sinus artery vein nerve
-muscle muscles ligament tendon bursa area zone point points""".split())
+muscle muscles ligament tendon bursa area zone point points examination exam study cohort trial""".split())
 # Eponyms and product names that stand alone: never a person here.
 ALLOW = set("""apgar glasgow braden morse wells framingham ranson child pugh meld friedewald cockcroft gault mdrd ckd epi westergren wright
 gram ziehl neelsen papanicolaou pap snellen rinne weber romberg babinski kernig brudzinski murphy mcburney rovsing homans trendelenburg
@@ -97,6 +101,8 @@ austedo xenazine namzaric exelon razadyne leqembi aduhelm kisunla rytary stalevo
 neupro gocovri osmolex symmetrel cogentin artane northera florinef proamatine kayexalate veltassa lokelma
 renvela phoslo fosrenol velphoro auryxia sensipar parsabiv zemplar hectorol calcijex rocaltrol drisdol
 feraheme venofer injectafer infed ferrlecit retacrit mircera reblozyl
+walgreens cvs walmart costco kroger publix safeway wegmens rite aid optum express scripts caremark humana aetna cigna
+anthem kaiser permanente bluecross blueshield
 gatorade pedialyte ensure boost glucerna medicare medicaid tricare cobra hipaa ehr emr epic cerner meditech athena allscripts
 loinc snomed rxnorm icd cpt hcpcs fhir hl7 dicom""".split())
 PARTICLES = {"van", "von", "de", "da", "del", "della", "der", "den", "di", "du", "la", "le", "bin", "binti", "ibn", "al", "el", "ben",
@@ -110,6 +116,7 @@ today yesterday tomorrow morning evening night
 cardiology neurology oncology hematology radiology surgery urology nephrology pulmonology gastroenterology dermatology psychiatry
 pediatrics obstetrics gynecology orthopedics ortho podiatry optometry ophthalmology audiology pharmacy nutrition dietary hospice
 palliative rehab rehabilitation social work case management triage ems icu ed er pacu nicu picu ent gi
+practitioner practitioners colleague colleagues team staff desk front office
 dear hi hello thanks thank sincerely regards best cheers signed attending resident nurse physician provider doctor contact
 mother father son daughter wife husband spouse partner brother sister guardian caregiver case presentation subjective objective
 please per will can could should would may might must also no yes not none negative positive normal abnormal left right bilateral
@@ -203,7 +210,8 @@ def _word_class(w: str) -> str:
         return "ordinary"
     if k in MONTHS:
         return "both"  # April, June, May: months and names
-    if k in v.clinical or all(p in v.clinical for p in parts if len(p) > 2):
+    long_parts = [p for p in parts if len(p) > 2]
+    if k in v.clinical or (long_parts and all(p in v.clinical for p in long_parts)):
         return "clinical"
     if k in v.eponyms or any(p in v.eponyms for p in parts):
         return "eponym"
@@ -239,7 +247,7 @@ def _runs(text: str, tokens: list[re.Match], caps_text: bool):
         while j < len(tokens):
             nxt = tokens[j].group(0)
             gap = text[tokens[j - 1].end():tokens[j].start()]
-            if "\n" in gap or len(gap) > 2:
+            if "\n" in gap or len(gap) > 2 or any(c in gap for c in ",;:()"):
                 break
             if (nxt[:1].isupper() and (caps_text or _is_cap(nxt))) or _is_initial(nxt):
                 j += 1
@@ -281,8 +289,9 @@ def rule_spans(text: str) -> list[Span]:
         return _lowercase_spans(text, tokens)
     for i, j in _runs(text, tokens, caps_text):
         toks = _trim(text, tokens[i:j])
-        if not toks or any(t.group(0).lower() in EPONYM_NOUNS for t in toks):
-            continue  # "Edinburgh Postnatal Depression Scale": the eponym noun is inside the run
+        titled = bool(toks) and _title_before(text[:toks[0].start()])
+        if not toks or (not titled and any(t.group(0).lower() in EPONYM_NOUNS for t in toks)):
+            continue  # "Edinburgh Postnatal Depression Scale": the eponym noun is inside the run ("Mrs. Ring" is a person)
         if any(any(c.isdigit() for c in t.group(0)) for t in toks):
             continue  # SpO2, HbA1c: measurements, not people
         start, end = toks[0].start(), toks[-1].end()
@@ -292,6 +301,9 @@ def rule_spans(text: str) -> list[Span]:
         if _eponym_after(text, end):
             continue
         classes = [_word_class(w) if not _is_initial(w) else "initial" for w in words]
+        if caps_text and strong and any(c in ("name", "both", "eponym") for c in classes):
+            out.append(Span(start, end, 0.9))  # "PATIENT: PEDRO TORO"
+            continue
         if caps_text:
             classes = ["ordinary" if c in ("both", "eponym") else c for c in classes]
         if all(c == "clinical" for c in classes) and not strong:
@@ -300,15 +312,21 @@ def rule_spans(text: str) -> list[Span]:
         ambiguous = sum(c in ("both", "name", "eponym") for c in classes)
         first_of_sentence = _sentence_start(text, start)
         score = 0.0
-        if strong and any(c != "clinical" for c in classes):
+        if _title_before(before) or SALUTATION.search(before):
+            score = 0.95  # "Mr. Dam", "Dear Faith,": whatever the word, it is a person
+        elif strong and any(c in ("name", "both", "eponym", "initial") for c in classes):
             score = 0.95
-        elif strong and not _clinical_context(text, end):
-            score = 0.85
+        elif strong and len(words) >= 2 and not any(c == "clinical" for c in classes) and not _clinical_context(text, end):
+            score = 0.85  # "Patient: Emir Potters": two capitalized words after a label
+        elif strong and NAME_LABEL.search(before) and not _clinical_context(text, end):
+            score = 0.85  # "Name: Summer Hill": after an explicit name label, ordinary words are a name too
         elif AGE_FRAME.match(text[end:]) and any(c != "ordinary" for c in classes):
             score = 0.9
-        elif "initial" in classes and any(c in ("name", "both", "ordinary") for c in classes if c != "initial") and len(words) > 1:
+        elif "initial" in classes and any(c != "initial" for c in classes) and len(words) > 1:
             score = 0.85
         elif _last_first(text, end, classes):
+            m = re.match(r",\s*[A-Z][\w'’-]+(?:\s+[A-Z]\.?)?", text[end:])
+            end += m.end()  # the span covers "Lopez, Maria"
             score = 0.85
         elif WEAK_CUES.search(before) and ambiguous:
             score = 0.8
@@ -343,12 +361,12 @@ def _clinical_context(text: str, end: int) -> bool:
 
 
 def _last_first(text: str, end: int, classes: list[str]) -> bool:
-    """"Lopez, Maria" -- a run, a comma, then one or two more capitalized words, one of them name-like."""
-    m = re.match(r",\s*([A-Z][\w'’-]+)(?:\s+[A-Z]\.?)?\b", text[end:])
-    if not m:
+    """"Lopez, Maria" -- one word, a comma, then one capitalized word (and maybe an initial), one of them name-like."""
+    m = re.match(r",\s*([A-Z][\w'’-]+)(?:\s+[A-Z]\.?)?(?=[\s,.;:]|$)", text[end:])
+    if not m or len(classes) != 1:
         return False
-    second = _word_class(m.group(1))
-    return second in ("name", "both") and any(c in ("name", "both") for c in classes) and len(classes) == 1
+    pair = (classes[0], _word_class(m.group(1)))
+    return "clinical" not in pair and any(c in ("name", "both", "eponym") for c in pair)
 
 
 def _lowercase_spans(text: str, tokens: list[re.Match]) -> list[Span]:
@@ -385,7 +403,7 @@ def _person(text: str, start: int, end: int, words: list[str]) -> bool:
     span = text[start:end]
     if not words or any(c.isdigit() for c in span) or all(_acronym(w) for w in words):
         return False
-    if _eponym_after(text, end) or any(w.lower() in EPONYM_NOUNS for w in words):
+    if _eponym_after(text, end) or any(w.lower() in EPONYM_NOUNS or w.lower() in NEVER for w in words):
         return False
     classes = [_word_class(w) for w in words]
     if all(c == "clinical" for c in classes) or ("clinical" in classes and "name" not in classes):
