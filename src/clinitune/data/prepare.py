@@ -23,7 +23,6 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import ClinituneError
-from ..paths import atomic_write_text
 from . import phi, quality, sources, surrogates
 from .example import Example, ExampleError, carried_keys
 from .example import parse as parse_example

@@ -28,6 +28,7 @@ def _h(salt: str, group: str, kind: str, value: str) -> int:
 
 def _name(span: str, salt: str, group: str) -> str:
     """Word by word, keeping titles, initials' shape and capitalization."""
+
     def one(m: re.Match) -> str:
         w = m.group(0)
         if w.lower().rstrip(".") in TITLE_WORDS:
@@ -37,6 +38,7 @@ def _name(span: str, salt: str, group: str) -> str:
         pool = SURROGATE_LAST if _h(salt, group, "slot", w.lower()) % 2 else SURROGATE_FIRST
         fake = pool[_h(salt, group, "name", w.lower()) % len(pool)]
         return fake.upper() if w.isupper() and len(w) > 1 else fake.lower() if w.islower() else fake
+
     return re.sub(r"[^\W\d_][\w'’-]*\.?", one, span)
 
 
@@ -51,7 +53,7 @@ def _shape(span: str, salt: str, group: str, kind: str) -> str:
 
 
 def _labelled(span: str, salt: str, group: str, kind: str) -> str:
-    """"MRN: 00123456" keeps its label: only the tokens that carry a digit change."""
+    """ "MRN: 00123456" keeps its label: only the tokens that carry a digit change."""
     return re.sub(r"[\w@.+-]*\d[\w@.+-]*", lambda m: _shape(m.group(0), salt, group, kind), span)
 
 
@@ -59,8 +61,20 @@ def _email(span: str, salt: str, group: str) -> str:
     return f"user{_h(salt, group, 'email', span.lower()) % 10**6:06d}@example.org"
 
 
-MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
-               "december"]
+MONTH_NAMES = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
 MON = r"(?P<mon>[A-Za-z]{3,9})"
 # (regex, has year) with named groups y, m or mon, d: each group is rewritten in place, keeping its width and style.
 DATE_PARTS = [
@@ -100,15 +114,18 @@ def _date(span: str, salt: str, group: str) -> str:
         except (ValueError, TypeError):
             continue
         new = d - dt.timedelta(days=date_offset(salt, group))
-        parts = {"y": str(new.year)[-len(g["y"]):] if g.get("y") else None, "m": str(new.month).zfill(len(g["m"] or "")) if g.get("m") else None,
-                 "d": str(new.day).zfill(len(g["d"])) if g.get("d") else None}
+        parts = {
+            "y": str(new.year)[-len(g["y"]) :] if g.get("y") else None,
+            "m": str(new.month).zfill(len(g["m"] or "")) if g.get("m") else None,
+            "d": str(new.day).zfill(len(g["d"])) if g.get("d") else None,
+        }
         if g.get("mon"):
             full = MONTH_NAMES[new.month - 1]
             name = full if len(g["mon"]) > 3 else full[:3]
             parts["mon"] = name.upper() if g["mon"].isupper() else name.capitalize() if g["mon"][0].isupper() else name
         out, last = [], 0
         for key in sorted((k for k in parts if parts[k] is not None and m.group(k) is not None), key=m.start):
-            out += [span[last:m.start(key)], parts[key]]
+            out += [span[last : m.start(key)], parts[key]]
             last = m.end(key)
         return "".join(out) + span[last:]
     return _labelled(span, salt, group, "DATE")

@@ -112,7 +112,6 @@ def hf_reference(hf_dir: Path, examples: list[dict], max_len: int = 512) -> Refe
 
 def verify(gguf_path: Path, ref: Reference, lora: Path | None = None) -> dict:
     """Teacher-forced top-1 agreement and mean KL(HF || GGUF) on reference outputs, plus greedy text for a prompt."""
-    from ..train import collate as C
 
     llm = _llama(gguf_path, n_ctx=max(map(len, ref.ids), default=0) + 64, lora=lora)
     agree = total = 0
@@ -151,7 +150,6 @@ def export(*, run: Path, fmt: str, quantize_to: str | None, out: Path | None, cf
            lora_gguf: bool = False) -> dict:
     from ..config import Config, load_config
     from ..models.loading import load_tokenizer
-    from ..train import collate as C
 
     cfg = cfg or (load_config(run / "config.yaml") if (run / "config.yaml").is_file() else Config())
     lora_gguf = lora_gguf or cfg.export.lora_gguf
