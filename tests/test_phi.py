@@ -74,6 +74,10 @@ def _write(path, rows):
     return path
 
 
+def _prepare(src, out, **kw):
+    return prepare(source="jsonl", db=None, path=src, out=out, tasks=["knowledge"], progress=False, **{"seed": 1, **kw})
+
+
 def _read(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -104,16 +108,7 @@ def test_example_parser_accepts_every_shape_and_names_the_line():
 
 def test_chat_lines_with_phi_in_each_role_are_quarantined_with_their_fields(tmp_path):
     src = _write(tmp_path / "chats.jsonl", CHATS)
-    m = prepare(
-        source="jsonl",
-        db=None,
-        path=src,
-        out=tmp_path / "out",
-        tasks=["knowledge"],
-        seed=1,
-        progress=False,
-        group_by="patient_id",
-    )
+    m = _prepare(src, tmp_path / "out", seed=1, group_by="patient_id")
     q = _read(tmp_path / "out" / "quarantine.jsonl")
     assert m["counts"]["quarantined"] == 3 and len(q) == 3
     where = {json.dumps(r["messages"]): {(f["field"], f["type"]) for f in r["phi_findings"]} for r in q}
@@ -153,17 +148,7 @@ def test_redact_keeps_the_example_with_one_surrogate_per_person_and_date_interva
         },
     ]
     src = _write(tmp_path / "in.jsonl", rows)
-    m = prepare(
-        source="jsonl",
-        db=None,
-        path=src,
-        out=tmp_path / "out",
-        tasks=["knowledge"],
-        seed=3,
-        progress=False,
-        phi_action="redact",
-        group_by="patient_id",
-    )
+    m = _prepare(src, tmp_path / "out", seed=3, phi_action="redact", group_by="patient_id")
     kept = [e for s in ("train", "eval", "test") for e in _read(tmp_path / "out" / f"{s}.jsonl")]
     assert len(kept) == 3 and m["counts"]["redacted"] == 3 and m["counts"]["quarantined"] == 0
     assert m["phi"]["action"] == "redact" and m["phi"]["hits_by_type"]["NAME"] >= 4
@@ -222,7 +207,7 @@ def test_validate_prepare_and_train_agree_on_one_file(tmp_path):
     res = runner.invoke(app, ["validate", str(src), "--json"])
     flagged_validate = {x["line"] for x in json.loads(res.stdout)["phi"]}
     assert flagged_validate == {1, 3, 5, 6}, res.stdout
-    m = prepare(source="jsonl", db=None, path=src, out=tmp_path / "out", tasks=["knowledge"], seed=1, progress=False)
+    m = _prepare(src, tmp_path / "out")
     assert m["counts"]["quarantined"] == 4 and m["carried_fields"] == {"note": 1, "patient_name": 1}
     with pytest.raises(ClinituneError) as exc:
         phi_gate(src, allow_phi=False)
@@ -245,7 +230,7 @@ def test_train_refuses_an_unscreened_file_with_phi_and_trusts_a_prepared_one(tmp
     res = runner.invoke(app, ["train", "-c", str(cfg), "--quiet"])
     assert res.exit_code == 2 and "PHI screen flags 3 example(s)" in res.output and "--allow-phi" in res.output
     assert not (tmp_path / "run").exists()
-    prepare(source="jsonl", db=None, path=src, out=tmp_path / "prep", tasks=["knowledge"], seed=1, progress=False)
+    _prepare(src, tmp_path / "prep")
     assert phi_gate(tmp_path / "prep" / "train.jsonl", allow_phi=False).status == "manifest"
     tampered = tmp_path / "prep" / "train.jsonl"
     tampered.write_text(tampered.read_text() + json.dumps(CHATS[1]) + "\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .config import GenerationConfig
 from .data import phi
-from .data.example import parse_prompt
+from .data.example import json_lines, parse_prompt
 from .errors import ClinituneError
 from .paths import atomic_write_text
 
@@ -78,17 +78,12 @@ def screen_prompt(messages: list[dict], where: str, allow_phi: bool) -> None:
 def read_prompts(path: Path, allow_phi: bool = False) -> list[tuple[object, list[dict]]]:
     """(line as given, its messages) for each line of a prompts file, each screened before any model loads."""
     items = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ClinituneError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
-            messages = parse_prompt(item, f"{path}:{n}")
-            screen_prompt(messages, f"{path}:{n}", allow_phi)
-            items.append((item, messages))
+    for n, item, error in json_lines(path):
+        if error:
+            raise ClinituneError(f"{path}:{n}: {error}")
+        messages = parse_prompt(item, f"{path}:{n}")
+        screen_prompt(messages, f"{path}:{n}", allow_phi)
+        items.append((item, messages))
     return items
 
 

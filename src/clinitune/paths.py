@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -13,6 +14,15 @@ def cache_dir() -> Path:
     """`$CLINITUNE_CACHE`, else `~/.cache/clinitune`."""
     root = os.environ.get("CLINITUNE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "clinitune")
     return Path(root)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (weights and datasets can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

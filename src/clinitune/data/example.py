@@ -269,8 +269,9 @@ def carried_keys(ex: Example) -> set[str]:
     return {k.split(".")[0].split("[")[0] for k, _ in ex.extra}
 
 
-def read_jsonl(path, group_by: str | None = None) -> Iterator[tuple[int, Example]]:
-    """(line number, example) for every non-blank line; the first bad line is an ExampleError."""
+def json_lines(path) -> Iterator[tuple[int, object, str | None]]:
+    """(line number, value, None), or (line number, None, why it is not JSON), for each non-blank line.
+    Every JSONL reader goes through here, so each says the same thing about the same bad line."""
     try:
         f = open(path, encoding="utf-8")
     except FileNotFoundError:
@@ -284,16 +285,24 @@ def read_jsonl(path, group_by: str | None = None) -> Iterator[tuple[int, Example
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line)
+                    value = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ExampleError(
-                        f"{path}:{n}: invalid JSON ({exc.msg} at column {exc.colno}); is the line truncated?"
-                    ) from None
+                    yield n, None, f"invalid JSON ({exc.msg} at column {exc.colno}); is the line truncated?"
+                    continue
                 except RecursionError:
-                    raise ExampleError(f"{path}:{n}: JSON nested too deeply") from None
-                yield n, parse(obj, f"{path}:{n}", group_by)
+                    yield n, None, "JSON nested too deeply"
+                    continue
+                yield n, value, None
         except UnicodeDecodeError:
-            raise ExampleError(f"{path}:{n + 1}: not UTF-8 text; re-save the file as UTF-8") from None
+            raise ClinituneError(f"{path}:{n + 1}: not UTF-8 text; re-save the file as UTF-8") from None
+
+
+def read_jsonl(path, group_by: str | None = None) -> Iterator[tuple[int, Example]]:
+    """(line number, example) for every non-blank line; the first bad line is an ExampleError."""
+    for n, obj, error in json_lines(path):
+        if error:
+            raise ExampleError(f"{path}:{n}: {error}")
+        yield n, parse(obj, f"{path}:{n}", group_by)
 
 
 def load(path, group_by: str | None = None) -> list[Example]:

@@ -7,22 +7,14 @@ handed straight to `train`) is screened where it enters, with the same screen `v
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ClinituneError
+from ..paths import sha256_file
 from . import phi
 from .example import read_jsonl
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def vouched(path: Path) -> bool:
@@ -34,7 +26,7 @@ def vouched(path: Path) -> bool:
         entry = json.loads(m.read_text(encoding="utf-8")).get("files", {}).get(path.name)
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         return False
-    return isinstance(entry, dict) and entry.get("sha256") == sha256(path)
+    return isinstance(entry, dict) and entry.get("sha256") == sha256_file(path)
 
 
 @dataclass
@@ -55,7 +47,7 @@ def phi_gate(path: str | Path, allow_phi: bool, label: str = "data.train") -> Ga
     p = Path(path)
     if vouched(p):
         return GateResult(str(p), "manifest")
-    key = (str(p.resolve()), sha256(p))
+    key = (str(p.resolve()), sha256_file(p))
     if key not in _SCREENED:
         _SCREENED[key] = _screen_file(p)
     result = GateResult(**asdict(_SCREENED[key]))

@@ -181,21 +181,9 @@ street avenue road hospital clinic center centre medical university department w
 and or but if when while after before during since until with without from into onto upon of on in at by for to as
 total white black red blue green gray grey brown""".split()
 )
-MONTHS = {
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-    "jan",
-}
+MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+               "december")
+MONTHS = set(MONTH_NAMES) | {"jan"}
 TOKEN = re.compile(r"[^\W\d_][\w'’.-]*|\d[\w./:-]*|[^\w\s]")
 AGE_FRAME = re.compile(
     r"^\s*(?:,\s*(?:is\s+)?an?\s+|\s+is\s+an?\s+|\s+(?:was\s+)?an?\s+|\s*\(\s*)(?:\d{1,3}|[a-z]+(?:-[a-z]+)?)[\s-]*(?:years?|yrs?|y/?o|yo|month|months|week|weeks|day|days)\b",

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..errors import ClinituneError
 from . import phi, quality, sources, surrogates
-from .example import Example, ExampleError, carried_keys
+from .example import Example, ExampleError, carried_keys, json_lines
 from .example import parse as parse_example
 from .deid import deidentify
 from .split import SPLITS, split
@@ -311,30 +311,20 @@ def validate_file(path: Path, limits: quality.Limits = quality.Limits()) -> dict
     phi.check_available()
     result = {"examples": 0, "invalid": [], "phi": []}
     parsed: list[tuple[int, Example]] = []
-    n = 0
-    try:
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                result["examples"] += 1
-                try:
-                    ex = parse_example(json.loads(line), f"{path}:{n}")
-                except json.JSONDecodeError as exc:
-                    result["invalid"].append({"line": n, "reasons": [f"invalid JSON ({exc.msg} at column {exc.colno})"]})
-                    continue
-                except RecursionError:
-                    result["invalid"].append({"line": n, "reasons": ["JSON nested too deeply"]})
-                    continue
-                except ExampleError as exc:
-                    result["invalid"].append({"line": n, "reasons": [str(exc).removeprefix(f"{path}:{n}: ")]})
-                    continue
-                reasons = quality.example_problems(ex, limits)
-                if reasons:
-                    result["invalid"].append({"line": n, "reasons": reasons})
-                parsed.append((n, ex))
-    except UnicodeDecodeError:
-        raise ClinituneError(f"{path}:{n + 1}: not UTF-8 text; re-save the file as UTF-8") from None
+    for n, obj, error in json_lines(path):
+        result["examples"] += 1
+        if error:
+            result["invalid"].append({"line": n, "reasons": [error]})
+            continue
+        try:
+            ex = parse_example(obj, f"{path}:{n}")
+        except ExampleError as exc:
+            result["invalid"].append({"line": n, "reasons": [str(exc).removeprefix(f"{path}:{n}: ")]})
+            continue
+        reasons = quality.example_problems(ex, limits)
+        if reasons:
+            result["invalid"].append({"line": n, "reasons": reasons})
+        parsed.append((n, ex))
     hits = phi.screen_examples([ex for _, ex in parsed], progress=False)
     for (n, _), found in zip(parsed, hits):
         if found:

@@ -21,7 +21,7 @@ from ..errors import ClinituneError
 from ..paths import atomic_write_text
 from . import schema
 from .db import connect, require_schema
-from .example import Example, ExampleError, shape_of
+from .example import Example, ExampleError, json_lines, shape_of
 from .example import parse as parse_example
 from .fhir import MODELED, FhirError, resources_to_patient, to_bundle
 from .records import NESTED, Allergy, ConditionFact, Medication, Observation, Patient
@@ -213,23 +213,11 @@ def _add_object(obj, file: str, where: str, out: Loaded, group_by: str | None = 
 
 
 def read_jsonl(path: Path, out: Loaded, group_by: str | None = None) -> None:
-    n = 0
-    try:
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    out.rejects.append(Reject(str(path), f"line {n}", f"invalid JSON ({exc.msg} at column {exc.colno}); is the line truncated?"))
-                    continue
-                except RecursionError:
-                    out.rejects.append(Reject(str(path), f"line {n}", "JSON nested too deeply"))
-                    continue
-                _add_object(obj, str(path), f"line {n}", out, group_by)
-    except UnicodeDecodeError:
-        raise ClinituneError(f"{path}:{n + 1}: not UTF-8 text; re-save the file as UTF-8") from None
+    for n, obj, error in json_lines(path):
+        if error:
+            out.rejects.append(Reject(str(path), f"line {n}", error))
+        else:
+            _add_object(obj, str(path), f"line {n}", out, group_by)
 
 
 def read_json(path: Path, out: Loaded, group_by: str | None = None) -> None:

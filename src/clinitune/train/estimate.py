@@ -9,7 +9,6 @@ the latter from a short GEMM measured here (x an assumed utilisation), or from r
 from __future__ import annotations
 
 import json
-import math
 import time
 
 import torch
