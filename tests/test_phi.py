@@ -168,6 +168,17 @@ def test_redact_keeps_the_example_with_one_surrogate_per_person_and_date_interva
     ).group(1)
 
 
+def test_redact_keeps_every_chat_line_and_rewrites_each_role(tmp_path):
+    src = _write(tmp_path / "chats.jsonl", CHATS)
+    m = _prepare(src, tmp_path / "out", phi_action="redact", group_by="patient_id")
+    kept = [e for s in ("train", "eval", "test") for e in _read(tmp_path / "out" / f"{s}.jsonl")]
+    assert len(kept) == 5 and m["counts"]["redacted"] == 3 and m["counts"]["quarantined"] == 0
+    text = json.dumps(kept, ensure_ascii=False)
+    for secret in ("Okonkwo", "Siobhán", "Bhriain", "912-34-5678", "555-0143"):
+        assert secret not in text
+    assert sum("Parkinson's disease" in e["messages"][1]["content"] for e in kept) == 1  # clean lines untouched
+
+
 def test_fail_action_refuses_and_writes_nothing(tmp_path):
     src = _write(tmp_path / "chats.jsonl", CHATS)
     out = tmp_path / "out"
