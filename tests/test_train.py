@@ -1,5 +1,6 @@
 import json
 import os
+import pickle
 import re
 import shutil
 import subprocess
@@ -103,6 +104,16 @@ def _final_loss(run: Path) -> float:
     return [m for m in metrics if "loss" in m][-1]["loss"]
 
 
+class _Payload:
+    """Unpickling this runs a command: what a tampered checkpoint file would carry."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
 def test_kill_and_resume_matches_uninterrupted(tmp_path, tiny_llama):
     cfg_path = _cfg(tmp_path, tiny_llama, max_steps=8, save_steps=4, eval_steps=4)
     cmd = [sys.executable, "-m", "clinitune.cli", "train", "--config", str(cfg_path), "--quiet"]
@@ -113,8 +124,12 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path, tiny_llama):
     assert (run / "checkpoint-4").is_dir() and not (run / "adapter").exists()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "--resume" in again.stderr  # refuses to overwrite checkpoints silently
+    # A checkpoint's RNG state is JSON: a pickle planted where the old format kept it is never loaded.
+    marker = tmp_path / "pwned"
+    (run / "checkpoint-4" / "rng.pt").write_bytes(pickle.dumps(_Payload(str(marker))))
     resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
+    assert not marker.exists()
     steps = [m["step"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in m]
     assert steps == list(range(1, 9))
     resumed_loss = _final_loss(run)

@@ -104,8 +104,23 @@ class State:
 
 
 def _rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": [x.tolist() if hasattr(x, "tolist") else x for x in np.random.get_state()],
-            "torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    """Every generator's state as plain JSON values: a checkpoint's RNG file is read without pickle."""
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state()
+    return {"python": [version, list(internal), gauss],
+            "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+            "torch": torch.get_rng_state().tolist(),
+            "cuda": [s.tolist() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else []}
+
+
+def _set_rng_state(rng: dict) -> None:
+    version, internal, gauss = rng["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = rng["numpy"]
+    np.random.set_state((np_state[0], np.array(np_state[1], dtype=np.uint32), *np_state[2:]))
+    torch.set_rng_state(torch.tensor(rng["torch"], dtype=torch.uint8))
+    if rng["cuda"]:
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in rng["cuda"]])
 
 
 def save_checkpoint(run: Path, root, model, opt, sched, st: State, keep: int, dist: Dist = Dist()) -> Path | None:
@@ -123,7 +138,7 @@ def save_checkpoint(run: Path, root, model, opt, sched, st: State, keep: int, di
             if optim is not None:
                 torch.save(optim, tmp / "optimizer.pt")
             torch.save(sched.state_dict(), tmp / "scheduler.pt")
-            torch.save({"ranks": rngs}, tmp / "rng.pt")
+            atomic_write_text(tmp / "rng.json", json.dumps({"ranks": rngs}))
             atomic_write_text(tmp / "state.json", json.dumps(st.__dict__, indent=2))
     if not dist.main:
         return None
@@ -150,14 +165,12 @@ def restore_checkpoint(ckpt: Path, root, model, opt, sched, dist: Dist = Dist())
     else:
         raise ClinituneError(f"{ckpt} holds DeepSpeed optimizer partitions; resume it with the same DeepSpeed config and world size")
     sched.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
-    ranks = torch.load(ckpt / "rng.pt", weights_only=False)["ranks"]  # our own file, written by save_checkpoint
-    rng = ranks[dist.rank] if len(ranks) == dist.world else ranks[0]
-    random.setstate(rng["python"])
-    np_state = rng["numpy"]
-    np.random.set_state((np_state[0], np.array(np_state[1], dtype=np.uint32), *np_state[2:]))
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"]:
-        torch.cuda.set_rng_state_all(rng["cuda"])
+    if not (ckpt / "rng.json").is_file():
+        # Older checkpoints kept RNG state in a pickle (rng.pt); a tampered one could run code, so it is never loaded.
+        raise ClinituneError(f"{ckpt}: no rng.json (a checkpoint from an older clinitune, or incomplete); "
+                             "start the run again without --resume")
+    ranks = json.loads((ckpt / "rng.json").read_text())["ranks"]
+    _set_rng_state(ranks[dist.rank] if len(ranks) == dist.world else ranks[0])
     return State(**json.loads((ckpt / "state.json").read_text()))
 
 
