@@ -290,7 +290,7 @@ def _date(rng: random.Random) -> str:
 
 
 def generate(n: int, seed: int) -> list[tuple[str, str | None, int, int]]:
-    """(text, kind or None, start, end) rows: about 45 % names, 35 % other identifiers, 20 % clean... then clean lines added 1:1."""
+    """(text, kind or None, start, end) rows: half names, half other identifiers, then as many clean lines."""
     rng = random.Random(seed)
     fakers = {loc: Faker(loc) for loc in LOCALES if _has_locale(loc)}
     us = Faker("en_US")

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import ClinituneError
 
-SHAPES = ("instruction", "prompt", "chat", "text")
 ROLES = ("system", "user", "assistant")
 META_KEYS = ("task", "group", "id", "augmented")
 SHAPE_KEYS = {
@@ -337,9 +336,3 @@ def parse_prompt(obj, where: str) -> list[dict]:
             else [{"role": "user", "content": _str(obj, "prompt", where)}]
         )
     raise ExampleError(f"{where}: expected prompt, instruction or messages")
-
-
-def prompt_texts(messages: list[dict]) -> Iterator[tuple[str, str]]:
-    """What the PHI screen reads in a request."""
-    for i, m in enumerate(messages):
-        yield f"messages[{i}].content ({m['role']})", m["content"]

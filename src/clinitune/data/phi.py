@@ -1,15 +1,17 @@
 """The PHI screen: HIPAA Safe Harbor's 18 identifier types, found in free text.
 
-Engine: Presidio's analyzer with its pattern recognizers on an offline NLP engine (a blank spaCy
-tokenizer, no model download), plus our own recognizers for what Presidio lacks or finds too
-noisily in clinical text (MRNs, member ids, fax, ZIP, dates finer than a year, ages over 89,
-vehicle and device ids, names). Results carry types and spans only; callers never log the text.
+Engines: Presidio's analyzer with its validated recognizers (email, phone, SSN, card, IBAN, IP, URL,
+license) on an offline NLP engine (a blank spaCy tokenizer, no model download); our own compiled
+patterns for what Presidio lacks or finds too noisily in clinical text (MRNs, member ids, fax,
+addresses, dates finer than a year, ages over 89, driver's licenses, vehicle and device ids); and
+`phi_names` for person names. Results carry types and spans only; callers never log the text.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from importlib.metadata import PackageNotFoundError, version
 from dataclasses import dataclass
 
 from tqdm import tqdm
@@ -279,7 +281,6 @@ def screen_examples(examples: list[Example], extra_names: list[tuple[str, ...]] 
 
 def describe() -> dict:
     """What screened the data, for the manifest: the detectors and their versions."""
-    from importlib.metadata import PackageNotFoundError, version
 
     def v(pkg: str) -> str | None:
         try:

@@ -11,8 +11,8 @@ import hashlib
 import json
 import logging
 import random
-import re
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -130,14 +130,14 @@ PHI_ACTIONS = ("quarantine", "redact", "fail")
 RECORD_SOURCES = ("database", "fhir")
 
 
-def _read_source(source: str, db: str | None, path, group_by: str | None, skip_invalid: bool, out: Path, counts: Counter):
+def _read_source(source: str, db: str | None, path, group_by: str | None, skip_invalid: bool, counts: Counter):
     """(records, examples, description, rejects) for the source; rejects stop here unless skip_invalid."""
     if source == "database":
         if not db:
             raise ClinituneError("--source database needs --db URL (e.g. sqlite:///data/clinic.db)")
         return sources.iter_database(db), [], {"kind": "database", "url": _masked(db)}, []
     loaded = sources.load(source, path=path, group_by=group_by)
-    sources.check_rejects(loaded, skip_invalid, None, label=str(path))
+    sources.check_rejects(loaded, skip_invalid, label=str(path))
     counts["items_in"] = loaded.items_in
     counts["items_rejected"] = len(loaded.rejects)
     if loaded.items_in == 0:
@@ -183,16 +183,18 @@ def prepare(*, source: str, db: str | None, path: str | Path | None, out: Path, 
     counts: Counter = Counter()
     stats = SqlStats() if source == "database" and "text_to_sql" in tasks else None
 
-    records, user_examples, source_desc, rejects = _read_source(source, db, path, group_by, skip_invalid, out, counts)
-    # The code table is reference data for records; a user's own examples get it only when asked.
+    records, user_examples, source_desc, rejects = _read_source(source, db, path, group_by, skip_invalid, counts)
+    # The code table and the knowledge facts are reference data for records; a user's own examples get
+    # the code table only when asked, and the facts not at all.
+    builtin = source in RECORD_SOURCES or not user_examples
     if use_codebook is None:
-        use_codebook = source in RECORD_SOURCES or (source != "database" and not user_examples)
+        use_codebook = builtin
     candidates: list[tuple[Example, tuple]] = [(ex, ()) for ex in user_examples]
     if use_codebook and {"icd10_coding", "icd10_lookup"} & set(tasks):
         # First, so that dedupe keeps the table entry and drops a patient example that repeats it word for word.
         candidates[:0] = [(ex, ()) for ex in codebook(random.Random(f"{seed}:codebook")) if ex.task in tasks]
     candidates.extend(build_examples(records, tasks, seed, stats, counts, progress))
-    if "knowledge" in tasks and (source == "database" or not user_examples):
+    if "knowledge" in tasks and builtin:
         candidates.extend((ex, ()) for ex in knowledge(random.Random(f"{seed}:knowledge")))
     if stats is not None:
         # One question per two patients keeps the task mix balanced; the DB offers far more.

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Date, Float, Integer, select
@@ -318,17 +318,13 @@ def load(source: str, *, db: str | None = None, path: str | Path | None = None, 
     return out
 
 
-def check_rejects(loaded: Loaded, skip_invalid: bool, rejects_path: Path | None, label: str = "input") -> None:
-    """Stop with every problem listed, or (skip_invalid) write them to `rejects_path` and go on."""
-    if not loaded.rejects:
-        return
-    if not skip_invalid:
+def check_rejects(loaded: Loaded, skip_invalid: bool, label: str = "input") -> None:
+    """Stop with every problem listed, unless skip_invalid (prepare then writes them to rejects.jsonl)."""
+    if loaded.rejects and not skip_invalid:
         shown = "\n  ".join(str(r) for r in loaded.rejects[:50])
         more = f"\n  ... and {len(loaded.rejects) - 50} more" if len(loaded.rejects) > 50 else ""
         raise ClinituneError(f"{len(loaded.rejects)} invalid item(s) in {label}:\n  {shown}{more}\n"
                              "Fix them, or pass --skip-invalid to continue and write them to a rejects file.")
-    if rejects_path is not None:
-        atomic_write_text(rejects_path, "".join(json.dumps(asdict(r)) + "\n" for r in loaded.rejects))
 
 
 # ------------------------------------------------------------------ export

@@ -17,7 +17,7 @@ from .phi_names import MONTH_NAMES
 from .example import Example
 
 TITLE_WORDS = {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sr", "jr", "rn", "md", "np", "pa"}
-# Plainly fictional and not drawn from the screen's own vocabulary tests: surrogates need only look like names.
+# The synthetic database's name lists: a surrogate only has to look like a name, not be a real patient's.
 SURROGATE_FIRST = names.FEMALE_FIRST + names.MALE_FIRST
 SURROGATE_LAST = names.LAST
 AGE_RE = re.compile(r"\d{2,3}|(?i:ninety|one hundred)[\w\s-]*?(?=\s*(?:years?|yrs?|y/?o|yo\b|-year)|$)")

@@ -15,6 +15,7 @@ import math
 import random
 from pathlib import Path
 
+from ..data.example import Example
 from ..data.example import instruction as instruction_example
 
 EXPOSURE_WARN_BITS = 6.0
@@ -28,7 +29,7 @@ def auc(pos: list[float], neg: list[float]) -> float:
     return wins / (len(pos) * len(neg))
 
 
-def non_members(train_rows: list[dict], test_rows: list[dict]) -> list[int]:
+def non_members(train_rows: list[Example], test_rows: list[Example]) -> list[int]:
     """Indices of test rows whose answer was not trained on. A test example that shares its answer
     with a train one (a code-table entry, a knowledge fact asked in other words) is no non-member:
     counting it would make the model look less leaky than it is."""
@@ -36,7 +37,7 @@ def non_members(train_rows: list[dict], test_rows: list[dict]) -> list[int]:
     return [i for i, r in enumerate(test_rows) if r.reply not in trained]
 
 
-def membership(model, tok, train_rows: list[dict], test_rows: list[dict], n: int, seed: int,
+def membership(model, tok, train_rows: list[Example], test_rows: list[Example], n: int, seed: int,
                test_losses: tuple[list[float] | None, list[float]] | None = None) -> dict:
     """`test_losses`: (base, fine-tuned) losses on `test_rows` that eval computed anyway, reused when
     the whole test set fits in `n`."""

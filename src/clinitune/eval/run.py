@@ -137,7 +137,7 @@ def generate(model, tok, prompts: list[list[dict]], max_new_tokens: int | list[i
 
 
 @torch.no_grad()
-def example_losses(model, tok, examples: list[dict], max_len: int = 1024, batch_size: int = 8) -> list[float]:
+def example_losses(model, tok, examples: list[Example], max_len: int = 1024, batch_size: int = 8) -> list[float]:
     """Mean response-token loss per example (teacher forcing on the reference output), batched by length."""
     from ..train.loss import loss_per_row
 
@@ -185,7 +185,7 @@ def sqlite_copy(data_dir: Path, db: str | None):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def sample_sizes(by_task: dict[str, list[dict]], limit: int) -> dict[str, int]:
+def sample_sizes(by_task: dict[str, list[Example]], limit: int) -> dict[str, int]:
     """Examples per task for a budget of `limit` long ones: every task gets limit / tasks, and a task
     whose prompts and answers are short gets up to 4x that. Its examples cost a fraction as much to
     run, and its metric is mostly 0/1 per example (a code, a description, a query result), so 4
@@ -207,7 +207,7 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
     gates = [phi_gate(p, allow_phi, label) for label, p in (("--data", data), ("few-shot pool", data.parent / "train.jsonl")) if p.is_file()]
     examples = load_examples(data)
     rng = random.Random(seed)
-    by_task: dict[str, list[dict]] = defaultdict(list)
+    by_task: dict[str, list[Example]] = defaultdict(list)
     for ex in examples:
         by_task[ex.task].append(ex)
     if limit:
@@ -215,7 +215,7 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
     chosen = [e for t in sorted(by_task) for e in by_task[t]]
     train_path = data.parent / "train.jsonl"
     pool_rows = load_examples(train_path) if train_path.is_file() else []
-    pool: dict[str, list[dict]] = defaultdict(list)
+    pool: dict[str, list[Example]] = defaultdict(list)
     for e in pool_rows:
         pool[e.task].append(e)
 

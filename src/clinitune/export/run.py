@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.example import Example
 from ..data.example import instruction as instruction_example
 from ..data.example import load as load_examples
 from ..errors import ClinituneError
@@ -90,13 +91,13 @@ def _llama(path: Path, n_ctx: int = 2048, lora: Path | None = None):
 @dataclass
 class Reference:
     """The merged HF model's fp32 logits on reference outputs, computed once for every file verified."""
-    examples: list[dict]
+    examples: list[Example]
     ids: list[list[int]]
     n_prompt: list[int]
     logits: list[torch.Tensor]  # positions that predict the response only
 
 
-def hf_reference(hf_dir: Path, examples: list[dict], max_len: int = 512) -> Reference:
+def hf_reference(hf_dir: Path, examples: list[Example], max_len: int = 512) -> Reference:
     from ..models.loading import load_causal_lm, load_tokenizer
     from ..train import collate as C
 
