@@ -15,6 +15,7 @@ Prints one Markdown table (per kind), the overall line, and the misses and false
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 import time
@@ -425,6 +426,15 @@ def _latin(s: str) -> str:
     return s if all(c.isascii() or c.isalpha() and ord(c) < 0x250 for c in s) else ""
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for k successes in n: sane at 0 and n, where the normal approximation is not."""
+    if n == 0:
+        return 0.0, 1.0
+    p, d = k / n, 1 + z * z / n
+    centre, half = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1200)
@@ -453,16 +463,19 @@ def main() -> int:
     planted = sum(per_kind.values())
     tp = sum(hit_kind.values())
     flagged_planted = sum(1 for (t, k, s, e), fs in zip(rows, found) if k and fs)
-    print("| kind | planted | recall |\n|---|---|---|")
+    print("| kind | planted | found | recall | 95 % interval |\n|---|---|---|---|---|")
     for k in sorted(per_kind):
-        print(f"| {k} | {per_kind[k]} | {hit_kind[k] / per_kind[k]:.3f} |")
+        lo, hi = wilson(hit_kind[k], per_kind[k])
+        print(f"| {k} | {per_kind[k]} | {hit_kind[k]} | {hit_kind[k] / per_kind[k]:.3f} | {lo:.3f}-{hi:.3f} |")
     precision = flagged_planted / max(flagged_planted + fa, 1)
+    clean = len(rows) - planted
+    lo, hi = wilson(tp, planted)
+    fa_lo, fa_hi = wilson(fa, clean)
+    print("\n| lines | planted | recall (all kinds) | clean lines | false alarms (rate, 95 % interval) | precision | examples/s | NER |")
+    print("|---|---|---|---|---|---|---|---|")
     print(
-        "\n| lines | planted | recall (all kinds) | clean lines | false alarms | precision | examples/s | NER |\n|---|---|---|---|---|---|---|---|"
-    )
-    print(
-        f"| {len(rows)} | {planted} | {tp / planted:.3f} | {len(rows) - planted} | {fa} | {precision:.3f} | {len(rows) / secs:.0f} | "
-        f"{'off' if a.no_ner else 'on'} |"
+        f"| {len(rows)} | {planted} | {tp / planted:.3f} ({lo:.3f}-{hi:.3f}) | {clean} | {fa} ({fa_lo:.4f}-{fa_hi:.4f}) | "
+        f"{precision:.3f} | {len(rows) / secs:.0f} | {'off' if a.no_ner else 'on'} |"
     )
     for kind, got, text in misses[: a.misses]:
         print(f"MISS {kind}: found {got} in {text!r}")
