@@ -20,12 +20,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-PROMPTS = ["Generate a patient record for a 65-year-old male with hypertension.",
-           "What ICD-10 code represents essential hypertension?",
-           "Extract the diagnoses, medications and vitals from this note as JSON: 58-year-old female seen for a follow-up visit. "
-           "History of type 2 diabetes mellitus without complications, hyperlipidemia. Medications: metformin 500 mg twice daily. "
-           "Vitals: BP 132/84 mmHg, BMI 31.2.",
-           "Which FHIR resource records a diagnosis?"]
+PROMPTS = [
+    "Generate a patient record for a 65-year-old male with hypertension.",
+    "What ICD-10 code represents essential hypertension?",
+    "Extract the diagnoses, medications and vitals from this note as JSON: 58-year-old female seen for a follow-up "
+    "visit. "
+    "History of type 2 diabetes mellitus without complications, hyperlipidemia. Medications: metformin 500 mg twice "
+    "daily. "
+    "Vitals: BP 132/84 mmHg, BMI 31.2.",
+    "Which FHIR resource records a diagnosis?",
+]
 
 
 def hf_rows(model_dir: Path, tok, n_new: int) -> list[dict]:
@@ -42,19 +46,28 @@ def hf_rows(model_dir: Path, tok, n_new: int) -> list[dict]:
         n_prompt = 0
         with torch.no_grad():
             for p in PROMPTS:
-                ids = tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, return_tensors="pt")
+                ids = tok.apply_chat_template(
+                    [{"role": "user", "content": p}], add_generation_prompt=True, return_tensors="pt"
+                )
                 ids = ids["input_ids"] if hasattr(ids, "keys") else ids
                 t = time.perf_counter()
                 m(ids)  # prompt only, to split prefill from decode
                 prompt_s += time.perf_counter() - t
                 t = time.perf_counter()
-                out = m.generate(ids, max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False, pad_token_id=tok.pad_token_id)
+                out = m.generate(
+                    ids, max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False, pad_token_id=tok.pad_token_id
+                )
                 gen_s += time.perf_counter() - t
                 n_prompt += ids.shape[1]
                 assert out.shape[1] - ids.shape[1] == n_new
         # generate() includes its own prefill; subtract the measured one to get decode time.
-        rows.append({"backend": f"HF generate {dt}", "prompt_tokens_per_s": n_prompt / prompt_s,
-                     "gen_tokens_per_s": n_new * len(PROMPTS) / max(gen_s - prompt_s, 1e-9)})
+        rows.append(
+            {
+                "backend": f"HF generate {dt}",
+                "prompt_tokens_per_s": n_prompt / prompt_s,
+                "gen_tokens_per_s": n_new * len(PROMPTS) / max(gen_s - prompt_s, 1e-9),
+            }
+        )
         del m
     return rows
 
@@ -78,8 +91,14 @@ def gguf_rows(ggufs: dict[str, Path], n_new: int) -> list[dict]:
                 llm.eval([llm.sample(temp=0.0)])
             gen_s += time.perf_counter() - t
             n_prompt += len(toks)
-        rows.append({"backend": f"llama.cpp {kind}", "prompt_tokens_per_s": n_prompt / prompt_s,
-                     "gen_tokens_per_s": n_new * len(PROMPTS) / gen_s, "file_mb": round(path.stat().st_size / 2**20, 1)})
+        rows.append(
+            {
+                "backend": f"llama.cpp {kind}",
+                "prompt_tokens_per_s": n_prompt / prompt_s,
+                "gen_tokens_per_s": n_new * len(PROMPTS) / gen_s,
+                "file_mb": round(path.stat().st_size / 2**20, 1),
+            }
+        )
         del llm
     return rows
 
@@ -121,13 +140,22 @@ def main() -> None:
         r["gen_speedup_vs_hf_fp32"] = round(r["gen_tokens_per_s"] / base, 2)
         r["prompt_tokens_per_s"] = round(r["prompt_tokens_per_s"], 1)
         r["gen_tokens_per_s"] = round(r["gen_tokens_per_s"], 1)
-    out = {"model": str(model_dir), "prompts": len(PROMPTS), "new_tokens": a.new_tokens, "threads": os.cpu_count(), "rows": rows}
+    out = {
+        "model": str(model_dir),
+        "prompts": len(PROMPTS),
+        "new_tokens": a.new_tokens,
+        "threads": os.cpu_count(),
+        "rows": rows,
+    }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=2))
     print("| backend | prompt tok/s | generate tok/s | vs HF fp32 | file MB |\n|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['backend']} | {r['prompt_tokens_per_s']:.0f} | {r['gen_tokens_per_s']:.1f} | {r['gen_speedup_vs_hf_fp32']:.2f}x | "
-              f"{r.get('file_mb', '')} |")
+        print(
+            f"| {r['backend']} | {r['prompt_tokens_per_s']:.0f} | {r['gen_tokens_per_s']:.1f} | "
+            f"{r['gen_speedup_vs_hf_fp32']:.2f}x | "
+            f"{r.get('file_mb', '')} |"
+        )
     print(f"written {a.out}")
 
 

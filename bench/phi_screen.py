@@ -471,10 +471,14 @@ def main() -> int:
     clean = len(rows) - planted
     lo, hi = wilson(tp, planted)
     fa_lo, fa_hi = wilson(fa, clean)
-    print("\n| lines | planted | recall (all kinds) | clean lines | false alarms (rate, 95 % interval) | precision | examples/s | NER |")
+    print(
+        "\n| lines | planted | recall (all kinds) | clean lines | false alarms (rate, 95 % interval) | precision | "
+        "examples/s | NER |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     print(
-        f"| {len(rows)} | {planted} | {tp / planted:.3f} ({lo:.3f}-{hi:.3f}) | {clean} | {fa} ({fa_lo:.4f}-{fa_hi:.4f}) | "
+        f"| {len(rows)} | {planted} | {tp / planted:.3f} ({lo:.3f}-{hi:.3f}) | {clean} | {fa} "
+        f"({fa_lo:.4f}-{fa_hi:.4f}) | "
         f"{precision:.3f} | {len(rows) / secs:.0f} | {'off' if a.no_ner else 'on'} |"
     )
     for kind, got, text in misses[: a.misses]:

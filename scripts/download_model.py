@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The seed's Quick Reference entry point: `python scripts/download_model.py ...` == `clinitune download ...`."""
+"""The spec's Quick Reference entry point: `python scripts/download_model.py ...` == `clinitune download ...`."""
 
 import sys
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The seed's Quick Reference entry point: `python scripts/export_model.py ...` == `clinitune export ...`."""
+"""The spec's Quick Reference entry point: `python scripts/export_model.py ...` == `clinitune export ...`."""
 
 import sys
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The seed's Quick Reference entry point: `python scripts/inference.py ...` == `clinitune infer ...`."""
+"""The spec's Quick Reference entry point: `python scripts/inference.py ...` == `clinitune infer ...`."""
 
 import sys
 

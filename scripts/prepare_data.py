@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The seed's Quick Reference entry point: `python scripts/prepare_data.py ...` == `clinitune prepare ...`."""
+"""The spec's Quick Reference entry point: `python scripts/prepare_data.py ...` == `clinitune prepare ...`."""
 
 import sys
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The seed's Quick Reference entry point: `python scripts/train.py ...` == `clinitune train ...`."""
+"""The spec's Quick Reference entry point: `python scripts/train.py ...` == `clinitune train ...`."""
 
 import sys
 

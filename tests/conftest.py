@@ -30,9 +30,17 @@ def tiny_tokenizer(vocab_size: int = 400):
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tk.train_from_iterator(CORPUS, trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<|im_start|>", eos_token="<|im_end|>", unk_token="<|endoftext|>", pad_token="<|im_end|>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+        pad_token="<|im_end|>",
+    )
     tok.chat_template = CHAT_TEMPLATE
     return tok
 
@@ -46,9 +54,19 @@ def tiny_sentencepiece_tokenizer(vocab_size: int = 420):
     from transformers import LlamaTokenizer
 
     with tempfile.TemporaryDirectory() as d:
-        spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS * 3), model_prefix=f"{d}/sp", vocab_size=vocab_size,
-                                       model_type="bpe", byte_fallback=True, control_symbols=["<|im_start|>", "<|im_end|>"],
-                                       unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2)
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(CORPUS * 3),
+            model_prefix=f"{d}/sp",
+            vocab_size=vocab_size,
+            model_type="bpe",
+            byte_fallback=True,
+            control_symbols=["<|im_start|>", "<|im_end|>"],
+            unk_id=0,
+            bos_id=1,
+            eos_id=2,
+            pad_id=-1,
+            minloglevel=2,
+        )
         shutil.move(f"{d}/sp.model", f"{d}/tokenizer.model")
         tok = LlamaTokenizer.from_pretrained(d)
     tok.pad_token = tok.eos_token
@@ -117,7 +135,10 @@ def pg_url():
         return
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
-        pytest.fail("PostgreSQL server binaries not found: install them with `apt-get install postgresql` (make test does this as root)")
+        pytest.fail(
+            "PostgreSQL server binaries not found: install them with `apt-get install postgresql` (make test does "
+            "this as root)"
+        )
     data = tempfile.mkdtemp(prefix="clinitune-pg-")
     prefix: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root
@@ -126,9 +147,13 @@ def pg_url():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    subprocess.run([*prefix, initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"], check=True, capture_output=True)
+    subprocess.run(
+        [*prefix, initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"], check=True, capture_output=True
+    )
     opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*prefix, pg_ctl, "-D", data, "-o", opts, "-w", "-l", f"{data}/log", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [*prefix, pg_ctl, "-D", data, "-o", opts, "-w", "-l", f"{data}/log", "start"], check=True, capture_output=True
+    )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:

@@ -3,8 +3,6 @@
 import json
 import time
 
-import torch
-
 from clinitune.models.loading import load_causal_lm, load_tokenizer
 from clinitune.models.registry import resolve_model
 
@@ -22,7 +20,12 @@ def test_alias_materializes_offline_and_is_cached(monkeypatch):
 
     tok = load_tokenizer(path)
     model = load_causal_lm(path)
-    prompt = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}], add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     out = model.generate(**prompt, max_new_tokens=12, do_sample=False)
-    text = tok.decode(out[0, prompt["input_ids"].shape[1]:], skip_special_tokens=True)
+    text = tok.decode(out[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in text

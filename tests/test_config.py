@@ -1,6 +1,8 @@
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from clinitune.cli import app
@@ -11,13 +13,43 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 runner = CliRunner()
 
 
+def _leaves(d: dict, prefix: tuple = ()):
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            yield from _leaves(v, (*prefix, k))
+        else:
+            yield (*prefix, k), v
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
-def test_shipped_configs_validate(name):
+def test_shipped_configs_mean_what_they_say(name):
+    """Every value written in a shipped config is the value training reads, and the file resolves to itself."""
+    written = yaml.safe_load((CONFIGS / name).read_text())
     cfg = load_config(CONFIGS / name)
     assert isinstance(cfg, Config)
+    for keys, value in _leaves(written):
+        node = cfg
+        for k in keys:
+            node = getattr(node, k)
+        assert node == value, f"{name}: {'.'.join(keys)} is {value!r} in the file but {node!r} in the config"
+    assert load_config(None, [f"{'.'.join(k)}={json.dumps(v)}" for k, v in _leaves(cfg.model_dump(mode="json"))]) == cfg
 
 
-def test_seed_values_in_lora_config():
+def test_shipped_model_configs_match_their_names():
+    for name, model, method in [
+        ("llama-2-7b-qlora.yaml", "Llama-2-7b", "qlora"),
+        ("mistral-7b-qlora.yaml", "Mistral-7B", "qlora"),
+        ("stablelm-2-1_6b-qlora.yaml", "stablelm-2-1_6b", "qlora"),
+        ("qlora_config.yaml", None, "qlora"),
+        ("lora_config.yaml", None, "lora"),
+        ("quickstart.yaml", "smollm2-135m-instruct", "lora"),
+    ]:
+        cfg = load_config(CONFIGS / name)
+        assert cfg.lora.method == method, name
+        assert model is None or model.lower() in cfg.model.name_or_path.lower(), name
+
+
+def test_spec_values_in_lora_config():
     cfg = load_config(CONFIGS / "lora_config.yaml")
     assert (cfg.lora.r, cfg.lora.lora_alpha, cfg.lora.lora_dropout) == (64, 16, 0.1)
     assert cfg.training.learning_rate == 2e-4 and cfg.training.warmup_ratio == 0.03
@@ -38,7 +70,7 @@ def test_unknown_key_names_file_line_and_suggestion(tmp_path):
         load_config(bad)
     msg = str(exc.value)
     assert "lora.rank: unknown key; did you mean r?" in msg
-    line = next(i for i, l in enumerate(bad.read_text().splitlines(), 1) if "rank:" in l)
+    line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if "rank:" in text)
     assert f"{bad}:{line}:" in msg
 
 
@@ -61,7 +93,7 @@ def test_bad_literal_and_yaml_syntax(tmp_path):
         load_config(broken)
 
 
-def test_learning_rate_outside_seed_range_is_warning_not_error():
+def test_learning_rate_outside_spec_range_is_warning_not_error():
     cfg = load_config(CONFIGS / "lora_config.yaml", ["training.learning_rate=1e-3"])
     assert cfg.training.learning_rate == 1e-3
     assert any("learning_rate" in w for w in config_warnings(cfg))
@@ -97,7 +129,9 @@ def test_quickstart_profiles_write_valid_train_configs(tmp_path):
 
     cfgs = {}
     for name, prof in PROFILES.items():
-        cfgs[name] = load_config(_train_config(tmp_path / name, prof, seed=7))  # the schema accepts what the profile writes
+        cfgs[name] = load_config(
+            _train_config(tmp_path / name, prof, seed=7)
+        )  # the schema accepts what the profile writes
         assert cfgs[name].training.max_steps == prof["max_steps"] and cfgs[name].training.seed == 7
     assert cfgs["full"].training.eval_steps == 100 and cfgs["full"].data.eval_max_examples == 96
     assert cfgs["fast"].training.eval_steps == 50 and cfgs["fast"].data.eval_max_examples == 32

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -59,7 +60,10 @@ def test_hub_id_offline_fails_fast_with_advice(monkeypatch):
     t = time.perf_counter()
     res = subprocess.run(
         [sys.executable, "-m", "clinitune.cli", "download", "stabilityai/stablelm-2-1_6b"],
-        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=120,
     )
     assert res.returncode == 2
     assert "stabilityai/stablelm-2-1_6b" in res.stderr and "local directory" in res.stderr
@@ -99,8 +103,27 @@ def test_imported_model_trains_and_saves(tiny_llama, tmp_path):
     assert (tmp_path / "saved" / "model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("script", ["download_model", "prepare_data", "train", "inference", "export_model"])
-def test_seed_scripts_help(script):
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--help"], capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize(
+    ("script", "command"),
+    [
+        ("download_model", "download"),
+        ("prepare_data", "prepare"),
+        ("train", "train"),
+        ("inference", "infer"),
+        ("export_model", "export"),
+    ],
+)
+def test_spec_scripts_are_their_commands(script, command):
+    """Each Quick Reference script is the clinitune command it names: the same options, the same help."""
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert res.returncode == 0, res.stderr
-    assert "Usage" in res.stdout
+    own = CliRunner().invoke(app, [command, "--help"], terminal_width=200, env={"COLUMNS": "200"})
+    options = lambda text: set(re.findall(r"--[a-z][a-z-]+", text))  # noqa: E731
+    assert f"scripts/{script}.py" in res.stdout
+    assert options(res.stdout) == options(own.output) and len(options(own.output)) >= 3

@@ -5,21 +5,25 @@ import sqlite3
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_model_dir
 
+from clinitune.config import GenerationConfig
+from clinitune.data.example import instruction as instruction_example
 from clinitune.eval import metrics as M
 from clinitune.eval.privacy import auc, non_members
 from clinitune.eval.run import sample_sizes
 from clinitune.export.gguf_writer import write_gguf
 from clinitune.export.run import modelfile
-from clinitune.config import GenerationConfig
-from clinitune.data.example import instruction as instruction_example
 
-from conftest import tiny_model_dir
-
-REC = {"patient_id": "PBCDFGHJKLM", "age": 65, "gender": "male",
-       "diagnoses": [{"code": "I10", "description": "Essential (primary) hypertension", "onset_year": 2019}],
-       "medications": [{"name": "lisinopril", "dose": "10 mg", "frequency": "once daily", "indication": "I10"}],
-       "allergies": [], "lab_results": []}
+REC = {
+    "patient_id": "PBCDFGHJKLM",
+    "age": 65,
+    "gender": "male",
+    "diagnoses": [{"code": "I10", "description": "Essential (primary) hypertension", "onset_year": 2019}],
+    "medications": [{"name": "lisinopril", "dose": "10 mg", "frequency": "once daily", "indication": "I10"}],
+    "allergies": [],
+    "lab_results": [],
+}
 
 
 def _ex(output: str, instruction: str = "Answer the question.") -> object:
@@ -38,12 +42,19 @@ def test_record_generation_metrics():
 
 def test_icd10_metrics_parse_free_text():
     ex = _ex("The ICD-10-CM code for essential (primary) hypertension is I10.")
-    assert M.score("icd10_coding", "It is I10, essential hypertension.", ex) == {"exact_match": 1.0, "category_match": 1.0, "valid_code_rate": 1.0}
+    assert M.score("icd10_coding", "It is I10, essential hypertension.", ex) == {
+        "exact_match": 1.0,
+        "category_match": 1.0,
+        "valid_code_rate": 1.0,
+    }
     s = M.score("icd10_coding", "Probably I11.9", ex)
     assert s["exact_match"] == 0.0 and s["category_match"] == 0.0 and s["valid_code_rate"] == 1.0
     assert M.score("icd10_coding", "code 111.1.1.2", ex)["valid_code_rate"] == 0.0
     lk = _ex("E11.9 is the ICD-10-CM code for Type 2 diabetes mellitus without complications.")
-    assert M.score("icd10_lookup", "E11.9 means type 2 diabetes mellitus, without complications", lk)["description_match"] == 1.0
+    assert (
+        M.score("icd10_lookup", "E11.9 means type 2 diabetes mellitus, without complications", lk)["description_match"]
+        == 1.0
+    )
     assert M.score("icd10_lookup", "E11.9 is asthma", lk)["description_match"] == 0.0
 
 
@@ -62,18 +73,30 @@ def conn(tmp_path):
 
 def test_text_to_sql_execution_accuracy_and_refusal(conn):
     ex = _ex("SELECT COUNT(DISTINCT patient_id) FROM conditions WHERE code = 'I10';")
-    assert M.score("text_to_sql", "SELECT COUNT(*) FROM conditions WHERE code = 'I10'", ex, conn)["execution_accuracy"] == 1.0
+    assert (
+        M.score("text_to_sql", "SELECT COUNT(*) FROM conditions WHERE code = 'I10'", ex, conn)["execution_accuracy"]
+        == 1.0
+    )
     assert M.score("text_to_sql", "SELECT COUNT(*) FROM conditions", ex, conn)["execution_accuracy"] == 0.0
     executed = []
     conn.set_trace_callback(executed.append)
-    for bad in ("DROP TABLE conditions", "SELECT 1; DROP TABLE conditions", "DELETE FROM conditions", "PRAGMA writable_schema=1"):
+    for bad in (
+        "DROP TABLE conditions",
+        "SELECT 1; DROP TABLE conditions",
+        "DELETE FROM conditions",
+        "PRAGMA writable_schema=1",
+    ):
         assert M.score("text_to_sql", bad, ex, conn)["execution_accuracy"] == 0.0
     assert not any("DROP" in s.upper() or "DELETE" in s.upper() or "PRAGMA" in s.upper() for s in executed)
     assert conn.execute("SELECT COUNT(*) FROM conditions").fetchone()[0] == 3
 
 
 def test_extraction_validation_fhir_knowledge_metrics():
-    ref = {"diagnoses": [{"name": "hypertension", "code": "I10"}], "medications": [{"name": "lisinopril", "dose": "10 mg"}], "vitals": {"bmi": 31.2}}
+    ref = {
+        "diagnoses": [{"name": "hypertension", "code": "I10"}],
+        "medications": [{"name": "lisinopril", "dose": "10 mg"}],
+        "vitals": {"bmi": 31.2},
+    }
     ex = _ex(json.dumps(ref))
     assert M.score("extraction", json.dumps(ref), ex)["f1"] == 1.0
     half = dict(ref, medications=[])
@@ -85,8 +108,15 @@ def test_extraction_validation_fhir_knowledge_metrics():
     from clinitune.data.tasks import fhir_resources
 
     bundle = fhir_resources(REC)
-    assert M.score("fhir_conversion", json.dumps(bundle), _ex(json.dumps(bundle))) == {"fhir_valid": 1.0, "field_f1": 1.0}
-    broken = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Condition", "code": {"text": "x"}}}]}
+    assert M.score("fhir_conversion", json.dumps(bundle), _ex(json.dumps(bundle))) == {
+        "fhir_valid": 1.0,
+        "field_f1": 1.0,
+    }
+    broken = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": {"resourceType": "Condition", "code": {"text": "x"}}}],
+    }
     assert M.score("fhir_conversion", json.dumps(broken), _ex(json.dumps(bundle)))["fhir_valid"] == 0.0
     k = _ex("Safe Harbor requires removing 18 identifiers.")
     assert M.score("knowledge", "Safe Harbor requires removing 18 identifiers.", k)["token_f1"] == 1.0
@@ -99,7 +129,9 @@ def test_auc():
 def _render_go(template: str, system: str | None, messages: list[dict]) -> str:
     """Just enough of Go's text/template for the Modelfile: if/range/end and field access, with {{- trimming."""
     template = re.sub(r"\s*\{\{-", "{{", template)
-    m = re.fullmatch(r"\{\{ if \.System \}\}(.*?)\{\{ end \}\}\{\{ range \.Messages \}\}(.*?)\{\{ end \}\}(.*)", template, re.S)
+    m = re.fullmatch(
+        r"\{\{ if \.System \}\}(.*?)\{\{ end \}\}\{\{ range \.Messages \}\}(.*?)\{\{ end \}\}(.*)", template, re.S
+    )
     assert m, template
     sys_part, msg_part, tail = m.groups()
     out = sys_part.replace("{{ .System }}", system) if system else ""
@@ -115,16 +147,20 @@ def test_modelfile_template_matches_chat_template(tiny_llama):
     text = modelfile("m.gguf", tok, GenerationConfig())
     template = re.search(r'TEMPLATE """(.*?)"""', text, re.S).group(1)
     assert 'PARAMETER stop "<|im_end|>"' in text and "FROM ./m.gguf" in text and "PARAMETER temperature 0.7" in text
-    convo = [{"role": "user", "content": "What is I10?"}, {"role": "assistant", "content": "Essential hypertension."},
-             {"role": "user", "content": "And E11.9?"}]
+    convo = [
+        {"role": "user", "content": "What is I10?"},
+        {"role": "assistant", "content": "Essential hypertension."},
+        {"role": "user", "content": "And E11.9?"},
+    ]
     for system in (None, "You are a coder."):
         msgs = ([{"role": "system", "content": system}] if system else []) + convo
         want = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         assert _render_go(template, system, convo) == want
 
 
-@pytest.mark.parametrize("arch,sentencepiece", [("llama", False), ("mistral", True), ("qwen2", False), ("stablelm", False),
-                                                ("llama", True)])
+@pytest.mark.parametrize(
+    "arch,sentencepiece", [("llama", False), ("mistral", True), ("qwen2", False), ("stablelm", False), ("llama", True)]
+)
 def test_tiny_models_round_trip_through_f16_gguf(tmp_path, arch, sentencepiece):
     from llama_cpp import Llama
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -161,8 +197,12 @@ def test_canary_exposure_grows_with_repetition(tmp_path, tiny_llama):
     from clinitune.models.loading import load_causal_lm, load_tokenizer
     from clinitune.train.loop import train
 
-    filler = [instruction_example("knowledge", f"g{i}", f"Describe coding rule number {i}.", f"Rule {i}: code to the highest specificity.")
-              for i in range(16)]
+    filler = [
+        instruction_example(
+            "knowledge", f"g{i}", f"Describe coding rule number {i}.", f"Rule {i}: code to the highest specificity."
+        )
+        for i in range(16)
+    ]
     exposures = {}
     for with_canary in (True, False):
         d = tmp_path / f"data-{with_canary}"
@@ -176,20 +216,37 @@ def test_canary_exposure_grows_with_repetition(tmp_path, tiny_llama):
             rows = [r for r in rows if r.task != "canary"]
         (d / "train.jsonl").write_text("".join(json.dumps(r.to_dict()) + "\n" for r in rows))
         (d / "canaries.json").write_text(json.dumps(spec))
-        cfg = {"model": {"name_or_path": str(tiny_llama)}, "lora": {"method": "full"},
-               "data": {"train": str(d / "train.jsonl"), "max_seq_length": 64, "packing": True},
-               "training": {"output_dir": str(d / "run"), "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
-                            "learning_rate": 1e-2, "max_steps": 80, "warmup_ratio": 0.0, "precision": "fp32", "logging_steps": 10,
-                            "save_steps": 1000, "gradient_checkpointing": False, "early_stopping_patience": None}}
+        cfg = {
+            "model": {"name_or_path": str(tiny_llama)},
+            "lora": {"method": "full"},
+            "data": {"train": str(d / "train.jsonl"), "max_seq_length": 64, "packing": True},
+            "training": {
+                "output_dir": str(d / "run"),
+                "per_device_train_batch_size": 8,
+                "gradient_accumulation_steps": 1,
+                "learning_rate": 1e-2,
+                "max_steps": 80,
+                "warmup_ratio": 0.0,
+                "precision": "fp32",
+                "logging_steps": 10,
+                "save_steps": 1000,
+                "gradient_checkpointing": False,
+                "early_stopping_patience": None,
+            },
+        }
         (d / "cfg.yaml").write_text(yaml.safe_dump(cfg))
         summary = train(load_config(d / "cfg.yaml"), quiet=True)
-        model = load_causal_lm(summary["output"])
-        exposures[with_canary] = canary_exposure(model, load_tokenizer(summary["output"]), d, 100, seed=1)["max_exposure_bits"]
+        model = load_causal_lm(summary.output)
+        exposures[with_canary] = canary_exposure(model, load_tokenizer(summary.output), d, 100, seed=1)[
+            "max_exposure_bits"
+        ]
     assert exposures[True] > exposures[False] + 1.0, exposures
 
 
 @pytest.mark.parametrize("task", sorted(M.PRIMARY))
-@pytest.mark.parametrize("pred", ['{"entry": ["x", 3]}', '["a"]', '{"diagnoses": "E11.9", "errors": [1], "vitals": 5}', "null", ""])
+@pytest.mark.parametrize(
+    "pred", ['{"entry": ["x", 3]}', '["a"]', '{"diagnoses": "E11.9", "errors": [1], "vitals": 5}', "null", ""]
+)
 def test_any_output_shape_scores_without_crashing(task, pred):
     ref = _ex(json.dumps({"resourceType": "Bundle", "entry": []}) if task == "fhir_conversion" else json.dumps(REC))
     s = M.score(task, pred, ref)
@@ -206,8 +263,10 @@ def test_lora_gguf_applied_by_llama_cpp_matches_merged_hf(tmp_path, arch):
 
     base_dir = tiny_model_dir(tmp_path / "tiny", arch)
     torch.manual_seed(0)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir),
-                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", use_rslora=arch == "qwen2"))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base_dir),
+        LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", use_rslora=arch == "qwen2"),
+    )
     for name, p in model.named_parameters():
         if "lora_B" in name:  # B starts at zero; a real update is needed to see it applied
             torch.nn.init.normal_(p, std=0.2)
@@ -233,8 +292,10 @@ def test_lora_gguf_refuses_what_it_cannot_carry(tmp_path):
     from clinitune.export.gguf_writer import write_lora_gguf
 
     base_dir = tiny_model_dir(tmp_path / "tiny", "llama")
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir),
-                           LoraConfig(r=4, target_modules=["q_proj"], modules_to_save=["lm_head"]))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base_dir),
+        LoraConfig(r=4, target_modules=["q_proj"], modules_to_save=["lm_head"]),
+    )
     model.save_pretrained(tmp_path / "adapter")
     with pytest.raises(ClinituneError, match="modules_to_save|full modules"):
         write_lora_gguf(tmp_path / "adapter", base_dir, tmp_path / "lora.gguf")
@@ -244,13 +305,14 @@ def test_greedy_drops_finished_rows_and_matches_transformers(tiny_llama):
     """Rows with their own budgets leave the batch as they finish; each row's tokens equal transformers' generate."""
     from transformers import AutoModelForCausalLM
 
-    from clinitune.eval.run import _prompt_ids, eos_ids, greedy
+    from clinitune.data.tokenize import prompt_ids
+    from clinitune.models.generate import eos_ids, greedy
     from clinitune.models.loading import load_tokenizer
 
     tok = load_tokenizer(tiny_llama)
     model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
     stop = eos_ids(tok)
-    rows = [_prompt_ids(tok, [{"role": "user", "content": "code " * n}]) for n in (1, 5, 9, 3, 7)]
+    rows = [prompt_ids(tok, [{"role": "user", "content": "code " * n}]) for n in (1, 5, 9, 3, 7)]
     budgets = [3, 17, 8, 30, 1]
     width = max(map(len, rows))
     ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
@@ -258,8 +320,14 @@ def test_greedy_drops_finished_rows_and_matches_transformers(tiny_llama):
     ours = greedy(model, ids, mask, budgets, set(stop))
     for r, b, tokens in zip(rows, budgets, ours):
         x = torch.tensor([r])
-        ref = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=b, do_sample=False,
-                             eos_token_id=stop, pad_token_id=tok.pad_token_id)[0, len(r):].tolist()
+        ref = model.generate(
+            input_ids=x,
+            attention_mask=torch.ones_like(x),
+            max_new_tokens=b,
+            do_sample=False,
+            eos_token_id=stop,
+            pad_token_id=tok.pad_token_id,
+        )[0, len(r) :].tolist()
         assert tokens == [t for t in ref if t not in stop]
     assert [len(t) for t in ours] == budgets  # a random model never says end-of-turn: each row ran to its own budget
 
@@ -272,8 +340,12 @@ def test_membership_non_members_exclude_answers_that_were_trained():
 
 def test_eval_sample_gives_short_answer_tasks_more_examples():
     ex = lambda task, n, chars: [_ex("x" * chars) for _ in range(n)]  # noqa: E731
-    by_task = {"record_generation": ex("record_generation", 30, 1200), "icd10_coding": ex("icd10_coding", 30, 90),
-               "knowledge": ex("knowledge", 30, 500), "extraction": ex("extraction", 30, 700)}
+    by_task = {
+        "record_generation": ex("record_generation", 30, 1200),
+        "icd10_coding": ex("icd10_coding", 30, 90),
+        "knowledge": ex("knowledge", 30, 500),
+        "extraction": ex("extraction", 30, 700),
+    }
     sizes = sample_sizes(by_task, 16)
     assert sizes == {"extraction": 4, "icd10_coding": 16, "knowledge": 8, "record_generation": 4}
     assert sample_sizes(by_task, 3) == {"extraction": 1, "icd10_coding": 4, "knowledge": 2, "record_generation": 1}
@@ -289,23 +361,62 @@ def test_eval_takes_unset_flags_from_the_runs_eval_section(tmp_path, tiny_llama)
 
     d = tmp_path / "data"
     d.mkdir()
-    rows = lambda split, n: [{"id": f"{split}{i}", "task": "knowledge", "group": f"{split}{i}", "instruction": f"State coding rule {i}.",  # noqa: E731
-                              "input": "", "output": f"Rule {i}: code to the highest specificity."} for i in range(n)]
+
+    def rows(split, n):
+        return [
+            {
+                "id": f"{split}{i}",
+                "task": "knowledge",
+                "group": f"{split}{i}",
+                "instruction": f"State coding rule {i}.",
+                "input": "",
+                "output": f"Rule {i}: code to the highest specificity.",
+            }
+            for i in range(n)
+        ]
+
     for split, n in (("train", 8), ("test", 6)):
         (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(split, n)))
-    cfg = {"model": {"name_or_path": str(tiny_llama)}, "data": {"train": str(d / "train.jsonl"), "max_seq_length": 64},
-           "training": {"output_dir": str(tmp_path / "run"), "max_steps": 2, "precision": "fp32", "save_steps": 1000,
-                        "early_stopping_patience": None, "gradient_checkpointing": False},
-           "eval": {"baselines": ["zero-shot"], "few_shot_k": 1, "limit": 3}}
+    cfg = {
+        "model": {"name_or_path": str(tiny_llama)},
+        "data": {"train": str(d / "train.jsonl"), "max_seq_length": 64},
+        "training": {
+            "output_dir": str(tmp_path / "run"),
+            "max_steps": 2,
+            "precision": "fp32",
+            "save_steps": 1000,
+            "early_stopping_patience": None,
+            "gradient_checkpointing": False,
+        },
+        "eval": {"baselines": ["zero-shot"], "few_shot_k": 1, "limit": 3},
+    }
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     train(load_config(tmp_path / "cfg.yaml"), quiet=True)
 
-    res = CliRunner().invoke(app, ["eval", "--run", str(tmp_path / "run"), "--data", str(d / "test.jsonl"), "--out", str(tmp_path / "e1"), "-q"])
+    res = CliRunner().invoke(
+        app,
+        ["eval", "--run", str(tmp_path / "run"), "--data", str(d / "test.jsonl"), "--out", str(tmp_path / "e1"), "-q"],
+    )
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "e1" / "metrics.json").read_text())
     assert set(m["candidates"]) == {"zero_shot", "fine_tuned"} and m["n_examples"] == 3  # from the run's eval: section
-    res = CliRunner().invoke(app, ["eval", "--run", str(tmp_path / "run"), "--data", str(d / "test.jsonl"), "--out", str(tmp_path / "e2"),
-                                   "--baseline", "none", "--limit", "5", "-q"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--run",
+            str(tmp_path / "run"),
+            "--data",
+            str(d / "test.jsonl"),
+            "--out",
+            str(tmp_path / "e2"),
+            "--baseline",
+            "none",
+            "--limit",
+            "5",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "e2" / "metrics.json").read_text())
     assert set(m["candidates"]) == {"fine_tuned"} and m["n_examples"] == 5  # flags win

@@ -22,12 +22,21 @@ from clinitune.errors import ClinituneError
 
 runner = CliRunner()
 PHI_SET = Path(__file__).parent / "data" / "phi_labelled.jsonl"
-SEED_LINES = [
-    {"instruction": "Generate a patient record for a 45-year-old female with Type 2 diabetes.",
-     "output": "{\"patient_id\": \"P001\", \"age\": 45, \"gender\": \"female\", \"diagnoses\": [{\"code\": \"E11.9\", \"description\": \"Type 2 diabetes mellitus\"}]}"},
-    {"instruction": "What ICD-10 code represents essential hypertension?", "output": "The ICD-10 code for essential (primary) hypertension is I10."},
-    {"instruction": "Describe the HIPAA Safe Harbor de-identification method.",
-     "output": "HIPAA Safe Harbor requires removing all 18 specified identifiers including names, addresses, dates (except year), and any other unique identifying information."},
+SPEC_LINES = [
+    {
+        "instruction": "Generate a patient record for a 45-year-old female with Type 2 diabetes.",
+        "output": '{"patient_id": "P001", "age": 45, "gender": "female", '
+        '"diagnoses": [{"code": "E11.9", "description": "Type 2 diabetes mellitus"}]}',
+    },
+    {
+        "instruction": "What ICD-10 code represents essential hypertension?",
+        "output": "The ICD-10 code for essential (primary) hypertension is I10.",
+    },
+    {
+        "instruction": "Describe the HIPAA Safe Harbor de-identification method.",
+        "output": "HIPAA Safe Harbor requires removing all 18 specified identifiers including names, addresses, "
+        "dates (except year), and any other unique identifying information.",
+    },
 ]
 
 
@@ -57,9 +66,14 @@ def test_prepare_from_database_meets_acceptance(prepared):
     for s in ("train", "eval", "test"):
         assert {e["task"] for e in splits[s]} == set(TASKS), s
     groups = {s: {e["group"] for e in rows} for s, rows in splits.items()}
-    assert not groups["train"] & groups["eval"] and not groups["train"] & groups["test"] and not groups["eval"] & groups["test"]
+    assert (
+        not groups["train"] & groups["eval"]
+        and not groups["train"] & groups["test"]
+        and not groups["eval"] & groups["test"]
+    )
     for name, info in m["files"].items():
         import hashlib
+
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == info["sha256"], name
     assert m["counts"]["records"] == 500 and m["counts"]["quarantined"] == 0
     assert "| record_generation |" in (out / "report.md").read_text()
@@ -82,6 +96,7 @@ def test_outputs_are_verified(prepared, db):
         for e in sqls:
             assert list(conn.execute(text(e["output"]))), e["output"]
     from fhir.resources.R4B.bundle import Bundle
+
     for e in [e for e in rows if e["task"] == "fhir_conversion"][:20]:
         Bundle.model_validate_json(e["output"])
     phrasings = {e["instruction"].split(" ")[0] for e in recs}
@@ -100,8 +115,16 @@ def test_byte_identical_same_seed_sqlite_and_postgresql(prepared, pg_url, tmp_pa
 def test_deidentification_rules():
     import datetime as dt
 
-    p = Patient(id=3, sex="F", birth_date=dt.date(1930, 6, 1), first_name="Linda", last_name="Garcia", zip="82345",
-                phone="(617) 555-0143", mrn="MRN00000031")
+    p = Patient(
+        id=3,
+        sex="F",
+        birth_date=dt.date(1930, 6, 1),
+        first_name="Linda",
+        last_name="Garcia",
+        zip="82345",
+        phone="(617) 555-0143",
+        mrn="MRN00000031",
+    )
     rec = deidentify(p)
     assert rec["age"] == "90+" and rec["zip3"] == "000"
     text_ = json.dumps(rec)
@@ -125,20 +148,32 @@ def test_phi_screen_on_labelled_set():
     assert {r["types"][0] for r in rows if r["phi"]} >= set(phi.SAFE_HARBOR_TYPES) - {"NAME"} | {"NAME"}
 
 
-def test_validate_seed_lines_and_phi_lines(tmp_path):
+def test_validate_spec_lines_and_phi_lines(tmp_path):
     good = tmp_path / "good.jsonl"
-    good.write_text("".join(json.dumps(x) + "\n" for x in SEED_LINES))
+    good.write_text("".join(json.dumps(x) + "\n" for x in SPEC_LINES))
     res = runner.invoke(app, ["validate", str(good)])
     assert res.exit_code == 0, res.output
     bad_lines = [
-        {"instruction": "Summarize the intake note for this patient.", "output": "Patient SSN 912-34-5678, stable on metformin."},
-        {"instruction": "Summarize the intake note for this patient.", "output": "Call back at (617) 555-0143 to schedule follow-up."},
-        {"instruction": "Summarize the intake note for this patient.", "output": "Results sent to linda.g@gmail.com after review."},
-        {"instruction": "Summarize the intake note for this patient.", "output": "Chart MRN: 00123456 reviewed; A1c 7.1 %."},
+        {
+            "instruction": "Summarize the intake note for this patient.",
+            "output": "Patient SSN 912-34-5678, stable on metformin.",
+        },
+        {
+            "instruction": "Summarize the intake note for this patient.",
+            "output": "Call back at (617) 555-0143 to schedule follow-up.",
+        },
+        {
+            "instruction": "Summarize the intake note for this patient.",
+            "output": "Results sent to linda.g@gmail.com after review.",
+        },
+        {
+            "instruction": "Summarize the intake note for this patient.",
+            "output": "Chart MRN: 00123456 reviewed; A1c 7.1 %.",
+        },
         {"instruction": "short", "output": "ok"},
     ]
     bad = tmp_path / "bad.jsonl"
-    bad.write_text("".join(json.dumps(x) + "\n" for x in SEED_LINES + bad_lines) + "{truncated\n")
+    bad.write_text("".join(json.dumps(x) + "\n" for x in SPEC_LINES + bad_lines) + "{truncated\n")
     res = runner.invoke(app, ["validate", str(bad), "--json"])
     assert res.exit_code == 1
     r = json.loads(res.stdout)
@@ -149,15 +184,30 @@ def test_validate_seed_lines_and_phi_lines(tmp_path):
     invalid = {x["line"]: x["reasons"] for x in r["invalid"]}
     assert any("too short" in s for s in invalid[8]) and "invalid JSON" in invalid[9][0]
     chat = tmp_path / "chat.jsonl"
-    chat.write_text(json.dumps({"messages": [{"role": "user", "content": "What ICD-10 code is asthma?"},
-                                             {"role": "assistant", "content": "Unspecified asthma is J45.909."}]}) + "\n")
+    chat.write_text(
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": "What ICD-10 code is asthma?"},
+                    {"role": "assistant", "content": "Unspecified asthma is J45.909."},
+                ]
+            }
+        )
+        + "\n"
+    )
     assert runner.invoke(app, ["validate", str(chat)]).exit_code == 0
 
 
 def test_jsonl_source_quarantines_phi_and_gates_quality(tmp_path):
-    rows = SEED_LINES * 2 + [
-        {"instruction": "Summarize the intake note for this patient.", "output": "Seen by Dr. Kowalski, phone 617-555-0143."},
-        {"instruction": "What ICD-10 code represents ESSENTIAL hypertension?", "output": "The ICD-10 code for essential (primary) hypertension is I10."},
+    rows = SPEC_LINES * 2 + [
+        {
+            "instruction": "Summarize the intake note for this patient.",
+            "output": "Seen by Dr. Kowalski, phone 617-555-0143.",
+        },
+        {
+            "instruction": "What ICD-10 code represents ESSENTIAL hypertension?",
+            "output": "The ICD-10 code for essential (primary) hypertension is I10.",
+        },
         {"instruction": "Too short", "output": "This output is long enough."},
     ]
     src = tmp_path / "in.jsonl"
@@ -174,18 +224,31 @@ def test_jsonl_source_quarantines_phi_and_gates_quality(tmp_path):
 
 def test_bad_source_stops_with_every_problem_unless_skip_invalid(tmp_path):
     src = tmp_path / "in.jsonl"
-    src.write_text(json.dumps(SEED_LINES[0]) + "\n{\"instruction\": \"cut\n" + json.dumps({"foo": 1}) + "\n")
+    src.write_text(json.dumps(SPEC_LINES[0]) + '\n{"instruction": "cut\n' + json.dumps({"foo": 1}) + "\n")
     with pytest.raises(ClinituneError) as exc:
         prepare(source="jsonl", db=None, path=src, out=tmp_path / "o", tasks=["knowledge"], seed=1, progress=False)
     assert "line 2" in str(exc.value) and "line 3" in str(exc.value)
-    m = prepare(source="jsonl", db=None, path=src, out=tmp_path / "o", tasks=["knowledge"], seed=1, skip_invalid=True, progress=False)
+    m = prepare(
+        source="jsonl",
+        db=None,
+        path=src,
+        out=tmp_path / "o",
+        tasks=["knowledge"],
+        seed=1,
+        skip_invalid=True,
+        progress=False,
+    )
     assert m["counts"]["items_in"] == 3 and m["counts"]["items_rejected"] == 2
     assert len(_read(tmp_path / "o" / "rejects.jsonl")) == 2
 
 
 def test_split_is_grouped_and_stratified():
     rng = random.Random(0)
-    exs = [instruction(t, f"p{i % 97}", f"Question {i}?", "An answer.") for i in range(2000) for t in [rng.choice(["a", "b"])]]
+    exs = [
+        instruction(t, f"p{i % 97}", f"Question {i}?", "An answer.")
+        for i in range(2000)
+        for t in [rng.choice(["a", "b"])]
+    ]
     exs += [instruction("k", f"k{i}", f"Question k{i}?", "An answer.") for i in range(100)]
     parts = split(exs, seed=3)
     owner = {}
@@ -209,7 +272,9 @@ def test_codebook_is_reference_data_in_train_only(prepared):
     assert coded == set(catalog.BY_CODE)  # every catalog code is taught
     assert {e["output"].split(" ", 1)[0] for e in ref if e["task"] == "icd10_lookup"} == set(catalog.BY_CODE)
     seen = {(e["instruction"], e["input"], e["output"]) for e in splits["train"]}
-    assert not [e for e in splits["test"] if (e["instruction"], e["input"], e["output"]) in seen]  # no test item is a train item
+    assert not [
+        e for e in splits["test"] if (e["instruction"], e["input"], e["output"]) in seen
+    ]  # no test item is a train item
     assert m["codebook"] is True
 
 
@@ -236,7 +301,7 @@ def test_augment_stays_in_group(prepared):
     out, _ = prepared
     rows = [parse(r, "train.jsonl") for r in _read(out / "train.jsonl")[:300]]
     more = augment(rows, seed=1)
-    extra = more[len(rows):]
+    extra = more[len(rows) :]
     assert extra and all(e.augmented for e in extra)
     groups = {e.group for e in rows}
     assert all(e.group in groups for e in extra)
@@ -245,6 +310,7 @@ def test_augment_stays_in_group(prepared):
 def test_prepare_fails_closed_without_screen(monkeypatch, tmp_path):
     def broken():
         raise ClinituneError("the PHI screen needs presidio-analyzer")
+
     monkeypatch.setattr(phi, "_analyzer", broken)
     with pytest.raises(ClinituneError, match="PHI screen"):
         prepare(source="jsonl", db=None, path=tmp_path, out=tmp_path / "o", tasks=["knowledge"], seed=1, progress=False)
@@ -253,6 +319,6 @@ def test_prepare_fails_closed_without_screen(monkeypatch, tmp_path):
 def test_unknown_task_and_dedupe_near():
     with pytest.raises(ClinituneError, match="unknown task"):
         parse_tasks("record_generation,coding")
-    lines = [SEED_LINES[1], dict(SEED_LINES[1]), {**SEED_LINES[1], "instruction": SEED_LINES[1]["instruction"].upper()}]
+    lines = [SPEC_LINES[1], dict(SPEC_LINES[1]), {**SPEC_LINES[1], "instruction": SPEC_LINES[1]["instruction"].upper()}]
     kept, exact, near = dedupe([parse(x, "t") for x in lines])
     assert (len(kept), exact, near) == (1, 1, 1)

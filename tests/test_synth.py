@@ -36,8 +36,19 @@ def records(db):
 def test_catalog_breadth_and_validity():
     assert len(cat.CONDITIONS) >= 150
     specialties = Counter(c.specialty for c in cat.CONDITIONS)
-    for s in ("primary care", "cardiology", "endocrine", "respiratory", "mental health", "musculoskeletal", "renal",
-              "infectious", "oncology", "obstetrics", "pediatrics"):
+    for s in (
+        "primary care",
+        "cardiology",
+        "endocrine",
+        "respiratory",
+        "mental health",
+        "musculoskeletal",
+        "renal",
+        "infectious",
+        "oncology",
+        "obstetrics",
+        "pediatrics",
+    ):
         assert specialties[s] >= 5, s
     for c in cat.CONDITIONS:
         assert icd.is_valid_item(c.code) and icd.is_leaf(c.code), c.code
@@ -70,7 +81,9 @@ def test_synth_clinical_properties(records):
         assert all(m.condition_id in cond_ids for m in p.medications)
     a1c = [o.value for p in dm for o in p.observations if o.code == "4548-4"]
     assert a1c and sum(v >= 6.5 for v in a1c) / len(a1c) > 0.9
-    patients_with_phi = [p for p in records if p.first_name and p.phone and p.email and p.mrn and p.zip and p.insurance_member_id]
+    patients_with_phi = [
+        p for p in records if p.first_name and p.phone and p.email and p.mrn and p.zip and p.insurance_member_id
+    ]
     assert len(patients_with_phi) == 600
 
 
@@ -107,7 +120,9 @@ def test_database_source_is_read_only(db, pg_url):
 def _planted() -> Patient:
     born = dt.date(1980, 5, 1)
     return Patient(
-        id=99, sex="M", birth_date=born,
+        id=99,
+        sex="M",
+        birth_date=born,
         encounters=[Encounter(1, dt.date(2024, 3, 1), "outpatient"), Encounter(2, dt.date(1979, 1, 1), "outpatient")],
         conditions=[
             ConditionFact(1, "Z34.00", "pregnancy", dt.date(2024, 1, 1), 1),  # male pregnancy
@@ -122,10 +137,18 @@ def _planted() -> Patient:
         ],
         allergies=[Allergy(1, "penicillin", "medication", "hives", "moderate")],
         observations=[
-            Observation(1, "4548-4", "Hemoglobin A1c", 8.1, "%", 4.0, 5.6, "H", dt.date(2024, 3, 1), 1),  # A1c, no diabetes
-            Observation(2, "39156-5", "Body mass index", 34.0, "kg/m2", 18.5, 24.9, "N", dt.date(2024, 3, 1), 1),  # flag, no obesity
-            Observation(3, "8480-6", "Systolic blood pressure", 400, "mm[Hg]", 90, 129, "H", dt.date(2024, 3, 1), 1),  # impossible
-            Observation(4, "33914-3", "eGFR", 40, "mL/min/1.73m2", 60, 120, "L", dt.date(2024, 3, 1), 1),  # low eGFR, no CKD
+            Observation(
+                1, "4548-4", "Hemoglobin A1c", 8.1, "%", 4.0, 5.6, "H", dt.date(2024, 3, 1), 1
+            ),  # A1c, no diabetes
+            Observation(
+                2, "39156-5", "Body mass index", 34.0, "kg/m2", 18.5, 24.9, "N", dt.date(2024, 3, 1), 1
+            ),  # flag, no obesity
+            Observation(
+                3, "8480-6", "Systolic blood pressure", 400, "mm[Hg]", 90, 129, "H", dt.date(2024, 3, 1), 1
+            ),  # impossible
+            Observation(
+                4, "33914-3", "eGFR", 40, "mL/min/1.73m2", 60, 120, "L", dt.date(2024, 3, 1), 1
+            ),  # low eGFR, no CKD
         ],
     )
 
@@ -162,24 +185,37 @@ def test_fhir_round_trip_is_lossless_and_valid_r4(tmp_path, db, records):
 def test_csv_round_trip(tmp_path, db, records):
     out = tmp_path / "csv"
     export(db, "csv", out, progress=False)
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.csv" for t in ("patients", "encounters", "conditions", "medications", "allergies", "observations"))
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{t}.csv" for t in ("patients", "encounters", "conditions", "medications", "allergies", "observations")
+    )
     loaded = load("csv", path=out)
     assert loaded.rejects == [] and [facts(p) for p in loaded.records] == [facts(p) for p in records]
 
 
 def test_instruction_csv_jsonl_and_nested_json(tmp_path):
-    (tmp_path / "seed.csv").write_text('instruction,output\n"What ICD-10 code represents essential hypertension?","The ICD-10 code is I10."\n')
-    (tmp_path / "seed3.csv").write_text("instruction,input,output\nCode this,chest pain,R07.9 chest pain unspecified\n")
-    assert len(load("csv", path=tmp_path / "seed.csv").examples) == 1
-    assert load("csv", path=tmp_path / "seed3.csv").examples[0].input == "chest pain"
+    (tmp_path / "spec.csv").write_text(
+        'instruction,output\n"What ICD-10 code represents essential hypertension?","The ICD-10 code is I10."\n'
+    )
+    (tmp_path / "spec3.csv").write_text("instruction,input,output\nCode this,chest pain,R07.9 chest pain unspecified\n")
+    assert len(load("csv", path=tmp_path / "spec.csv").examples) == 1
+    assert load("csv", path=tmp_path / "spec3.csv").examples[0].input == "chest pain"
     (tmp_path / "mixed.jsonl").write_text(
-        json.dumps({"instruction": "Describe Safe Harbor.", "output": "Remove the 18 identifiers."}) + "\n"
-        + json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}) + "\n")
+        json.dumps({"instruction": "Describe Safe Harbor.", "output": "Remove the 18 identifiers."})
+        + "\n"
+        + json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]})
+        + "\n"
+    )
     assert len(load("jsonl", path=tmp_path / "mixed.jsonl").examples) == 2
-    nested = [{"patient_id": "P001", "demographics": {"age": 45, "gender": "female", "zip_code": "02139"},
-               "diagnoses": [{"code": "E11.9", "description": "Type 2 diabetes mellitus"}],
-               "medications": [{"name": "Metformin", "dose": "500 mg", "frequency": "twice daily"}],
-               "allergies": ["penicillin"], "lab_results": [{"test": "Hemoglobin A1c", "value": 7.4, "unit": "%"}]}]
+    nested = [
+        {
+            "patient_id": "P001",
+            "demographics": {"age": 45, "gender": "female", "zip_code": "02139"},
+            "diagnoses": [{"code": "E11.9", "description": "Type 2 diabetes mellitus"}],
+            "medications": [{"name": "Metformin", "dose": "500 mg", "frequency": "twice daily"}],
+            "allergies": ["penicillin"],
+            "lab_results": [{"test": "Hemoglobin A1c", "value": 7.4, "unit": "%"}],
+        }
+    ]
     (tmp_path / "patients.json").write_text(json.dumps(nested))
     rec = load("json", path=tmp_path / "patients.json").records[0]
     assert rec.sex == "F" and rec.current_age == 45 and rec.conditions[0].code == "E11.9"
@@ -205,7 +241,9 @@ def test_csv_missing_column(tmp_path, db):
     lines = (out / "conditions.csv").read_text().splitlines()
     header = lines[0].split(",")
     drop = header.index("code")
-    (out / "conditions.csv").write_text("\n".join(",".join(c for i, c in enumerate(l.split(",")) if i != drop) for l in lines[:3]) + "\n")
+    (out / "conditions.csv").write_text(
+        "\n".join(",".join(c for i, c in enumerate(row.split(",")) if i != drop) for row in lines[:3]) + "\n"
+    )
     loaded = load("csv", path=out)
     assert any("conditions.csv" in r.file and "missing column(s) code" in r.reason for r in loaded.rejects)
     (tmp_path / "bad.csv").write_text("question,answer\nfoo,bar\n")
@@ -239,7 +277,9 @@ def test_unreachable_database_urls():
 
 def test_cli_synth_export_and_validate(tmp_path):
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    res = runner.invoke(app, ["synth", "--db", url, "--patients", "40", "--seed", "3", "--export", "fhir", str(tmp_path / "fx"), "-q"])
+    res = runner.invoke(
+        app, ["synth", "--db", url, "--patients", "40", "--seed", "3", "--export", "fhir", str(tmp_path / "fx"), "-q"]
+    )
     assert res.exit_code == 0, res.output
     assert res.stdout.strip().splitlines()[-1] == url
     assert len(list((tmp_path / "fx").glob("*.json"))) == 40

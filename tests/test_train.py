@@ -10,37 +10,61 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
-from clinitune.config import load_config
-from clinitune.data.example import parse
-from clinitune.errors import ClinituneError
-from clinitune.train import collate as C
-from clinitune.train.loop import train
-from clinitune.train.loss import loss_sum
+from conftest import tiny_model_dir
 from safetensors.torch import load_file
 
-from conftest import tiny_model_dir
+from clinitune.config import load_config
+from clinitune.data import tokenize as T
+from clinitune.data.example import parse
+from clinitune.errors import ClinituneError
+from clinitune.train.collate import weighted_order
+from clinitune.train.loop import train
+from clinitune.train.loss import loss_sum
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _data(tmp_path: Path, n: int = 48) -> tuple[Path, Path]:
-    rows = [{"id": str(i), "task": "icd10_coding", "group": f"p{i}",
-             "instruction": f"What ICD-10 code represents condition number {i}?", "input": "",
-             "output": f"The ICD-10-CM code for condition {i} is {'I10' if i % 2 else 'E11.9'}."} for i in range(n)]
+    rows = [
+        {
+            "id": str(i),
+            "task": "icd10_coding",
+            "group": f"p{i}",
+            "instruction": f"What ICD-10 code represents condition number {i}?",
+            "input": "",
+            "output": f"The ICD-10-CM code for condition {i} is {'I10' if i % 2 else 'E11.9'}.",
+        }
+        for i in range(n)
+    ]
     train_p, eval_p = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
     train_p.write_text("".join(json.dumps(r) + "\n" for r in rows[: n - 8]))
-    eval_p.write_text("".join(json.dumps(r) + "\n" for r in rows[n - 8:]))
+    eval_p.write_text("".join(json.dumps(r) + "\n" for r in rows[n - 8 :]))
     return train_p, eval_p
 
 
 def _cfg(tmp_path, model_dir, method="lora", **training):
     train_p, eval_p = _data(tmp_path)
-    t = {"output_dir": str(tmp_path / "run"), "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
-         "learning_rate": 3e-4, "max_steps": 4, "logging_steps": 1, "eval_steps": 2, "save_steps": 2, "warmup_ratio": 0.0,
-         "gradient_checkpointing": False, "precision": "fp32", "early_stopping_patience": None, **training}
-    data = {"model": {"name_or_path": str(model_dir)}, "lora": {"method": method, "r": 8, "lora_alpha": 16, "lora_dropout": 0.1},
-            "data": {"train": str(train_p), "eval": str(eval_p), "max_seq_length": 128, "packing": True}, "training": t}
+    t = {
+        "output_dir": str(tmp_path / "run"),
+        "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 2,
+        "learning_rate": 3e-4,
+        "max_steps": 4,
+        "logging_steps": 1,
+        "eval_steps": 2,
+        "save_steps": 2,
+        "warmup_ratio": 0.0,
+        "gradient_checkpointing": False,
+        "precision": "fp32",
+        "early_stopping_patience": None,
+        **training,
+    }
+    data = {
+        "model": {"name_or_path": str(model_dir)},
+        "lora": {"method": method, "r": 8, "lora_alpha": 16, "lora_dropout": 0.1},
+        "data": {"train": str(train_p), "eval": str(eval_p), "max_seq_length": 128, "packing": True},
+        "training": t,
+    }
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -49,36 +73,46 @@ def _cfg(tmp_path, model_dir, method="lora", **training):
 @pytest.mark.parametrize("arch", ["llama", "mistral", "stablelm", "qwen2"])
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_tiny_architectures_train(tmp_path, arch, method):
+    """Each architecture learns: the saved weights load on their own and score the training data better than the
+    base."""
+    from clinitune.data.example import load
+    from clinitune.models.generate import example_losses, load_for_inference
+
     model_dir = tiny_model_dir(tmp_path / arch, arch, tied=arch != "mistral")
-    summary = train(load_config(_cfg(tmp_path, model_dir, method, learning_rate=1e-3)), quiet=True)
-    metrics = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lr = 1e-2 if method == "lora" else 1e-3
+    summary = train(load_config(_cfg(tmp_path, model_dir, method, learning_rate=lr)), quiet=True)
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [m["loss"] for m in metrics if "loss" in m]
     assert len(losses) == 4 and all(x == x for x in losses)
-    out = Path(summary["output"])
-    if method == "lora":
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM
-
-        PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), out)
-    else:
-        assert (out / "model.safetensors").is_file()
     for f in ("config.yaml", "README.md", "loss.png", "train_summary.json"):
         assert (tmp_path / "run" / f).is_file()
+    examples = load(tmp_path / "train.jsonl")[:16]
+    base, tok, _ = load_for_inference(None, str(model_dir), None)
+    trained, _, has_adapter = load_for_inference(tmp_path / "run", None, None)
+    assert has_adapter == (method == "lora") and Path(summary.output).name == (
+        "adapter" if method == "lora" else "model"
+    )
+    before, after = example_losses(base, tok, examples), example_losses(trained, tok, examples)
+    assert sum(after) < sum(before) - 0.01 * len(examples), (sum(before), sum(after))
 
 
 def test_completion_only_labels_and_truncation(tiny_llama):
     from clinitune.models.loading import load_tokenizer
 
     tok = load_tokenizer(tiny_llama)
-    ex = {"instruction": "What ICD-10 code represents essential hypertension?", "input": "", "output": "I10 essential hypertension."}
-    data = C.tokenize(tok, [parse(ex, "t")], 512)
+    ex = {
+        "instruction": "What ICD-10 code represents essential hypertension?",
+        "input": "",
+        "output": "I10 essential hypertension.",
+    }
+    data = T.tokenize(tok, [parse(ex, "t")], 512)
     prompt = tok.apply_chat_template([{"role": "user", "content": ex["instruction"]}], add_generation_prompt=True)
     prompt = prompt["input_ids"] if hasattr(prompt, "keys") else prompt
     assert data.n_prompt[0] == len(prompt)
-    row = C.pack(data, [0], 512, True)[0]
-    assert all(y == C.IGNORE for y in row.labels[: len(prompt)])
-    assert tok.decode([y for y in row.labels if y != C.IGNORE]).startswith("I10 essential hypertension.")
-    short = C.tokenize(tok, [parse(ex, "t"), parse({**ex, "output": "x " * 400}, "t")], 60)
+    row = T.pack(data, [0], 512, True)[0]
+    assert all(y == T.IGNORE for y in row.labels[: len(prompt)])
+    assert tok.decode([y for y in row.labels if y != T.IGNORE]).startswith("I10 essential hypertension.")
+    short = T.tokenize(tok, [parse(ex, "t"), parse({**ex, "output": "x " * 400}, "t")], 60)
     assert short.truncated == 1
 
 
@@ -87,20 +121,23 @@ def test_packing_has_no_cross_contamination(tiny_llama):
     from clinitune.models.loading import load_causal_lm, load_tokenizer
 
     tok, model = load_tokenizer(tiny_llama), load_causal_lm(tiny_llama)
-    exs = [{"instruction": f"Question number {i} about coding?", "input": "", "output": f"Answer {i}: code E11.{i}."} for i in range(3)]
-    data = C.tokenize(tok, [parse(e, "t") for e in exs], 256)
-    packed = C.pack(data, [0, 1, 2], 256, packing=True)
+    exs = [
+        {"instruction": f"Question number {i} about coding?", "input": "", "output": f"Answer {i}: code E11.{i}."}
+        for i in range(3)
+    ]
+    data = T.tokenize(tok, [parse(e, "t") for e in exs], 256)
+    packed = T.pack(data, [0, 1, 2], 256, packing=True)
     assert len(packed) == 1
-    alone = C.pack(data, [0, 1, 2], 256, packing=False)
+    alone = T.pack(data, [0, 1, 2], 256, packing=False)
     with torch.no_grad():
-        s_packed, n_packed = loss_sum(model, C.collate(packed, tok.pad_token_id), "cpu")
-        s_alone, n_alone = loss_sum(model, C.collate(alone, tok.pad_token_id), "cpu")
+        s_packed, n_packed = loss_sum(model, T.collate(packed, tok.pad_token_id), "cpu")
+        s_alone, n_alone = loss_sum(model, T.collate(alone, tok.pad_token_id), "cpu")
     assert n_packed == n_alone
     torch.testing.assert_close(s_packed, s_alone, rtol=1e-4, atol=1e-4)
 
 
 def _final_loss(run: Path) -> float:
-    metrics = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return [m for m in metrics if "loss" in m][-1]["loss"]
 
 
@@ -144,19 +181,35 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path, tiny_llama):
 
 def test_early_stopping_restores_best(tmp_path, tiny_llama):
     # A learning rate this high overfits 40 examples within a few evals.
-    cfg = load_config(_cfg(tmp_path, tiny_llama, learning_rate=5e-2, max_steps=40, eval_steps=1, save_steps=100,
-                           early_stopping_patience=2, lr_scheduler_type="constant"))
+    cfg = load_config(
+        _cfg(
+            tmp_path,
+            tiny_llama,
+            learning_rate=5e-2,
+            max_steps=40,
+            eval_steps=1,
+            save_steps=100,
+            early_stopping_patience=2,
+            lr_scheduler_type="constant",
+        )
+    )
     summary = train(cfg, quiet=True)
-    assert summary["stopped_early"] and summary["steps"] < 40
-    evals = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if "eval_loss" in l]
+    assert summary.stopped_early and summary.steps < 40
+    evals = [
+        json.loads(line)
+        for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        if "eval_loss" in line
+    ]
     best = min(evals, key=lambda e: e["eval_loss"])
-    assert summary["best_step"] == best["step"]
+    assert summary.best_step == best["step"]
     from safetensors.torch import load_file
 
     best_w = load_file(str(tmp_path / "run" / "best" / "trainable.safetensors"))
-    saved = load_file(str(Path(summary["output"]) / "adapter_model.safetensors"))
+    saved = load_file(str(Path(summary.output) / "adapter_model.safetensors"))
     some = next(k for k in best_w if "lora_A" in k)
-    saved_key = next(k for k in saved if k.split("lora_A")[0].endswith(some.split("lora_A")[0].split("base_model.model.")[-1]))
+    saved_key = next(
+        k for k in saved if k.split("lora_A")[0].endswith(some.split("lora_A")[0].split("base_model.model.")[-1])
+    )
     torch.testing.assert_close(saved[saved_key], best_w[some])
 
 
@@ -171,13 +224,17 @@ def test_qlora_on_cpu_says_what_to_do(tmp_path, tiny_llama):
 DS = ROOT / "configs" / "accelerate"
 
 
-@pytest.mark.parametrize(("method", "sharding"), [
-    ("lora", {}),  # DDP
-    ("lora", {"fsdp": "full_shard"}),
-    ("full", {"fsdp": "shard_grad_op"}),
-    ("lora", {"deepspeed": str(DS / "ds_zero2.json")}),
-    ("full", {"deepspeed": str(DS / "ds_zero3.json")}),
-], ids=["ddp", "fsdp-full_shard", "fsdp-shard_grad_op-full", "zero2", "zero3-full"])
+@pytest.mark.parametrize(
+    ("method", "sharding"),
+    [
+        ("lora", {}),  # DDP
+        ("lora", {"fsdp": "full_shard"}),
+        ("full", {"fsdp": "shard_grad_op"}),
+        ("lora", {"deepspeed": str(DS / "ds_zero2.json")}),
+        ("full", {"deepspeed": str(DS / "ds_zero3.json")}),
+    ],
+    ids=["ddp", "fsdp-full_shard", "fsdp-shard_grad_op-full", "zero2", "zero3-full"],
+)
 def test_two_processes_match_one(tmp_path, tiny_llama, method, sharding):
     """2 processes x batch 4 x accumulation 1 log the same loss curve as 1 process x 4 x 2 (gloo on CPU),
     replicated (DDP) or sharded (FSDP2, DeepSpeed ZeRO); the saved weights are whole; a checkpoint resumes."""
@@ -187,14 +244,29 @@ def test_two_processes_match_one(tmp_path, tiny_llama, method, sharding):
     res = subprocess.run(cmd + [str(one)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     (tmp_path / "two").mkdir()
-    two = _cfg(tmp_path / "two", tiny_llama, method, max_steps=6, eval_steps=3, save_steps=3, gradient_accumulation_steps=1, **sharding)
+    two = _cfg(
+        tmp_path / "two",
+        tiny_llama,
+        method,
+        max_steps=6,
+        eval_steps=3,
+        save_steps=3,
+        gradient_accumulation_steps=1,
+        **sharding,
+    )
     res = subprocess.run(cmd + [str(two), "--nproc", "2"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    curve = lambda d, key: [m[key] for m in map(json.loads, (d / "run" / "metrics.jsonl").read_text().splitlines()) if key in m]  # noqa: E731
+
+    def curve(d, key):
+        return [m[key] for m in map(json.loads, (d / "run" / "metrics.jsonl").read_text().splitlines()) if key in m]
+
     a, b = curve(tmp_path / "one", "loss"), curve(tmp_path / "two", "loss")
     assert len(a) == len(b) == 6
     assert max(abs(x - y) for x, y in zip(a, b)) < 0.05
-    assert max(abs(x - y) for x, y in zip(curve(tmp_path / "one", "eval_loss"), curve(tmp_path / "two", "eval_loss"))) < 0.05
+    assert (
+        max(abs(x - y) for x, y in zip(curve(tmp_path / "one", "eval_loss"), curve(tmp_path / "two", "eval_loss")))
+        < 0.05
+    )
     out = "adapter/adapter_model.safetensors" if method == "lora" else "model/model.safetensors"
     one_w, two_w = (load_file(str(tmp_path / d / "run" / out)) for d in ("one", "two"))
     assert one_w.keys() == two_w.keys()
@@ -204,8 +276,19 @@ def test_two_processes_match_one(tmp_path, tiny_llama, method, sharding):
     (tmp_path / "three").mkdir()
     shutil.copytree(tmp_path / "two" / "run" / "checkpoint-3", tmp_path / "three" / "run" / "checkpoint-3")
     if "deepspeed" in sharding:  # DeepSpeed's optimizer partitions resume under the same config and world size
-        three = _cfg(tmp_path / "three", tiny_llama, method, max_steps=6, eval_steps=3, save_steps=100, gradient_accumulation_steps=1, **sharding)
-        res = subprocess.run(cmd + [str(three), "--resume", "--nproc", "2"], capture_output=True, text=True, timeout=300)
+        three = _cfg(
+            tmp_path / "three",
+            tiny_llama,
+            method,
+            max_steps=6,
+            eval_steps=3,
+            save_steps=100,
+            gradient_accumulation_steps=1,
+            **sharding,
+        )
+        res = subprocess.run(
+            cmd + [str(three), "--resume", "--nproc", "2"], capture_output=True, text=True, timeout=300
+        )
         assert res.returncode == 0, res.stderr
         assert abs(curve(tmp_path / "three", "loss")[-1] - b[-1]) < 1e-3
     else:  # whole tensors keyed by name: one process resumes what two processes began
@@ -246,13 +329,13 @@ def test_fused_head_loss_matches_autograd(head_trains):
 def test_task_weights_repeat_and_subsample():
     import random
 
-    data = C.Tokenized(input_ids=[[1, 2]] * 30, n_prompt=[1] * 30, tasks=["a"] * 10 + ["b"] * 20)
-    order = C.weighted_order(data, {"a": 2.0, "b": 0.25}, random.Random(0))
+    data = T.Tokenized(input_ids=[[1, 2]] * 30, n_prompt=[1] * 30, tasks=["a"] * 10 + ["b"] * 20)
+    order = weighted_order(data, {"a": 2.0, "b": 0.25}, random.Random(0))
     a = [i for i in order if i < 10]
     b = [i for i in order if i >= 10]
     assert sorted(a) == sorted(list(range(10)) * 2)  # every "a" example exactly twice
     assert len(b) == 5 and len(set(b)) == 5  # a quarter of "b", no repeats
-    other = C.weighted_order(data, {"a": 2.0, "b": 0.25}, random.Random(1))
+    other = weighted_order(data, {"a": 2.0, "b": 0.25}, random.Random(1))
     assert sorted(i for i in other if i >= 10) != sorted(b)  # a fresh quarter each epoch
 
 
@@ -269,7 +352,8 @@ def test_export_lora_gguf_end_to_end(tmp_path, tiny_llama):
 
     cfg = load_config(_cfg(tmp_path, tiny_llama, learning_rate=1e-2))
     train(cfg, quiet=True)
-    res = export(run=tmp_path / "run", fmt="gguf", quantize_to="bf16", out=tmp_path / "export", cfg=cfg, lora_gguf=True)
+    cfg.export.quantize, cfg.export.out_dir, cfg.export.lora_gguf = "bf16", str(tmp_path / "export"), True
+    res = export(tmp_path / "run", cfg)
     v = res["verify"]
     assert set(v) == {"f16", "bf16", "base+lora"} and v["bf16"]["tensor_types"].get("BF16")
     # The base GGUF with the adapter applied in llama.cpp reproduces the merged HF model, as the merged GGUF does.
@@ -279,11 +363,31 @@ def test_export_lora_gguf_end_to_end(tmp_path, tiny_llama):
     assert Path(res["lora_gguf"]).stat().st_size < (tmp_path / "export" / "base-f16.gguf").stat().st_size
 
 
-@pytest.mark.parametrize(("launch_config", "says"), [("fsdp.yaml", "FSDP2 full_shard"), ("ds_zero3.yaml", "DeepSpeed ZeRO-3")])
+@pytest.mark.parametrize(
+    ("launch_config", "says"), [("fsdp.yaml", "FSDP2 full_shard"), ("ds_zero3.yaml", "DeepSpeed ZeRO-3")]
+)
 def test_accelerate_launch_with_shipped_configs(tmp_path, tiny_llama, launch_config, says):
     cfg = _cfg(tmp_path, tiny_llama, max_steps=2, eval_steps=2, save_steps=2, gradient_accumulation_steps=1)
-    res = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(DS / launch_config), "--num_processes", "2",
-                          "-m", "clinitune.cli", "train", "--config", str(cfg)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--config_file",
+            str(DS / launch_config),
+            "--num_processes",
+            "2",
+            "-m",
+            "clinitune.cli",
+            "train",
+            "--config",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"2 processes, {says}" in res.stdout + res.stderr
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
@@ -297,8 +401,12 @@ def test_a_launched_run_reports_a_rank_error_in_one_line(tmp_path, tiny_llama):
     bad = tmp_path / "ds.json"
     bad.write_text(json.dumps({"zero_optimization": {"stage": 2}, "optimizer": {"type": "AdamW"}}))
     cfg = _cfg(tmp_path, tiny_llama, deepspeed=str(bad))
-    res = subprocess.run([sys.executable, "-m", "clinitune.cli", "train", "--config", str(cfg), "--nproc", "2"],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "clinitune.cli", "train", "--config", str(cfg), "--nproc", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 2, res.stderr
     assert f'error: {bad}: remove the "optimizer" section' in res.stderr
     assert re.search(r"error: rank [01] of 2 exited with code 2; its own message is above", res.stderr)
@@ -312,13 +420,22 @@ def test_deepspeed_config_is_checked_and_filled(tmp_path):
 
     t = TrainingConfig(per_device_train_batch_size=4, gradient_accumulation_steps=2, max_grad_norm=0.5)
     filled = deepspeed_config(t, str(DS / "ds_zero2.json"))
-    assert (filled["train_micro_batch_size_per_gpu"], filled["gradient_accumulation_steps"], filled["gradient_clipping"]) == (4, 2, 0.5)
+    assert (
+        filled["train_micro_batch_size_per_gpu"],
+        filled["gradient_accumulation_steps"],
+        filled["gradient_clipping"],
+    ) == (4, 2, 0.5)
     assert filled["bf16"] == {"enabled": False} and filled["zero_optimization"]["stage"] == 2
     bad = tmp_path / "ds.json"
-    for content, message in [({"zero_optimization": {"stage": 2}, "optimizer": {"type": "AdamW"}}, 'remove the "optimizer" section'),
-                             ({"zero_optimization": {"stage": 2}, "train_micro_batch_size_per_gpu": 8}, "train_micro_batch_size_per_gpu is 8"),
-                             ({"zero_optimization": {"stage": 4}}, "stage must be 1, 2 or 3"),
-                             ({"zero_optimization": {"stage": 3}, "bf16": {"enabled": True}}, "training.precision")]:
+    for content, message in [
+        ({"zero_optimization": {"stage": 2}, "optimizer": {"type": "AdamW"}}, 'remove the "optimizer" section'),
+        (
+            {"zero_optimization": {"stage": 2}, "train_micro_batch_size_per_gpu": 8},
+            "train_micro_batch_size_per_gpu is 8",
+        ),
+        ({"zero_optimization": {"stage": 4}}, "stage must be 1, 2 or 3"),
+        ({"zero_optimization": {"stage": 3}, "bf16": {"enabled": True}}, "training.precision"),
+    ]:
         bad.write_text(json.dumps(content))
         with pytest.raises(ClinituneError, match=message):
             deepspeed_config(t, str(bad))
@@ -327,13 +444,16 @@ def test_deepspeed_config_is_checked_and_filled(tmp_path):
         deepspeed_config(t, str(bad))
 
 
-@pytest.mark.parametrize(("env", "expected"), [
-    ({}, "off"),
-    ({"ACCELERATE_USE_FSDP": "true"}, "full_shard"),
-    ({"ACCELERATE_USE_FSDP": "true", "FSDP_RESHARD_AFTER_FORWARD": "false"}, "shard_grad_op"),
-    ({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "SHARD_GRAD_OP"}, "shard_grad_op"),
-    ({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "NO_SHARD"}, "off"),
-])
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "off"),
+        ({"ACCELERATE_USE_FSDP": "true"}, "full_shard"),
+        ({"ACCELERATE_USE_FSDP": "true", "FSDP_RESHARD_AFTER_FORWARD": "false"}, "shard_grad_op"),
+        ({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "SHARD_GRAD_OP"}, "shard_grad_op"),
+        ({"ACCELERATE_USE_FSDP": "true", "FSDP_SHARDING_STRATEGY": "NO_SHARD"}, "off"),
+    ],
+)
 def test_fsdp_settings_from_accelerate_launch(monkeypatch, env, expected):
     from clinitune.train.distributed import sharding_from_launcher
 

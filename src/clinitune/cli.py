@@ -1,12 +1,18 @@
-"""The `clinitune` command line: one Typer app, one command per pipeline step."""
+"""The `clinitune` command line: one Typer app, one command per pipeline step.
+
+Longer than 400 lines because each command is a page of option declarations with their help; the
+work itself lives in the modules each command calls. Commands import those modules when they run,
+so `clinitune --help` answers in a fraction of a second instead of loading torch.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
@@ -34,16 +40,59 @@ app = typer.Typer(
     add_completion=False,
 )
 
-Seed = Annotated[Optional[int], typer.Option("--seed", help="Random seed (python, numpy, torch, data order).")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Random seed (python, numpy, torch, data order).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines, no progress bars, warnings only.")]
 Overrides = Annotated[
-    Optional[list[str]], typer.Option("--set", help="Override a config key, e.g. --set training.learning_rate=1e-4 (repeatable).")
+    list[str] | None,
+    typer.Option("--set", help="Override a config key, e.g. --set training.learning_rate=1e-4 (repeatable)."),
 ]
+
+
+# Flags that stand for config keys, per command: the one table that turns a flag into the `--set` it is
+# shorthand for, so a flag and its key can never disagree and a run's config.yaml records either.
+FLAG_KEYS = {
+    "train": {"seed": "training.seed", "allow_phi": "data.allow_phi"},
+    "eval": {
+        "seed": "training.seed",
+        "allow_phi": "data.allow_phi",
+        "baseline": "eval.baselines",
+        "limit": "eval.limit",
+        "few_shot_k": "eval.few_shot_k",
+        "batch_size": "eval.batch_size",
+    },
+    "export": {
+        "format": "export.format",
+        "quantize": "export.quantize",
+        "out": "export.out_dir",
+        "lora_gguf": "export.lora_gguf",
+    },
+}
+
+
+def _sets(command: str, overrides: list[str] | None, **flags) -> list[str]:
+    """`--set` values, then each flag given, written as the `--set` it stands for (so flags win)."""
+    out = list(overrides or [])
+    for name, value in flags.items():
+        if value is None or value is False:
+            continue
+        text = str(value) if isinstance(value, (str, Path)) else json.dumps(value)
+        out.append(f"{FLAG_KEYS[command][name]}={text}")
+    return out
+
+
+def _run_config(run: Path | None, sets: list[str]):
+    """A run's own config (its config.yaml) with `sets` applied; the defaults without a run."""
+    from .config import load_config
+
+    config = run / "config.yaml" if run is not None and (run / "config.yaml").is_file() else None
+    return load_config(config, sets)
 
 
 def _setup_logging(quiet: bool) -> None:
     # Logs carry counts and types only; record contents never go through logging.
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True
+    )
     for noisy in ("httpx", "urllib3", "huggingface_hub", "filelock", "presidio-analyzer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -56,17 +105,25 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """clinitune: local, privacy-first fine-tuning for healthcare."""
 
 
 @app.command()
 def download(
-    model: Annotated[str, typer.Argument(help="Alias (smollm2-135m-instruct), hub id (org/name), local HF dir, or .gguf file.")] = "smollm2-135m-instruct",
-    out: Annotated[Optional[Path], typer.Option("--out", help="Checkpoint dir to write; default: the clinitune cache.")] = None,
-    revision: Annotated[Optional[str], typer.Option(help="Hub revision (branch, tag or commit).")] = None,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Accept .bin/.pt pickle weights (they can run code).")] = False,
+    model: Annotated[
+        str, typer.Argument(help="Alias (smollm2-135m-instruct), hub id (org/name), local HF dir, or .gguf file.")
+    ] = "smollm2-135m-instruct",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Checkpoint dir to write; default: the clinitune cache.")
+    ] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+    allow_pickle: Annotated[
+        bool, typer.Option("--allow-pickle", help="Accept .bin/.pt pickle weights (they can run code).")
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Fetch or import a base model into a plain HF safetensors checkpoint; prints its directory last."""
@@ -82,7 +139,8 @@ def synth(
     db: Annotated[str, typer.Option(help="SQLAlchemy URL of the database to create.")] = "sqlite:///data/clinic.db",
     patients: Annotated[int, typer.Option(min=1, help="Number of synthetic patients.")] = 500,
     export: Annotated[
-        Optional[tuple[str, Path]], typer.Option(help="Also write the database out: --export csv DIR or --export fhir DIR.")
+        tuple[str, Path] | None,
+        typer.Option(help="Also write the database out: --export csv DIR or --export fhir DIR."),
     ] = None,
     seed: Seed = None,
     quiet: Quiet = False,
@@ -105,20 +163,46 @@ def synth(
 def prepare(
     source: Annotated[str, typer.Option(help="database, csv, jsonl, json or fhir.")] = "database",
     db: Annotated[str, typer.Option(help="SQLAlchemy URL, for --source database.")] = "sqlite:///data/clinic.db",
-    path: Annotated[Optional[Path], typer.Option(help="Input file or dir, for file sources.")] = None,
-    out: Annotated[Path, typer.Option(help="Output dir for train/eval/test JSONL, manifest and report.")] = Path("data/prepared"),
-    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated task names; default: all.")] = None,
-    max_examples: Annotated[Optional[int], typer.Option(min=1)] = None,
+    path: Annotated[Path | None, typer.Option(help="Input file or dir, for file sources.")] = None,
+    out: Annotated[Path, typer.Option(help="Output dir for train/eval/test JSONL, manifest and report.")] = Path(
+        "data/prepared"
+    ),
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated task names; default: all.")] = None,
+    max_examples: Annotated[int | None, typer.Option(min=1)] = None,
     augment: Annotated[bool, typer.Option(help="Rephrase instructions and vary demographics.")] = False,
-    skip_invalid: Annotated[bool, typer.Option(help="Continue past bad records, writing them to a rejects file.")] = False,
-    canaries: Annotated[int, typer.Option(min=0, help="Plant K random secrets in train (repeated 1, 4, 16, 32 times) for eval's exposure probe.")] = 0,
-    codebook: Annotated[Optional[bool], typer.Option(help="Add the ICD-10-CM code table to train as reference data "
-                                                          "(default: on for database and FHIR records, off for your own examples).")] = None,
-    phi_action: Annotated[str, typer.Option("--phi-action", help="What an identifier found by the PHI screen does: quarantine "
-                                            "(the example goes to quarantine.jsonl), redact (replaced by a consistent surrogate), "
-                                            "or fail (exit 2, nothing written).")] = "quarantine",
-    group_by: Annotated[Optional[str], typer.Option("--group-by", help="Field naming each example's patient (e.g. patient_id): "
-                                                     "one patient's examples never straddle train and test.")] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Continue past bad records, writing them to a rejects file.")
+    ] = False,
+    canaries: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Plant K random secrets in train (repeated 1, 4, 16, 32 times) for eval's exposure probe."
+        ),
+    ] = 0,
+    codebook: Annotated[
+        bool | None,
+        typer.Option(
+            help="Add the ICD-10-CM code table to train as reference data "
+            "(default: on for database and FHIR records, off for your own examples)."
+        ),
+    ] = None,
+    phi_action: Annotated[
+        str,
+        typer.Option(
+            "--phi-action",
+            help="What an identifier found by the PHI screen does: quarantine "
+            "(the example goes to quarantine.jsonl), redact (replaced by a consistent surrogate), "
+            "or fail (exit 2, nothing written).",
+        ),
+    ] = "quarantine",
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            "--group-by",
+            help="Field naming each example's patient (e.g. patient_id): "
+            "one patient's examples never straddle train and test.",
+        ),
+    ] = None,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
@@ -127,24 +211,49 @@ def prepare(
     from .data.prepare import parse_tasks
     from .data.prepare import prepare as run_prepare
 
-    m = run_prepare(source=source, db=db, path=path, out=out, tasks=parse_tasks(tasks), seed=42 if seed is None else seed,
-                    max_examples=max_examples, do_augment=augment, skip_invalid=skip_invalid, progress=not quiet,
-                    canaries=canaries, use_codebook=codebook, phi_action=phi_action, group_by=group_by)
+    m = run_prepare(
+        source=source,
+        db=db,
+        path=path,
+        out=out,
+        tasks=parse_tasks(tasks),
+        seed=42 if seed is None else seed,
+        max_examples=max_examples,
+        do_augment=augment,
+        skip_invalid=skip_invalid,
+        progress=not quiet,
+        canaries=canaries,
+        use_codebook=codebook,
+        phi_action=phi_action,
+        group_by=group_by,
+    )
     c = m["counts"]
-    for key in ("records", "items_in", "items_rejected", "examples_built", "invalid", "duplicates_exact", "duplicates_near", "quarantined",
-                "redacted"):
+    for key in (
+        "records",
+        "items_in",
+        "items_rejected",
+        "examples_built",
+        "invalid",
+        "duplicates_exact",
+        "duplicates_near",
+        "quarantined",
+        "redacted",
+    ):
         if c.get(key) is not None:
             typer.echo(f"  {key:<18} {c[key]}")
     typer.echo("  " + ", ".join(f"{s}: {n}" for s, n in c["total"].items()))
     if m["phi"]["examples_by_type"]:
-        typer.echo(f"  PHI findings by type ({phi_action}): " + ", ".join(f"{t} {n}" for t, n in m["phi"]["examples_by_type"].items()))
+        typer.echo(
+            f"  PHI findings by type ({phi_action}): "
+            + ", ".join(f"{t} {n}" for t, n in m["phi"]["examples_by_type"].items())
+        )
     typer.echo(str(out))
 
 
 @app.command()
 def validate(
-    file: Annotated[Optional[Path], typer.Argument(help="Instruction or chat JSONL to check.")] = None,
-    db: Annotated[Optional[str], typer.Option(help="Check a synthetic database's clinical coherence instead.")] = None,
+    file: Annotated[Path | None, typer.Argument(help="Instruction or chat JSONL to check.")] = None,
+    db: Annotated[str | None, typer.Option(help="Check a synthetic database's clinical coherence instead.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print findings as JSON.")] = False,
     quiet: Quiet = False,
 ) -> None:
@@ -159,15 +268,15 @@ def validate(
 
 
 def _validate_file(path: Path, json_out: bool) -> None:
-    import json
-
     from .data.prepare import validate_file
 
     r = validate_file(path)
     if json_out:
         typer.echo(json.dumps(r))
     else:
-        typer.echo(f"{path}: {r['examples']} examples, {len(r['invalid'])} failing the quality gate, {len(r['phi'])} with PHI")
+        typer.echo(
+            f"{path}: {r['examples']} examples, {len(r['invalid'])} failing the quality gate, {len(r['phi'])} with PHI"
+        )
         for item in r["invalid"]:
             typer.echo(f"  {path}:{item['line']}: " + "; ".join(item["reasons"]))
         for item in r["phi"]:
@@ -177,8 +286,6 @@ def _validate_file(path: Path, json_out: bool) -> None:
 
 
 def _validate_db(url: str, json_out: bool) -> None:
-    import json
-
     from .data.coherence import check_records, summarize
     from .data.sources import iter_database
 
@@ -201,9 +308,14 @@ def train(
     overrides: Overrides = None,
     resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint in output_dir.")] = False,
     nproc: Annotated[int, typer.Option(min=1, help="Processes for DDP through accelerate.")] = 1,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate the config, print it resolved, and stop.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate the config, print it resolved, and stop.")
+    ] = False,
     force: Annotated[bool, typer.Option(help="Train even if the estimate says it will not fit.")] = False,
-    allow_phi: Annotated[bool, typer.Option("--allow-phi", help="Train on a file the PHI screen flags (data.allow_phi); recorded in the run.")] = False,
+    allow_phi: Annotated[
+        bool,
+        typer.Option("--allow-phi", help="Train on a file the PHI screen flags (data.allow_phi); recorded in the run."),
+    ] = False,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
@@ -211,8 +323,7 @@ def train(
     _setup_logging(quiet)
     from .config import config_warnings, load_config, to_yaml
 
-    sets = list(overrides or []) + ([f"training.seed={seed}"] if seed is not None else []) + (["data.allow_phi=true"] if allow_phi else [])
-    cfg = load_config(config, sets)
+    cfg = load_config(config, _sets("train", overrides, seed=seed, allow_phi=allow_phi))
     for w in config_warnings(cfg):
         typer.secho(f"warning: {w}", err=True, fg=typer.colors.YELLOW)
     if dry_run:
@@ -235,10 +346,10 @@ def train(
             phi_gate(data_path, cfg.data.allow_phi, key)  # refuse before the estimate loads a model
     if not force:
         refuse_if_too_big(run_estimate(cfg))
-    summary = run_train(cfg, resume=resume, quiet=quiet, force=force)
-    if "rank" not in summary:
-        typer.echo(f"best eval loss {summary['best_eval_loss']} at step {summary['best_step']}; {summary['steps']} steps")
-        typer.echo(summary["output"])
+    summary = run_train(cfg, resume=resume, quiet=quiet)
+    if summary is not None:  # rank 0 reports
+        typer.echo(f"best eval loss {summary.best_eval_loss} at step {summary.best_step}; {summary.steps} steps")
+        typer.echo(summary.output)
 
 
 def _launch(nproc: int, args: list[str]) -> int:
@@ -256,7 +367,9 @@ def _launch(nproc: int, args: list[str]) -> int:
         run(parse_args(["--standalone", f"--nproc_per_node={nproc}", "-m", "clinitune.cli", *args]))
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
-        how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
+        how = (
+            f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
+        )
         typer.secho(f"error: rank {rank} of {nproc} {how}; its own message is above", err=True, fg=typer.colors.RED)
         return failure.exitcode if failure.exitcode > 0 else 1
     return 0
@@ -272,72 +385,115 @@ def estimate(
 ) -> None:
     """Predict peak memory and time per epoch for a config."""
     _setup_logging(quiet)
-    import json
-
     from .config import load_config
     from .train.estimate import estimate as run_estimate
-    from .train.estimate import format_estimate
+    from .train.estimate import format_estimate, measure_tokens_per_s
 
-    e = run_estimate(load_config(config, list(overrides or [])), measure=measure)
+    cfg = load_config(config, list(overrides or []))
+    e = run_estimate(cfg, measured_tokens_per_s=measure_tokens_per_s(cfg) if measure else None)
     typer.echo(format_estimate(e))
     if json_out:
-        typer.echo(json.dumps(e))
+        typer.echo(json.dumps(e.to_dict()))
 
 
 @app.command(name="eval")
 def eval_(
     data: Annotated[Path, typer.Option(help="Test JSONL from prepare.")] = Path("data/prepared/test.jsonl"),
     out: Annotated[Path, typer.Option(help="Report dir.")] = Path("outputs/eval"),
-    run: Annotated[Optional[Path], typer.Option(help="A training run dir.")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Base model, if no --run.")] = None,
-    adapter: Annotated[Optional[Path], typer.Option(help="PEFT adapter dir.")] = None,
-    baseline: Annotated[Optional[str], typer.Option(help="zero-shot,few-shot or none. Unset flags come from the run's eval: section.")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Sample N/tasks examples per task; tasks with short answers get up to 4x that (cheap, and 0/1 metrics need more).")] = None,
-    few_shot_k: Annotated[Optional[int], typer.Option("--few-shot-k", min=1, help="Train examples in each few-shot prompt.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Prompts generated together.")] = None,
-    db: Annotated[Optional[str], typer.Option(help="Source DB for text_to_sql and the extraction probe; default: from the data manifest.")] = None,
-    allow_phi: Annotated[bool, typer.Option("--allow-phi", help="Evaluate on a file the PHI screen flags; recorded in the results.")] = False,
+    run: Annotated[
+        Path | None, typer.Option(help="A training run dir; its config's eval: section sets the defaults.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Base model, if no --run.")] = None,
+    adapter: Annotated[Path | None, typer.Option(help="PEFT adapter dir.")] = None,
+    baseline: Annotated[str | None, typer.Option(help="zero-shot,few-shot or none (eval.baselines).")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Sample N/tasks examples per task; tasks with short answers get up to 4x that (eval.limit)."
+        ),
+    ] = None,
+    few_shot_k: Annotated[
+        int | None,
+        typer.Option("--few-shot-k", min=1, help="Train examples in each few-shot prompt (eval.few_shot_k)."),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Prompts generated together (eval.batch_size).")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(help="Source DB for text_to_sql and the extraction probe; default: from the data manifest."),
+    ] = None,
+    allow_phi: Annotated[
+        bool,
+        typer.Option(
+            "--allow-phi", help="Evaluate on a file the PHI screen flags (data.allow_phi); recorded in the results."
+        ),
+    ] = False,
+    overrides: Overrides = None,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
     """Score a model on healthcare tasks against zero- and few-shot baselines, with privacy probes."""
     _setup_logging(quiet)
+    from .eval.report import LABELS
     from .eval.run import evaluate
 
-    from .config import EvalConfig, load_config
-
-    ec = load_config(run / "config.yaml").eval if run is not None and (run / "config.yaml").is_file() else EvalConfig()
-    baseline = ",".join(ec.baselines) if baseline is None else baseline
-    names = [b.strip().replace("-", "_") for b in baseline.split(",") if b.strip() and b.strip() != "none"]
-    bad = [b for b in names if b not in ("zero_shot", "few_shot")]
-    if bad:
-        raise ClinituneError(f"--baseline: unknown {', '.join(bad)}; use zero-shot, few-shot, both comma-separated, or none")
-    results = evaluate(data=data, out=out, run=run, model=model, adapter=adapter, baselines=names,
-                       limit=ec.limit if limit is None else limit, seed=42 if seed is None else seed,
-                       k=ec.few_shot_k if few_shot_k is None else few_shot_k, db=db,
-                       batch_size=ec.batch_size if batch_size is None else batch_size, quiet=quiet, allow_phi=allow_phi)
-    from .eval.report import LABELS
-
-    cands = list(results["candidates"])
+    baselines = None
+    if baseline is not None:
+        baselines = [b.strip().replace("_", "-") for b in baseline.split(",") if b.strip() and b.strip() != "none"]
+    cfg = _run_config(
+        run,
+        _sets(
+            "eval",
+            overrides,
+            seed=seed,
+            allow_phi=allow_phi,
+            baseline=baselines,
+            limit=limit,
+            few_shot_k=few_shot_k,
+            batch_size=batch_size,
+        ),
+    )
+    ec = cfg.eval
+    results = evaluate(
+        data=data,
+        out=out,
+        run=run,
+        model=model,
+        adapter=adapter,
+        baselines=[b.replace("-", "_") for b in ec.baselines],
+        limit=ec.limit,
+        seed=cfg.training.seed,
+        k=ec.few_shot_k,
+        db=db,
+        batch_size=ec.batch_size,
+        quiet=quiet,
+        allow_phi=cfg.data.allow_phi,
+    )
+    cands = list(results.candidates)
     typer.echo("task".ljust(18) + "metric".ljust(20) + "".join(LABELS[c].rjust(16) for c in cands) + "delta".rjust(10))
-    for r in results["comparison"]:
-        typer.echo(r["task"].ljust(18) + r["metric"].ljust(20) + "".join(f"{(r.get(c) or 0):16.3f}" for c in cands)
-                   + (f"{r['delta']:10.3f}" if r["delta"] is not None else "-".rjust(10)))
+    for r in results.comparison:
+        typer.echo(
+            r["task"].ljust(18)
+            + r["metric"].ljust(20)
+            + "".join(f"{(r.get(c) or 0):16.3f}" for c in cands)
+            + (f"{r['delta']:10.3f}" if r["delta"] is not None else "-".rjust(10))
+        )
     typer.echo(str(out / "report.md"))
 
 
 @app.command()
 def infer(
-    prompt: Annotated[Optional[str], typer.Option(help="One prompt.")] = None,
-    file: Annotated[Optional[Path], typer.Option(help="JSONL of prompts; outputs go to --out as JSONL.")] = None,
+    prompt: Annotated[str | None, typer.Option(help="One prompt.")] = None,
+    file: Annotated[Path | None, typer.Option(help="JSONL of prompts; outputs go to --out as JSONL.")] = None,
     chat: Annotated[bool, typer.Option(help="Interactive chat.")] = False,
-    model: Annotated[Optional[str], typer.Option(help="HF model (alias, dir, hub id).")] = None,
-    adapter: Annotated[Optional[Path], typer.Option(help="PEFT adapter dir.")] = None,
-    run: Annotated[Optional[Path], typer.Option(help="A training run dir.")] = None,
-    gguf: Annotated[Optional[Path], typer.Option(help="A GGUF file, run with llama.cpp.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Config for generation settings.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output JSONL for --file.")] = None,
-    allow_phi: Annotated[bool, typer.Option("--allow-phi", help="Send prompts the PHI screen flags to the model anyway.")] = False,
+    model: Annotated[str | None, typer.Option(help="HF model (alias, dir, hub id).")] = None,
+    adapter: Annotated[Path | None, typer.Option(help="PEFT adapter dir.")] = None,
+    run: Annotated[Path | None, typer.Option(help="A training run dir.")] = None,
+    gguf: Annotated[Path | None, typer.Option(help="A GGUF file, run with llama.cpp.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Config for generation settings.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output JSONL for --file.")] = None,
+    allow_phi: Annotated[
+        bool, typer.Option("--allow-phi", help="Send prompts the PHI screen flags to the model anyway.")
+    ] = False,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
@@ -345,16 +501,17 @@ def infer(
     _setup_logging(True)
     from .config import load_config
     from .data.example import parse_prompt
-    from .infer import backend, read_prompts, run_file, screen_prompt
+    from .infer import read_prompts, run_file, screen_prompt
+    from .models.generate import chat_backend as backend
 
     if sum(x is not None and x is not False for x in (prompt, file, chat or None)) != 1:
         raise ClinituneError("infer needs exactly one of --prompt TEXT, --file PROMPTS.jsonl or --chat")
     cfg_path = config or (run / "config.yaml" if run is not None and (run / "config.yaml").is_file() else None)
     gen = load_config(cfg_path).generation
     if seed is not None:
-        import torch
+        from transformers import set_seed
 
-        torch.manual_seed(seed)
+        set_seed(seed)  # python, numpy and torch: sampling (temperature > 0) repeats
     if prompt is not None:
         messages = parse_prompt(prompt, "--prompt")
         screen_prompt(messages, "--prompt", allow_phi)  # before a model loads
@@ -386,11 +543,18 @@ def infer(
 
 @app.command()
 def export(
-    run: Annotated[Optional[Path], typer.Option(help="Training run dir to export.")] = None,
-    format: Annotated[str, typer.Option("--format", help="hf or gguf.")] = "gguf",
-    quantize: Annotated[Optional[str], typer.Option(help="f16, bf16, q8_0, q4_k_m, q5_k_m or q6_k.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output dir.")] = None,
-    lora_gguf: Annotated[bool, typer.Option("--lora-gguf", help="Export the adapter alone as a GGUF LoRA.")] = False,
+    run: Annotated[
+        Path | None, typer.Option(help="Training run dir to export; its config's export: section sets the defaults.")
+    ] = None,
+    format: Annotated[str | None, typer.Option("--format", help="hf or gguf (export.format).")] = None,
+    quantize: Annotated[
+        str | None, typer.Option(help="f16, bf16, q8_0, q4_k_m, q5_k_m or q6_k (export.quantize).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output dir (export.out_dir; default RUN/export).")] = None,
+    lora_gguf: Annotated[
+        bool, typer.Option("--lora-gguf", help="Also export the adapter alone as a GGUF LoRA (export.lora_gguf).")
+    ] = False,
+    overrides: Overrides = None,
     quiet: Quiet = False,
 ) -> None:
     """Merge, convert to GGUF, quantize with llama.cpp, verify, and write an Ollama Modelfile."""
@@ -399,11 +563,18 @@ def export(
 
     if run is None:
         raise ClinituneError("export needs --run RUN_DIR (a finished clinitune train output_dir)")
-    result = run_export(run=run, fmt=format, quantize_to=quantize, out=out, lora_gguf=lora_gguf)
+    cfg = _run_config(
+        run,
+        _sets("export", overrides, format=format, quantize=quantize and quantize.lower(), out=out, lora_gguf=lora_gguf),
+    )
+    result = run_export(run, cfg)
     for kind, v in result.get("verify", {}).items():
-        typer.echo(f"  {kind:<8} {v['size_mb']:>8} MB  top-1 agreement {v['top1_agreement']}  mean KL {v['mean_kl']}  {v['tokens_per_s']} tok/s")
+        typer.echo(
+            f"  {kind:<8} {v['size_mb']:>8} MB  top-1 agreement {v['top1_agreement']}  mean KL {v['mean_kl']}  "
+            f"{v['tokens_per_s']} tok/s"
+        )
     if "modelfile" in result:
-        typer.echo(f"  ollama create clinitune -f {result['modelfile']}")
+        typer.echo(f"  ollama create {cfg.export.ollama_name or 'clinitune'} -f {result['modelfile']}")
     if "lora_gguf" in result:
         typer.echo(f"  LoRA adapter {result['lora_gguf']}; ollama create clinitune-lora -f {result['modelfile_lora']}")
     typer.echo(result.get("gguf", result["merged"]))
@@ -412,10 +583,15 @@ def export(
 @app.command()
 def quickstart(
     workdir: Annotated[Path, typer.Option(help="Where every artifact goes.")] = Path("work/quickstart"),
-    patients: Annotated[Optional[int], typer.Option(min=10, help="Synthetic patients to generate (default: the profile's).")] = None,
+    patients: Annotated[
+        int | None, typer.Option(min=10, help="Synthetic patients to generate (default: the profile's).")
+    ] = None,
     profile: Annotated[str, typer.Option(help="fast (minutes) or full (longer, better metrics).")] = "fast",
-    steps: Annotated[Optional[int], typer.Option(min=1, help="Training steps (default: the profile's).")] = None,
-    eval_limit: Annotated[Optional[int], typer.Option(min=8, help="Eval sample budget, as clinitune eval --limit (default: the profile's).")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: the profile's).")] = None,
+    eval_limit: Annotated[
+        int | None,
+        typer.Option(min=8, help="Eval sample budget, as clinitune eval --limit (default: the profile's)."),
+    ] = None,
     fresh: Annotated[bool, typer.Option(help="Redo every step, ignoring finished ones.")] = False,
     seed: Seed = None,
     quiet: Quiet = False,
@@ -424,8 +600,15 @@ def quickstart(
     _setup_logging(quiet)
     from .quickstart import run_quickstart
 
-    run_quickstart(workdir=workdir, patients=patients, profile=profile, fresh=fresh, seed=42 if seed is None else seed,
-                   steps=steps, eval_limit=eval_limit)
+    run_quickstart(
+        workdir=workdir,
+        patients=patients,
+        profile=profile,
+        fresh=fresh,
+        seed=42 if seed is None else seed,
+        steps=steps,
+        eval_limit=eval_limit,
+    )
 
 
 def main(args: list[str] | None = None, prog_name: str | None = None) -> None:

@@ -16,18 +16,33 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ClinituneError
 
-# The seed's "Use learning rate too high (>5e-4) or too low (<1e-5)".
+# The spec's "Use learning rate too high (>5e-4) or too low (<1e-5)".
 LR_RANGE = (1e-5, 5e-4)
 # Names users bring from peft, TRL and Axolotl configs, for "did you mean" when difflib cannot see it.
 SYNONYMS = {
-    "rank": "r", "alpha": "lora_alpha", "dropout": "lora_dropout", "targets": "target_modules", "dora": "use_dora",
-    "lr": "learning_rate", "epochs": "num_train_epochs", "batch_size": "per_device_train_batch_size",
-    "micro_batch_size": "per_device_train_batch_size", "grad_accum": "gradient_accumulation_steps",
-    "scheduler": "lr_scheduler_type", "warmup": "warmup_ratio", "output": "output_dir", "model_name": "name_or_path",
-    "name": "name_or_path", "path": "name_or_path", "base_model": "name_or_path", "sequence_len": "max_seq_length",
-    "max_length": "max_seq_length", "patience": "early_stopping_patience", "quant_type": "bnb_4bit_quant_type",
+    "rank": "r",
+    "alpha": "lora_alpha",
+    "dropout": "lora_dropout",
+    "targets": "target_modules",
+    "dora": "use_dora",
+    "lr": "learning_rate",
+    "epochs": "num_train_epochs",
+    "batch_size": "per_device_train_batch_size",
+    "micro_batch_size": "per_device_train_batch_size",
+    "grad_accum": "gradient_accumulation_steps",
+    "scheduler": "lr_scheduler_type",
+    "warmup": "warmup_ratio",
+    "output": "output_dir",
+    "model_name": "name_or_path",
+    "name": "name_or_path",
+    "path": "name_or_path",
+    "base_model": "name_or_path",
+    "sequence_len": "max_seq_length",
+    "max_length": "max_seq_length",
+    "patience": "early_stopping_patience",
+    "quant_type": "bnb_4bit_quant_type",
 }
-SEED_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+SPEC_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 class _Section(BaseModel):
@@ -54,11 +69,17 @@ class LoraConfig(_Section):
     lora_alpha: float = Field(16, gt=0, le=4096)
     lora_dropout: float = Field(0.1, ge=0.0, lt=1.0)
     bias: Literal["none", "all", "lora_only"] = "none"
-    target_modules: list[str] | Literal["all-linear"] = Field(default_factory=lambda: list(SEED_TARGETS))
+    target_modules: list[str] | Literal["all-linear"] = Field(default_factory=lambda: list(SPEC_TARGETS))
     use_dora: bool = False
-    loraplus_lr_ratio: float | None = Field(None, ge=1.0, le=1000.0, description=(
-        "LoRA+: the B matrices learn this many times faster than A (16 is the paper's choice). "
-        "Fits more learning into few steps; off when null."))
+    loraplus_lr_ratio: float | None = Field(
+        None,
+        ge=1.0,
+        le=1000.0,
+        description=(
+            "LoRA+: the B matrices learn this many times faster than A (16 is the paper's choice). "
+            "Fits more learning into few steps; off when null."
+        ),
+    )
 
 
 class DataConfig(_Section):
@@ -67,13 +88,25 @@ class DataConfig(_Section):
     test: str | None = None
     max_seq_length: int = Field(1024, ge=16, le=131072)
     packing: bool = True
-    eval_max_examples: int | None = Field(None, ge=1, description="Eval loss on a fixed random subset, to keep evals short.")
-    task_weights: dict[str, float] = Field(default_factory=dict, description=(
-        "Per-task share of each training epoch: 2 repeats a task's examples, 0.5 takes a fresh half of them each epoch. "
-        "Unlisted tasks weigh 1. Balances short fact tasks against long JSON ones."))
-    allow_phi: bool = Field(False, description=(
-        "Train on data files that clinitune prepare did not write even when the PHI screen finds identifiers in them. "
-        "Off by default: such a file is screened first and refused on a hit. The run records the override."))
+    eval_max_examples: int | None = Field(
+        None, ge=1, description="Eval loss on a fixed random subset, to keep evals short."
+    )
+    task_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "Per-task share of each training epoch: 2 repeats a task's examples, 0.5 takes a fresh half of them each "
+            "epoch. "
+            "Unlisted tasks weigh 1. Balances short fact tasks against long JSON ones."
+        ),
+    )
+    allow_phi: bool = Field(
+        False,
+        description=(
+            "Train on data files that clinitune prepare did not write even when the PHI screen finds identifiers in "
+            "them. "
+            "Off by default: such a file is screened first and refused on a hit. The run records the override."
+        ),
+    )
 
     @field_validator("task_weights")
     @classmethod
@@ -90,9 +123,13 @@ class TrainingConfig(_Section):
     per_device_eval_batch_size: int = Field(8, ge=1, le=4096)
     gradient_accumulation_steps: int = Field(4, ge=1, le=4096)
     learning_rate: float = Field(2.0e-4, gt=0.0, le=1.0)
-    lr_scheduler_type: Literal["cosine", "linear", "constant", "warmup_stable_decay"] = Field("cosine", description=(
-        "warmup_stable_decay holds the peak rate and decays linearly over the last 20 % of steps; "
-        "at a high peak rate it is less stable than cosine."))
+    lr_scheduler_type: Literal["cosine", "linear", "constant", "warmup_stable_decay"] = Field(
+        "cosine",
+        description=(
+            "warmup_stable_decay holds the peak rate and decays linearly over the last 20 % of steps; "
+            "at a high peak rate it is less stable than cosine."
+        ),
+    )
     warmup_ratio: float = Field(0.03, ge=0.0, le=0.5)
     weight_decay: float = Field(0.001, ge=0.0, le=1.0)
     max_grad_norm: float = Field(1.0, gt=0.0)
@@ -108,11 +145,16 @@ class TrainingConfig(_Section):
     save_total_limit: int = Field(3, ge=1)
     early_stopping_patience: int | None = Field(3, ge=1, description="Evals without improvement; null disables.")
     fsdp: Literal["off", "full_shard", "shard_grad_op"] = Field(
-        "off", description="With several processes: shard weights, gradients and optimizer states (FSDP2). "
-                           "full_shard is ZeRO-3-like, shard_grad_op ZeRO-2-like; off replicates the model (DDP).")
+        "off",
+        description="With several processes: shard weights, gradients and optimizer states (FSDP2). "
+        "full_shard is ZeRO-3-like, shard_grad_op ZeRO-2-like; off replicates the model (DDP).",
+    )
     deepspeed: str | None = Field(
-        None, description="A DeepSpeed JSON config (ZeRO stage 1-3) to shard through DeepSpeed's engine with several processes; "
-                          "configs/accelerate/ds_zero2.json and ds_zero3.json are examples. `accelerate launch` sets it too.")
+        None,
+        description="A DeepSpeed JSON config (ZeRO stage 1-3) to shard through DeepSpeed's engine with several "
+        "processes; "
+        "configs/accelerate/ds_zero2.json and ds_zero3.json are examples. `accelerate launch` sets it too.",
+    )
 
 
 class GenerationConfig(_Section):
@@ -125,9 +167,12 @@ class GenerationConfig(_Section):
 
 class EvalConfig(_Section):
     """Defaults of `clinitune eval --run RUN` (its flags override them)."""
+
     baselines: list[Literal["zero-shot", "few-shot"]] = Field(default_factory=lambda: ["zero-shot", "few-shot"])
     few_shot_k: int = Field(2, ge=1, le=32)
-    limit: int | None = Field(None, ge=1, description="N / tasks test examples per task, up to 4x for short-answer tasks; none: all.")
+    limit: int | None = Field(
+        None, ge=1, description="N / tasks test examples per task, up to 4x for short-answer tasks; none: all."
+    )
     batch_size: int = Field(16, ge=1)
 
 
@@ -155,10 +200,14 @@ class Config(_Section):
             # QLoRA is 4-bit by definition; saying it twice is not the user's job.
             self.quantization.load_in_4bit = True
         if self.quantization.load_in_4bit and self.lora.method != "qlora":
-            raise ValueError("quantization.load_in_4bit: true needs lora.method: qlora (4-bit weights cannot be fully fine-tuned)")
+            raise ValueError(
+                "quantization.load_in_4bit: true needs lora.method: qlora (4-bit weights cannot be fully fine-tuned)"
+            )
         if self.lora.loraplus_lr_ratio is not None and self.lora.method == "full":
-            raise ValueError("lora.loraplus_lr_ratio applies to LoRA's B matrices; full fine-tuning has none. "
-                             "Remove it, or use lora.method: lora")
+            raise ValueError(
+                "lora.loraplus_lr_ratio applies to LoRA's B matrices; full fine-tuning has none. "
+                "Remove it, or use lora.method: lora"
+            )
         return self
 
 
@@ -219,7 +268,9 @@ def _format_error(err: dict, source: str, root: yaml.Node | None) -> str:
         parent = _section_model(loc)
         valid = list(parent.model_fields) if parent else []
         key = str(loc[-1]) if loc else ""
-        close = [SYNONYMS[key]] if SYNONYMS.get(key) in valid else difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+        close = (
+            [SYNONYMS[key]] if SYNONYMS.get(key) in valid else difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+        )
         hint = f"did you mean {close[0]}?" if close else f"valid keys: {', '.join(valid)}"
         return f"{where}: {dotted}: unknown key; {hint}"
     ctx = err.get("ctx") or {}
@@ -271,7 +322,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise ClinituneError(f"{p}: config file not found; shipped configs are in configs/ (e.g. configs/lora_config.yaml)")
+            raise ClinituneError(
+                f"{p}: config file not found; shipped configs are in configs/ (e.g. configs/lora_config.yaml)"
+            )
         text = p.read_text(encoding="utf-8")
         try:
             root = yaml.compose(text)
@@ -281,7 +334,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             where = f"{p}:{mark.line + 1}" if mark else str(p)
             raise ClinituneError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
         if not isinstance(data, dict):
-            raise ClinituneError(f"{p}: a config is a mapping of sections (model:, lora:, training: ...), got {type(data).__name__}")
+            raise ClinituneError(
+                f"{p}: a config is a mapping of sections (model:, lora:, training: ...), got {type(data).__name__}"
+            )
     if overrides:
         data = apply_overrides(data, overrides)
         source += " (with --set)"
@@ -289,7 +344,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def config_warnings(cfg: Config) -> list[str]:
-    """Advice from the seed that is not an error: the run may still be what the user wants."""
+    """Advice from the spec that is not an error: the run may still be what the user wants."""
     out = []
     lr = cfg.training.learning_rate
     if not LR_RANGE[0] <= lr <= LR_RANGE[1]:

@@ -10,25 +10,43 @@ import hashlib
 import json
 import shutil
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import typer
 import yaml
 
-from .config import load_config
+from .config import Config, load_config
+from .data.prepare import prepare
+from .data.synth import write_database
+from .data.tasks import TASKS
 from .errors import ClinituneError
+from .eval.report import EvalResults
+from .eval.run import evaluate
+from .export.run import export
+from .layout import DataDir, RunDir, TrainSummary
+from .models.generate import LlamaChat
 from .paths import atomic_write_text
+from .train.estimate import Estimate, estimate
+from .train.loop import train
 
 PROFILES = {
     # fast: minutes on a 2-core CPU; full: longer training and a larger eval, for better metrics.
     "fast": {"patients": 150, "max_steps": 100, "eval_limit": 16},
     # Early stopping on 32 held-out examples every 50 steps is noise at lr 2e-3: it ended a 1,200-step
     # run at step 450 (best 300, work/full4). The long run checks less often, on more examples.
-    "full": {"patients": 500, "max_steps": 1200, "eval_limit": 80, "training": {"eval_steps": 100, "save_steps": 100},
-             "data": {"eval_max_examples": 96}},
+    "full": {
+        "patients": 500,
+        "max_steps": 1200,
+        "eval_limit": 80,
+        "training": {"eval_steps": 100, "save_steps": 100},
+        "data": {"eval_max_examples": 96},
+    },
 }
-SEED_PROMPTS = ["Generate a patient record for a 65-year-old male with hypertension.",
-                "What ICD-10 code represents essential hypertension?"]
+SPEC_PROMPTS = [
+    "Generate a patient record for a 65-year-old male with hypertension.",
+    "What ICD-10 code represents essential hypertension?",
+]
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
 
 
@@ -52,26 +70,38 @@ class Steps:
         self.seconds: dict[str, float] = {}
         self.skipped: list[str] = []
 
-    def run(self, name: str, key: str, outputs: list[Path], fn):
+    def run(self, name: str, key: str, outputs: list[Path], fn, kind: type | None = None):
+        """`fn()`'s result, or the stamped one when inputs and outputs are unchanged; a `kind` result
+        (a dataclass) is stamped as its to_dict() and read back as a `kind`."""
         stamp = self.dir / f"{name}.json"
-        if not self.fresh and stamp.is_file() and json.loads(stamp.read_text()).get("key") == key and all(p.exists() for p in outputs):
+        fresh_enough = not self.fresh and stamp.is_file() and all(p.exists() for p in outputs)
+        if fresh_enough and json.loads(stamp.read_text()).get("key") == key:
             self.seconds[name] = 0.0
             self.skipped.append(name)
             typer.echo(f"[{name}] up to date, skipped")
-            return json.loads(stamp.read_text()).get("result")
+            stored = json.loads(stamp.read_text()).get("result")
+            return kind(**stored) if kind is not None else stored
         typer.echo(f"[{name}] running")
         t = time.perf_counter()
         result = fn()
         self.seconds[name] = round(time.perf_counter() - t, 2)
-        atomic_write_text(stamp, json.dumps({"key": key, "result": result}, default=str))
+        stored = result.to_dict() if kind is not None else result
+        atomic_write_text(stamp, json.dumps({"key": key, "result": stored}, default=str))
         return result
 
 
 def _train_config(workdir: Path, prof: dict, seed: int) -> Path:
     data = yaml.safe_load(CONFIG.read_text()) if CONFIG.is_file() else {}
-    data.setdefault("data", {}).update({"train": str(workdir / "data" / "train.jsonl"), "eval": str(workdir / "data" / "eval.jsonl"),
-                                        "test": str(workdir / "data" / "test.jsonl")})
-    data.setdefault("training", {}).update({"output_dir": str(workdir / "run"), "max_steps": prof["max_steps"], "seed": seed})
+    data.setdefault("data", {}).update(
+        {
+            "train": str(workdir / "data" / "train.jsonl"),
+            "eval": str(workdir / "data" / "eval.jsonl"),
+            "test": str(workdir / "data" / "test.jsonl"),
+        }
+    )
+    data.setdefault("training", {}).update(
+        {"output_dir": str(workdir / "run"), "max_steps": prof["max_steps"], "seed": seed}
+    )
     for section in ("training", "data"):
         data[section].update(prof.get(section, {}))
     path = workdir / "train_config.yaml"
@@ -79,8 +109,35 @@ def _train_config(workdir: Path, prof: dict, seed: int) -> Path:
     return path
 
 
-def run_quickstart(workdir: Path, patients: int | None, profile: str, fresh: bool, seed: int,
-                   steps: int | None = None, eval_limit: int | None = None) -> dict:
+@dataclass
+class QuickstartSummary:
+    """What `clinitune quickstart` did and measured; summary.json is its `to_dict()`."""
+
+    seconds: dict[str, float]
+    skipped: list[str]
+    profile: str
+    seed: int
+    paths: dict[str, str]
+    data: dict
+    estimate: dict
+    metrics: dict[str, dict[str, dict[str, float]]]  # candidate -> task -> metric -> mean
+    comparison: list[dict]
+    answers: dict[str, str]
+    behind_base: list[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_quickstart(
+    workdir: Path,
+    patients: int | None,
+    profile: str,
+    fresh: bool,
+    seed: int,
+    steps: int | None = None,
+    eval_limit: int | None = None,
+) -> QuickstartSummary:
     if profile not in PROFILES:
         raise ClinituneError(f"--profile {profile!r}: expected one of {', '.join(PROFILES)}")
     prof = dict(PROFILES[profile])
@@ -93,66 +150,85 @@ def run_quickstart(workdir: Path, patients: int | None, profile: str, fresh: boo
     t_all = time.perf_counter()
     db_path = workdir / "clinic.db"
     db = f"sqlite:///{db_path}"
-    data_dir, run_dir, eval_dir = workdir / "data", workdir / "run", workdir / "eval"
+    data, run, eval_dir = DataDir(workdir / "data"), RunDir(workdir / "run"), workdir / "eval"
 
-    from .data.synth import write_database
-
-    runner.run("synth", _sha(prof["patients"], seed, "v1"), [db_path], lambda: write_database(db, prof["patients"], seed, progress=True))
-
-    from .data.prepare import prepare
-    from .data.tasks import TASKS
-
-    manifest = runner.run("prepare", _sha(db_path, seed, "knowledge-paraphrases"), [data_dir / "manifest.json"],
-                         lambda: prepare(source="database", db=db, path=None, out=data_dir, tasks=list(TASKS), seed=seed, progress=True))
-
+    runner.run(
+        "synth",
+        _sha(prof["patients"], seed, "v1"),
+        [db_path],
+        lambda: write_database(db, prof["patients"], seed, progress=True),
+    )
+    manifest = runner.run(
+        "prepare",
+        _sha(db_path, seed, "knowledge-paraphrases"),
+        [data.manifest],
+        lambda: prepare(
+            source="database", db=db, path=None, out=data.path, tasks=list(TASKS), seed=seed, progress=True
+        ),
+    )
     cfg_path = _train_config(workdir, prof, seed)
     cfg = load_config(cfg_path)
-    from .train.estimate import estimate
-
-    est = runner.run("estimate", _sha(cfg_path, data_dir / "manifest.json"), [], lambda: estimate(cfg))
-
-    from .train.loop import train
+    est = runner.run("estimate", _sha(cfg_path, data.manifest), [], lambda: estimate(cfg), kind=Estimate)
 
     def _train():
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # inputs changed: a stale run must not be resumed
+        if run.path.exists():
+            shutil.rmtree(run.path)  # inputs changed: a stale run must not be resumed
         return train(cfg, quiet=False)
 
-    runner.run("train", _sha(cfg_path, data_dir / "manifest.json"), [run_dir / "train_summary.json"], _train)
-
-    from .eval.run import evaluate
-
-    results = runner.run("eval", _sha(run_dir / "train_summary.json", data_dir / "test.jsonl", prof["eval_limit"]), [eval_dir / "metrics.json"],
-                        lambda: evaluate(data=data_dir / "test.jsonl", out=eval_dir, run=run_dir, limit=prof["eval_limit"], seed=seed))
-
-    from .export.run import export
-
-    exported = runner.run("export", _sha(run_dir / "train_summary.json", run_dir / "adapter" / "adapter_model.safetensors"),
-                         [workdir / "export" / "export.json"],
-                         lambda: export(run=run_dir, fmt="gguf", quantize_to=cfg.export.quantize, out=workdir / "export", cfg=cfg))
+    runner.run("train", _sha(cfg_path, data.manifest), [run.summary_file], _train, kind=TrainSummary)
+    results = runner.run(
+        "eval",
+        _sha(run.summary_file, data.split("test"), prof["eval_limit"]),
+        [eval_dir / "metrics.json"],
+        lambda: evaluate(data=data.split("test"), out=eval_dir, run=run.path, limit=prof["eval_limit"], seed=seed),
+        kind=EvalResults,
+    )
+    export_cfg = cfg.model_copy(update={"export": cfg.export.model_copy(update={"out_dir": str(workdir / "export")})})
+    exported = runner.run(
+        "export",
+        _sha(run.summary_file, run.output_for("lora") / "adapter_model.safetensors"),
+        [workdir / "export" / "export.json"],
+        lambda: export(run.path, export_cfg),
+    )
 
     def _ask():
-        from .infer import LlamaCppBackend
-
-        b = LlamaCppBackend(Path(exported["gguf"]))
+        b = LlamaChat(Path(exported["gguf"]))
         gen = cfg.generation.model_copy(update={"temperature": 0.0, "max_new_tokens": 200})
-        return {p: b.chat([{"role": "user", "content": p}], gen, stream=False) for p in SEED_PROMPTS}
+        return {p: b.chat([{"role": "user", "content": p}], gen, stream=False) for p in SPEC_PROMPTS}
 
     answers = runner.run("ask", _sha(Path(exported["gguf"])), [], _ask)
     runner.seconds["total"] = round(time.perf_counter() - t_all, 2)
 
-    metrics = {c: {t: {k: v for k, v in vals.items() if k != "n"} for t, vals in e["tasks"].items()}
-               for c, e in results["candidates"].items()}
-    summary = {
-        "seconds": runner.seconds, "skipped": runner.skipped, "profile": profile, "seed": seed,
-        "paths": {"db": str(db_path), "data": str(data_dir), "run": str(run_dir), "eval": str(eval_dir), "gguf": exported["gguf"],
-                  "modelfile": exported["modelfile"], "report": str(eval_dir / "report.md")},
-        "data": {"examples": manifest["counts"]["total"], "quarantined": manifest["counts"]["quarantined"],
-                 "phi_findings_by_type": manifest["phi_findings_by_type"]},
-        "estimate": est, "metrics": metrics, "comparison": results.get("comparison", []), "answers": answers,
-        "behind_base": behind_base(results.get("comparison", [])),
+    metrics = {
+        c: {t: {k: v for k, v in vals.items() if k != "n"} for t, vals in e["tasks"].items()}
+        for c, e in results.candidates.items()
     }
-    atomic_write_text(workdir / "summary.json", json.dumps(summary, indent=2))
+    summary = QuickstartSummary(
+        seconds=runner.seconds,
+        skipped=runner.skipped,
+        profile=profile,
+        seed=seed,
+        paths={
+            "db": str(db_path),
+            "data": str(data.path),
+            "run": str(run.path),
+            "eval": str(eval_dir),
+            "gguf": exported["gguf"],
+            "modelfile": exported["modelfile"],
+            "report": str(eval_dir / "report.md"),
+        },
+        data={
+            "examples": manifest["counts"]["total"],
+            "quarantined": manifest["counts"]["quarantined"],
+            "phi_findings_by_type": manifest["phi_findings_by_type"],
+        },
+        estimate=est.to_dict(),
+        metrics=metrics,
+        comparison=results.comparison,
+        answers=answers,
+        behind_base=behind_base(results.comparison),
+    )
+    atomic_write_text(workdir / "summary.json", json.dumps(summary.to_dict(), indent=2))
     _print_summary(summary, cfg)
     return summary
 
@@ -162,28 +238,40 @@ def behind_base(comparison: list[dict]) -> list[str]:
     return [r["task"] for r in comparison if r.get("delta") is not None and r["delta"] <= 0]
 
 
-def _print_summary(s: dict, cfg) -> None:
+def _print_summary(s: QuickstartSummary, cfg: Config) -> None:
     typer.echo("\n=== clinitune quickstart ===")
     typer.echo("step        seconds")
-    for step, sec in s["seconds"].items():
-        typer.echo(f"  {step:<10}{sec:>8.1f}" + ("  (skipped)" if step in s["skipped"] else ""))
-    d = s["data"]
-    typer.echo(f"data: train {d['examples']['train']}, eval {d['examples']['eval']}, test {d['examples']['test']}; "
-               f"PHI findings quarantined: {d['quarantined']}")
+    for step, sec in s.seconds.items():
+        typer.echo(f"  {step:<10}{sec:>8.1f}" + ("  (skipped)" if step in s.skipped else ""))
+    d = s.data
+    typer.echo(
+        f"data: train {d['examples']['train']}, eval {d['examples']['eval']}, test {d['examples']['test']}; "
+        f"PHI findings quarantined: {d['quarantined']}"
+    )
     typer.echo("\n" + "task".ljust(21) + "metric".ljust(20) + "base zero-shot  base few-shot   fine-tuned")
-    for r in s["comparison"]:
-        typer.echo(f"  {r['task']:<19}{r['metric']:<20}{(r.get('zero_shot') or 0):>14.3f}{(r.get('few_shot') or 0):>15.3f}{r['fine_tuned']:>13.3f}")
-    n, behind = len(s["comparison"]), s["behind_base"]
+    for r in s.comparison:
+        typer.echo(
+            f"  {r['task']:<19}{r['metric']:<20}{(r.get('zero_shot') or 0):>14.3f}"
+            f"{(r.get('few_shot') or 0):>15.3f}{r['fine_tuned']:>13.3f}"
+        )
+    n, behind = len(s.comparison), s.behind_base
     if behind:
-        typer.echo(f"fine-tuned beats both baselines on {n - len(behind)} of {n} tasks; not on {', '.join(behind)}: "
-                   f"train longer (--profile full, or --steps N)")
+        typer.echo(
+            f"fine-tuned beats both baselines on {n - len(behind)} of {n} tasks; not on {', '.join(behind)}: "
+            f"train longer (--profile full, or --steps N)"
+        )
     else:
         typer.echo(f"fine-tuned beats both baselines on all {n} tasks")
     typer.echo("\nllama.cpp answers (q4_k_m GGUF):")
-    for p, a in s["answers"].items():
+    for p, a in s.answers.items():
         typer.echo(f"  Q: {p}\n  A: {a[:300]}")
-    p = s["paths"]
-    typer.echo(f"\nreport:    {p['report']}\nadapter:   {p['run']}/adapter\ngguf:      {p['gguf']}\nmodelfile: {p['modelfile']}")
-    typer.echo(f"run it in Ollama:  ollama create {cfg.export.ollama_name or 'clinitune'} -f {p['modelfile']} && "
-               f"ollama run {cfg.export.ollama_name or 'clinitune'}")
+    p = s.paths
+    typer.echo(
+        f"\nreport:    {p['report']}\nadapter:   {p['run']}/adapter\ngguf:      {p['gguf']}\nmodelfile: "
+        f"{p['modelfile']}"
+    )
+    typer.echo(
+        f"run it in Ollama:  ollama create {cfg.export.ollama_name or 'clinitune'} -f {p['modelfile']} && "
+        f"ollama run {cfg.export.ollama_name or 'clinitune'}"
+    )
     typer.echo(f"summary:   {Path(p['run']).parent / 'summary.json'}")

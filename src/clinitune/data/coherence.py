@@ -69,7 +69,11 @@ def check_record(p: Patient) -> list[Violation]:
             bad("sex_mismatch", where, f"{c.code} applies to {'females' if entry.sex == 'F' else 'males'} only")
         if age is not None:
             if c.code.startswith(cat.PREGNANCY) and not cat.PREGNANCY_AGES[0] <= age <= cat.PREGNANCY_AGES[1]:
-                bad("age_mismatch", where, f"pregnancy code at age {age}; expected {cat.PREGNANCY_AGES[0]}-{cat.PREGNANCY_AGES[1]}")
+                bad(
+                    "age_mismatch",
+                    where,
+                    f"pregnancy code at age {age}; expected {cat.PREGNANCY_AGES[0]}-{cat.PREGNANCY_AGES[1]}",
+                )
             elif entry and not entry.min_age <= age <= entry.max_age:
                 bad("age_mismatch", where, f"{c.code} at age {age}; expected {entry.min_age}-{entry.max_age}")
         if c.onset_date and p.birth_date and c.onset_date < p.birth_date:
@@ -105,7 +109,11 @@ def check_record(p: Patient) -> list[Violation]:
         if o.flag is not None and o.ref_low is not None and o.ref_high is not None:
             expected = "H" if o.value > o.ref_high else "L" if o.value < o.ref_low else "N"
             if o.flag != expected:
-                bad("lab_flag", where, f"flag {o.flag} disagrees with {o.value} against {o.ref_low}-{o.ref_high} (expected {expected})")
+                bad(
+                    "lab_flag",
+                    where,
+                    f"flag {o.flag} disagrees with {o.value} against {o.ref_low}-{o.ref_high} (expected {expected})",
+                )
         if p.birth_date and o.date and o.date < p.birth_date:
             bad("date_order", where, f"measured {o.date}, before birth")
         code = m.code if m else o.code

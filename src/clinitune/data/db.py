@@ -13,7 +13,7 @@ from ..errors import ClinituneError
 from . import schema
 
 
-def _masked(url: str) -> str:
+def masked_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
@@ -26,7 +26,9 @@ def engine_for(url: str, readonly: bool = False) -> Engine:
     try:
         u = make_url(url)
     except ArgumentError:
-        raise ClinituneError(f"{url!r}: not a database URL; expected e.g. sqlite:///data/clinic.db or postgresql+psycopg://user@host/db") from None
+        raise ClinituneError(
+            f"{url!r}: not a database URL; expected e.g. sqlite:///data/clinic.db or postgresql+psycopg://user@host/db"
+        ) from None
     if u.drivername.startswith("postgresql") and u.drivername == "postgresql":
         u = u.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we install
     if u.drivername.startswith("sqlite"):
@@ -35,33 +37,44 @@ def engine_for(url: str, readonly: bool = False) -> Engine:
         path = Path(u.database)
         if readonly:
             if not path.is_file():
-                raise ClinituneError(f"{url}: database file {path} does not exist; create it with: clinitune synth --db {url}")
+                raise ClinituneError(
+                    f"{url}: database file {path} does not exist; create it with: clinitune synth --db {url}"
+                )
             engine = create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(u)
     else:
         try:
-            engine = create_engine(u, pool_pre_ping=True, connect_args={"connect_timeout": 10} if "postgresql" in u.drivername else {})
+            engine = create_engine(
+                u, pool_pre_ping=True, connect_args={"connect_timeout": 10} if "postgresql" in u.drivername else {}
+            )
         except (ImportError, SQLAlchemyError) as exc:
-            raise ClinituneError(f"{_masked(url)}: cannot use this database driver ({exc})") from None
+            raise ClinituneError(f"{masked_url(url)}: cannot use this database driver ({exc})") from None
         if readonly and "postgresql" in u.drivername:
+
             @event.listens_for(engine, "begin")
             def _read_only(conn):  # every transaction on this engine
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
     try:
         with engine.connect():
             pass
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise ClinituneError(f"cannot connect to {_masked(url)}: {reason}; check the URL, the server and the credentials") from None
+        raise ClinituneError(
+            f"cannot connect to {masked_url(url)}: {reason}; check the URL, the server and the credentials"
+        ) from None
     return engine
 
 
 def require_schema(engine: Engine, url: str) -> None:
     missing = [t for t in ("patients", *schema.FACT_TABLES) if not inspect(engine).has_table(t)]
     if missing:
-        raise ClinituneError(f"{_masked(url)}: missing tables {', '.join(missing)}; this is not a clinitune database (create one with clinitune synth)")
+        raise ClinituneError(
+            f"{masked_url(url)}: missing tables {', '.join(missing)}; this is not a clinitune database (create one "
+            f"with clinitune synth)"
+        )
 
 
 @contextlib.contextmanager

@@ -14,9 +14,35 @@ from importlib import resources
 from .records import Patient
 
 # Safe Harbor: 3-digit ZIPs whose areas hold 20,000 people or fewer (Census 2000) become 000.
-RESTRICTED_ZIP3 = ("036", "059", "063", "102", "203", "556", "692", "790", "821", "823", "830", "831", "878", "879", "884", "890", "893")
-KEY_LABS = ("Hemoglobin A1c", "LDL cholesterol", "eGFR", "Systolic blood pressure", "Diastolic blood pressure", "Body mass index",
-            "TSH", "Hemoglobin")
+RESTRICTED_ZIP3 = (
+    "036",
+    "059",
+    "063",
+    "102",
+    "203",
+    "556",
+    "692",
+    "790",
+    "821",
+    "823",
+    "830",
+    "831",
+    "878",
+    "879",
+    "884",
+    "890",
+    "893",
+)
+KEY_LABS = (
+    "Hemoglobin A1c",
+    "LDL cholesterol",
+    "eGFR",
+    "Systolic blood pressure",
+    "Diastolic blood pressure",
+    "Body mass index",
+    "TSH",
+    "Hemoglobin",
+)
 
 
 PSEUDONYM_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # no digits, no vowels: cannot look like an ID number or a word
@@ -55,12 +81,22 @@ def deidentify(p: Patient, salt: str = "clinitune", restricted_zip3: tuple[str, 
         "age": safe_age(p.current_age),
         "gender": {"M": "male", "F": "female"}[p.sex],
         "zip3": zip3(p.zip, restricted_zip3),
-        "diagnoses": [{"code": c.code, "description": c.description, "onset_year": c.onset_date.year if c.onset_date else None}
-                      for c in sorted(p.conditions, key=lambda c: c.id)],
-        "medications": [{"name": m.drug, "dose": m.dose, "frequency": m.frequency,
-                         "indication": conditions[m.condition_id].code if m.condition_id in conditions else None}
-                        for m in sorted(p.medications, key=lambda m: m.id)],
-        "allergies": [{"substance": a.substance, "reaction": a.reaction} for a in sorted(p.allergies, key=lambda a: a.id)],
+        "diagnoses": [
+            {"code": c.code, "description": c.description, "onset_year": c.onset_date.year if c.onset_date else None}
+            for c in sorted(p.conditions, key=lambda c: c.id)
+        ],
+        "medications": [
+            {
+                "name": m.drug,
+                "dose": m.dose,
+                "frequency": m.frequency,
+                "indication": conditions[m.condition_id].code if m.condition_id in conditions else None,
+            }
+            for m in sorted(p.medications, key=lambda m: m.id)
+        ],
+        "allergies": [
+            {"substance": a.substance, "reaction": a.reaction} for a in sorted(p.allergies, key=lambda a: a.id)
+        ],
         "lab_results": [latest[k] for k in KEY_LABS if k in latest],
     }
 

@@ -48,8 +48,12 @@ def to_bundle(p: Patient) -> dict:
         identifiers.append({"system": MEMBER_SYSTEM, "value": p.insurance_member_id})
     if p.ssn:
         identifiers.append({"system": SSN_SYSTEM, "value": p.ssn})
-    patient = {"resourceType": "Patient", "id": pid, "identifier": identifiers,
-               "gender": {"M": "male", "F": "female"}.get(p.sex, "unknown")}
+    patient = {
+        "resourceType": "Patient",
+        "id": pid,
+        "identifier": identifiers,
+        "gender": {"M": "male", "F": "female"}.get(p.sex, "unknown"),
+    }
     if p.first_name or p.last_name:
         patient["name"] = [{"family": p.last_name, "given": [p.first_name] if p.first_name else []}]
     if p.birth_date:
@@ -60,29 +64,59 @@ def to_bundle(p: Patient) -> dict:
     if telecom:
         patient["telecom"] = telecom
     if p.address or p.zip:
-        patient["address"] = [{k: v for k, v in {"line": [p.address] if p.address else None, "city": p.city,
-                                                  "state": p.state, "postalCode": p.zip}.items() if v}]
+        patient["address"] = [
+            {
+                k: v
+                for k, v in {
+                    "line": [p.address] if p.address else None,
+                    "city": p.city,
+                    "state": p.state,
+                    "postalCode": p.zip,
+                }.items()
+                if v
+            }
+        ]
     res = [patient]
     for e in p.encounters:
-        res.append({"resourceType": "Encounter", "id": f"encounter-{e.id}", "status": "finished",
-                    "class": {"system": ACT_CODE, "code": ENCOUNTER_CLASS.get(e.type, "AMB")},
-                    "type": [{"text": e.type}], "subject": subject,
-                    "period": {"start": e.date.isoformat(), "end": e.date.isoformat()}})
+        res.append(
+            {
+                "resourceType": "Encounter",
+                "id": f"encounter-{e.id}",
+                "status": "finished",
+                "class": {"system": ACT_CODE, "code": ENCOUNTER_CLASS.get(e.type, "AMB")},
+                "type": [{"text": e.type}],
+                "subject": subject,
+                "period": {"start": e.date.isoformat(), "end": e.date.isoformat()},
+            }
+        )
     for c in p.conditions:
         system = ICD10CM if c.system == "ICD-10-CM" else SNOMED if c.system == "SNOMED-CT" else c.system
-        r = {"resourceType": "Condition", "id": f"condition-{c.id}",
-             "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": c.status}]},
-             "code": {"coding": [{"system": system, "code": c.code, "display": c.description}], "text": c.description},
-             "subject": subject}
+        r = {
+            "resourceType": "Condition",
+            "id": f"condition-{c.id}",
+            "clinicalStatus": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": c.status}]
+            },
+            "code": {"coding": [{"system": system, "code": c.code, "display": c.description}], "text": c.description},
+            "subject": subject,
+        }
         if c.onset_date:
             r["onsetDateTime"] = c.onset_date.isoformat()
         if c.encounter_id is not None:
             r["encounter"] = _ref("Encounter", c.encounter_id)
         res.append(r)
     for m in p.medications:
-        r = {"resourceType": "MedicationRequest", "id": f"medicationrequest-{m.id}", "status": "active", "intent": "order",
-             "medicationCodeableConcept": {"text": m.drug}, "subject": subject,
-             "dosageInstruction": [{"text": m.dose, "timing": {"code": {"text": m.frequency}}, "route": {"text": m.route}}]}
+        r = {
+            "resourceType": "MedicationRequest",
+            "id": f"medicationrequest-{m.id}",
+            "status": "active",
+            "intent": "order",
+            "medicationCodeableConcept": {"text": m.drug},
+            "subject": subject,
+            "dosageInstruction": [
+                {"text": m.dose, "timing": {"code": {"text": m.frequency}}, "route": {"text": m.route}}
+            ],
+        }
         if m.start_date:
             r["authoredOn"] = m.start_date.isoformat()
         if m.condition_id is not None:
@@ -91,14 +125,32 @@ def to_bundle(p: Patient) -> dict:
             r["encounter"] = _ref("Encounter", m.encounter_id)
         res.append(r)
     for a in p.allergies:
-        res.append({"resourceType": "AllergyIntolerance", "id": f"allergyintolerance-{a.id}", "patient": subject,
-                    "category": [a.category], "code": {"text": a.substance},
-                    "reaction": [{"manifestation": [{"text": a.reaction}], "severity": a.severity}]})
+        res.append(
+            {
+                "resourceType": "AllergyIntolerance",
+                "id": f"allergyintolerance-{a.id}",
+                "patient": subject,
+                "category": [a.category],
+                "code": {"text": a.substance},
+                "reaction": [{"manifestation": [{"text": a.reaction}], "severity": a.severity}],
+            }
+        )
     for o in p.observations:
-        r = {"resourceType": "Observation", "id": f"observation-{o.id}", "status": "final",
-             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": o.category}]}],
-             "code": {"coding": [{"system": LOINC, "code": o.code, "display": o.name}], "text": o.name},
-             "subject": subject, "valueQuantity": {"value": o.value, "unit": o.unit, "system": UCUM, "code": o.unit}}
+        r = {
+            "resourceType": "Observation",
+            "id": f"observation-{o.id}",
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": o.category}
+                    ]
+                }
+            ],
+            "code": {"coding": [{"system": LOINC, "code": o.code, "display": o.name}], "text": o.name},
+            "subject": subject,
+            "valueQuantity": {"value": o.value, "unit": o.unit, "system": UCUM, "code": o.unit},
+        }
         if o.date:
             r["effectiveDateTime"] = o.date.isoformat()
         if o.encounter_id is not None:
@@ -164,24 +216,44 @@ def resources_to_patient(resources: list[dict]) -> Patient:
     gender = pat.get("gender")
     if gender not in ("male", "female"):
         raise FhirError(f"Patient.gender: {gender!r}; clinitune models male and female")
-    p = Patient(id=num if num is not None and num > 0 else pat.get("id"), sex="M" if gender == "male" else "F",
-                birth_date=_date(pat.get("birthDate"), "Patient.birthDate"),
-                mrn=idents.get(MRN_SYSTEM) or next((v for s, v in idents.items() if s not in (SSN_SYSTEM, MEMBER_SYSTEM)), None),
-                first_name=(name.get("given") or [None])[0], last_name=name.get("family"),
-                address=(addr.get("line") or [None])[0], city=addr.get("city"), state=addr.get("state"), zip=addr.get("postalCode"),
-                phone=telecom.get("phone"), email=telecom.get("email"), ssn=idents.get(SSN_SYSTEM),
-                insurance_member_id=idents.get(MEMBER_SYSTEM))
+    p = Patient(
+        id=num if num is not None and num > 0 else pat.get("id"),
+        sex="M" if gender == "male" else "F",
+        birth_date=_date(pat.get("birthDate"), "Patient.birthDate"),
+        mrn=idents.get(MRN_SYSTEM)
+        or next((v for s, v in idents.items() if s not in (SSN_SYSTEM, MEMBER_SYSTEM)), None),
+        first_name=(name.get("given") or [None])[0],
+        last_name=name.get("family"),
+        address=(addr.get("line") or [None])[0],
+        city=addr.get("city"),
+        state=addr.get("state"),
+        zip=addr.get("postalCode"),
+        phone=telecom.get("phone"),
+        email=telecom.get("email"),
+        ssn=idents.get(SSN_SYSTEM),
+        insurance_member_id=idents.get(MEMBER_SYSTEM),
+    )
     for r in resources[1:]:
         kind = r["resourceType"]
         rid = _local_id(r.get("id"), ids)
         enc = _local_id((r.get("encounter") or {}).get("reference"), ids)
         if kind == "Encounter":
             start = (r.get("period") or {}).get("start")
-            p.encounters.append(Encounter(rid, _date(start, "Encounter.period.start"), ((r.get("type") or [{}])[0]).get("text") or "outpatient"))
+            p.encounters.append(
+                Encounter(
+                    rid,
+                    _date(start, "Encounter.period.start"),
+                    ((r.get("type") or [{}])[0]).get("text") or "outpatient",
+                )
+            )
         elif kind == "Condition":
             code, desc, system = _pick_coding(r.get("code") or {})
             status = ((r.get("clinicalStatus") or {}).get("coding") or [{}])[0].get("code", "active")
-            p.conditions.append(ConditionFact(rid, code, desc, _date(r.get("onsetDateTime"), "Condition.onsetDateTime"), enc, status, system))
+            p.conditions.append(
+                ConditionFact(
+                    rid, code, desc, _date(r.get("onsetDateTime"), "Condition.onsetDateTime"), enc, status, system
+                )
+            )
         elif kind == "MedicationRequest":
             med = r.get("medicationCodeableConcept") or {}
             drug = med.get("text") or ((med.get("coding") or [{}])[0]).get("display")
@@ -189,14 +261,29 @@ def resources_to_patient(resources: list[dict]) -> Patient:
                 raise FhirError("MedicationRequest.medicationCodeableConcept: no drug name")
             dosage = (r.get("dosageInstruction") or [{}])[0]
             reason = (r.get("reasonReference") or [{}])[0].get("reference")
-            p.medications.append(Medication(rid, drug, dosage.get("text", ""), ((dosage.get("timing") or {}).get("code") or {}).get("text", ""),
-                                            (dosage.get("route") or {}).get("text", "oral"), _local_id(reason, ids), enc,
-                                            _date(r.get("authoredOn"), "MedicationRequest.authoredOn")))
+            p.medications.append(
+                Medication(
+                    rid,
+                    drug,
+                    dosage.get("text", ""),
+                    ((dosage.get("timing") or {}).get("code") or {}).get("text", ""),
+                    (dosage.get("route") or {}).get("text", "oral"),
+                    _local_id(reason, ids),
+                    enc,
+                    _date(r.get("authoredOn"), "MedicationRequest.authoredOn"),
+                )
+            )
         elif kind == "AllergyIntolerance":
             reaction = (r.get("reaction") or [{}])[0]
-            p.allergies.append(Allergy(rid, (r.get("code") or {}).get("text") or _pick_coding(r.get("code") or {})[1],
-                                       (r.get("category") or ["medication"])[0],
-                                       ((reaction.get("manifestation") or [{}])[0]).get("text", ""), reaction.get("severity", "mild")))
+            p.allergies.append(
+                Allergy(
+                    rid,
+                    (r.get("code") or {}).get("text") or _pick_coding(r.get("code") or {})[1],
+                    (r.get("category") or ["medication"])[0],
+                    ((reaction.get("manifestation") or [{}])[0]).get("text", ""),
+                    reaction.get("severity", "mild"),
+                )
+            )
         elif kind == "Observation":
             q = r.get("valueQuantity")
             if not q or "value" not in q:
@@ -205,7 +292,19 @@ def resources_to_patient(resources: list[dict]) -> Patient:
             rr = (r.get("referenceRange") or [{}])[0]
             interp = ((r.get("interpretation") or [{}])[0].get("coding") or [{}])[0].get("code")
             cat = ((r.get("category") or [{}])[0].get("coding") or [{}])[0].get("code", "laboratory")
-            p.observations.append(Observation(rid, code, name, float(q["value"]), q.get("unit", ""),
-                                              (rr.get("low") or {}).get("value"), (rr.get("high") or {}).get("value"), interp,
-                                              _date(r.get("effectiveDateTime"), "Observation.effectiveDateTime"), enc, cat))
+            p.observations.append(
+                Observation(
+                    rid,
+                    code,
+                    name,
+                    float(q["value"]),
+                    q.get("unit", ""),
+                    (rr.get("low") or {}).get("value"),
+                    (rr.get("high") or {}).get("value"),
+                    interp,
+                    _date(r.get("effectiveDateTime"), "Observation.effectiveDateTime"),
+                    enc,
+                    cat,
+                )
+            )
     return p

@@ -1,7 +1,8 @@
 """Common US given names and surnames: synth draws identifiers from them, and the PHI screen
 uses them to recognise names in free text."""
 
-FEMALE_FIRST = """Mary Patricia Jennifer Linda Elizabeth Barbara Susan Jessica Sarah Karen Lisa Nancy Betty Sandra Margaret
+FEMALE_FIRST = """Mary Patricia Jennifer Linda Elizabeth Barbara Susan Jessica Sarah Karen Lisa Nancy Betty Sandra
+Margaret
 Ashley Kimberly Emily Donna Michelle Carol Amanda Melissa Deborah Stephanie Dorothy Rebecca Sharon Laura Cynthia Amy
 Kathleen Angela Shirley Brenda Emma Anna Pamela Nicole Samantha Katherine Christine Helen Debra Rachel Carolyn Janet
 Maria Catherine Heather Diane Olivia Julie Joyce Victoria Ruth Virginia Lauren Kelly Christina Joan Evelyn Judith
@@ -30,12 +31,30 @@ Schmidt Garza Daniels Ferguson Nichols Stephens Soto Weaver Ryan Gardner Payne G
 Pierce Hansen Peters Santos Hart Bradley Knight Elliott Cunningham Duncan Armstrong Hudson Carroll Lane Riley Andrews
 Ray Berry Perkins Hoffman Johnston Matthews Pena Richards Contreras Willis Carpenter Lawrence Sandoval Okafor Kowalski
 Nakamura Singh Cohen Murphy OConnor Schneider Novak Yamamoto""".split()
-STREETS = """Main Oak Pine Maple Cedar Elm Washington Lake Hill Park Walnut Sunset Lincoln Jefferson Highland Ridge Church
+STREETS = """Main Oak Pine Maple Cedar Elm Washington Lake Hill Park Walnut Sunset Lincoln Jefferson Highland Ridge
+Church
 Mill River Spring Forest Meadow Franklin Madison Chestnut Willow Jackson Adams Center Prospect Union Summit""".split()
 STREET_SUFFIXES = ["St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Ct", "Way", "Pl", "Terrace"]
-CITIES = [("Springfield", "IL", "627"), ("Columbus", "OH", "432"), ("Austin", "TX", "787"), ("Portland", "OR", "972"),
-          ("Madison", "WI", "537"), ("Raleigh", "NC", "276"), ("Denver", "CO", "802"), ("Boise", "ID", "837"),
-          ("Richmond", "VA", "232"), ("Albany", "NY", "122"), ("Tucson", "AZ", "857"), ("Worcester", "MA", "016"),
-          ("Omaha", "NE", "681"), ("Fresno", "CA", "937"), ("Tampa", "FL", "336"), ("Burlington", "VT", "054"),
-          ("Cheyenne", "WY", "820"), ("Fargo", "ND", "581"), ("Savannah", "GA", "314"), ("Spokane", "WA", "992")]
+CITIES = [
+    ("Springfield", "IL", "627"),
+    ("Columbus", "OH", "432"),
+    ("Austin", "TX", "787"),
+    ("Portland", "OR", "972"),
+    ("Madison", "WI", "537"),
+    ("Raleigh", "NC", "276"),
+    ("Denver", "CO", "802"),
+    ("Boise", "ID", "837"),
+    ("Richmond", "VA", "232"),
+    ("Albany", "NY", "122"),
+    ("Tucson", "AZ", "857"),
+    ("Worcester", "MA", "016"),
+    ("Omaha", "NE", "681"),
+    ("Fresno", "CA", "937"),
+    ("Tampa", "FL", "336"),
+    ("Burlington", "VT", "054"),
+    ("Cheyenne", "WY", "820"),
+    ("Fargo", "ND", "581"),
+    ("Savannah", "GA", "314"),
+    ("Spokane", "WA", "992"),
+]
 EMAIL_DOMAINS = ["gmail.com", "yahoo.com", "outlook.com", "icloud.com", "aol.com", "proton.me", "comcast.net"]

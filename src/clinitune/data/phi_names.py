@@ -15,6 +15,9 @@ Three signals, combined:
 Eponyms and drug names are not names here: a capitalized word before a clinical noun ("Parkinson's
 disease", "Apgar score", "Kelly clamp") or on the brand-drug and lab-eponym lists is left alone.
 ALL-CAPS text is judged word by word in title case; lowercase text only after a cue.
+
+Longer than 400 lines because of its word lists (clinical nouns, eponyms, brand drugs, cue words),
+which the rules above read; they are tables, one category each.
 """
 
 from __future__ import annotations
@@ -78,61 +81,95 @@ WEAK_CUES = re.compile(
 )
 # Nouns that make the capitalized word before them an eponym, not a person.
 EPONYM_NOUNS = set(
-    """disease diseases syndrome syndromes sign signs score scores scale scales palsy lymphoma lymphomas test tests cycle
-reflex reflexes maneuver manoeuvre procedure operation catheter catheters tube splint clamp forceps criteria criterion classification
-staging stage nodule node nodes phenomenon triad law equation formula index fracture ulcer tumor tumour sarcoma anemia anaemia disorder
-murmur duct canal gland glands cell cells body bodies space ring line lines position incision repair fundoplication method rule coma
-blood hernia cyst aneurysm deformity contracture neuroma neuralgia pouch diverticulum esophagus oesophagus phenomenon effect
-technique approach shunt valve prosthesis needle retractor speculum stain agar solution regimen protocol block test's ward unit
+    """disease diseases syndrome syndromes sign signs score scores scale scales palsy lymphoma lymphomas test tests
+cycle
+reflex reflexes maneuver manoeuvre procedure operation catheter catheters tube splint clamp forceps criteria criterion
+classification
+staging stage nodule node nodes phenomenon triad law equation formula index fracture ulcer tumor tumour sarcoma anemia
+anaemia disorder
+murmur duct canal gland glands cell cells body bodies space ring line lines position incision repair fundoplication
+method rule coma
+blood hernia cyst aneurysm deformity contracture neuroma neuralgia pouch diverticulum esophagus oesophagus phenomenon
+effect
+technique approach shunt valve prosthesis needle retractor speculum stain agar solution regimen protocol block test's
+ward unit
 staging criteria questionnaire inventory assessment classification grade grading system lens loupe bag mask hypothesis
-distribution correlation coefficient regression estimator curve plot analysis exact rank ratio sounds sound lesions lesion spots
-spot class breathing respirations respiration rosettes rods tear tears pattern reaction chart grid plates thickness level status
-pulse pulses nystagmus contraction contractions membrane membranes fibers fibres granules granulation sinus artery vein nerve
+distribution correlation coefficient regression estimator curve plot analysis exact rank ratio sounds sound lesions
+lesion spots
+spot class breathing respirations respiration rosettes rods tear tears pattern reaction chart grid plates thickness
+level status
+pulse pulses nystagmus contraction contractions membrane membranes fibers fibres granules granulation sinus artery vein
+nerve
 muscle muscles ligament tendon bursa area zone point points examination exam study cohort trial""".split()
 )
 # Eponyms and product names that stand alone: never a person here.
 ALLOW = set(
-    """apgar glasgow braden morse wells framingham ranson child pugh meld friedewald cockcroft gault mdrd ckd epi westergren wright
-gram ziehl neelsen papanicolaou pap snellen rinne weber romberg babinski kernig brudzinski murphy mcburney rovsing homans trendelenburg
-valsalva heimlich foley holter swan ganz whipple nissen hartmann billroth roux kocher pfannenstiel mallory weiss barrett crohn
-hashimoto graves addison cushing conn raynaud sjogren sjögren kaposi hodgkin parkinson alzheimer huntington tourette asperger down
-turner klinefelter marfan ehlers danlos guillain barre barré bell bells kawasaki wilms ewing burkitt hirschsprung meckel reye lyme
-epstein barr coxsackie kaplan meier cox student fisher pearson spearman wilcoxon mann whitney kruskal wallis bonferroni tukey chi
-bayes poisson gauss gaussian likert bland altman youden mcnemar cohen kappa cronbach fleiss levene shapiro wilk kolmogorov smirnov
-lasix coumadin eliquis xarelto pradaxa plavix lipitor crestor zocor zetia norvasc toprol lopressor coreg lisinopril zestril prinivil
-vasotec diovan cozaar benicar micardis hydrodiuril aldactone bumex demadex synthroid levoxyl glucophage januvia jardiance farxiga
-invokana trulicity ozempic wegovy mounjaro victoza lantus levemir tresiba humalog novolog humulin novolin basaglar toujeo actos
-amaryl glucotrol prilosec nexium protonix pepcid zantac prevacid tums maalox mylanta miralax colace senokot dulcolax imodium zofran
-phenergan reglan compazine tylenol advil motrin aleve aspirin bayer excedrin ultram norco vicodin percocet oxycontin dilaudid
-neurontin lyrica cymbalta effexor zoloft prozac paxil lexapro celexa wellbutrin remeron trazodone desyrel ambien lunesta xanax
-ativan klonopin valium buspar seroquel zyprexa risperdal abilify haldol lithobid depakote lamictal keppra dilantin tegretol topamax
-adderall ritalin concerta vyvanse strattera aricept namenda sinemet requip mirapex flomax proscar avodart cialis viagra detrol
-ditropan myrbetriq vesicare singulair advair symbicort spiriva proair ventolin xopenex flovent pulmicort qvar breo trelegy anoro
-incruse dulera zyrtec claritin allegra benadryl flonase nasonex prednisone medrol decadron solumedrol augmentin amoxil keflex
-cipro levaquin bactrim zithromax zpak doxycycline vibramycin flagyl macrobid diflucan valtrex tamiflu paxlovid humira enbrel
-remicade stelara otezla xeljanz rinvoq dupixent prolia fosamax boniva evista premarin estrace provera depo nuvaring mirena
-epipen narcan suboxone vivitrol chantix nicorette keytruda opdivo herceptin avastin rituxan gleevec revlimid tamoxifen arimidex
+    """apgar glasgow braden morse wells framingham ranson child pugh meld friedewald cockcroft gault mdrd ckd epi
+westergren wright
+gram ziehl neelsen papanicolaou pap snellen rinne weber romberg babinski kernig brudzinski murphy mcburney rovsing
+homans trendelenburg
+valsalva heimlich foley holter swan ganz whipple nissen hartmann billroth roux kocher pfannenstiel mallory weiss barrett
+crohn
+hashimoto graves addison cushing conn raynaud sjogren sjögren kaposi hodgkin parkinson alzheimer huntington tourette
+asperger down
+turner klinefelter marfan ehlers danlos guillain barre barré bell bells kawasaki wilms ewing burkitt hirschsprung
+meckel reye lyme
+epstein barr coxsackie kaplan meier cox student fisher pearson spearman wilcoxon mann whitney kruskal wallis bonferroni
+tukey chi
+bayes poisson gauss gaussian likert bland altman youden mcnemar cohen kappa cronbach fleiss levene shapiro wilk
+kolmogorov smirnov
+lasix coumadin eliquis xarelto pradaxa plavix lipitor crestor zocor zetia norvasc toprol lopressor coreg lisinopril
+zestril prinivil
+vasotec diovan cozaar benicar micardis hydrodiuril aldactone bumex demadex synthroid levoxyl glucophage januvia
+jardiance farxiga
+invokana trulicity ozempic wegovy mounjaro victoza lantus levemir tresiba humalog novolog humulin novolin basaglar
+toujeo actos
+amaryl glucotrol prilosec nexium protonix pepcid zantac prevacid tums maalox mylanta miralax colace senokot dulcolax
+imodium zofran
+phenergan reglan compazine tylenol advil motrin aleve aspirin bayer excedrin ultram norco vicodin percocet oxycontin
+dilaudid
+neurontin lyrica cymbalta effexor zoloft prozac paxil lexapro celexa wellbutrin remeron trazodone desyrel ambien lunesta
+xanax
+ativan klonopin valium buspar seroquel zyprexa risperdal abilify haldol lithobid depakote lamictal keppra dilantin
+tegretol topamax
+adderall ritalin concerta vyvanse strattera aricept namenda sinemet requip mirapex flomax proscar avodart cialis viagra
+detrol
+ditropan myrbetriq vesicare singulair advair symbicort spiriva proair ventolin xopenex flovent pulmicort qvar breo
+trelegy anoro
+incruse dulera zyrtec claritin allegra benadryl flonase nasonex prednisone medrol decadron solumedrol augmentin amoxil
+keflex
+cipro levaquin bactrim zithromax zpak doxycycline vibramycin flagyl macrobid diflucan valtrex tamiflu paxlovid humira
+enbrel
+remicade stelara otezla xeljanz rinvoq dupixent prolia fosamax boniva evista premarin estrace provera depo nuvaring
+mirena
+epipen narcan suboxone vivitrol chantix nicorette keytruda opdivo herceptin avastin rituxan gleevec revlimid tamoxifen
+arimidex
 femara xgeva neulasta procrit epogen aranesp heparin lovenox warfarin kcentra praxbind andexxa tpa activase tnkase
 zosyn unasyn rocephin toradol precedex levophed vancocin zyvox cubicin tygacil merrem invanz maxipime fortaz claforan
 ancef kefzol cleocin diflucan cancidas ambisome versed diprivan sublimaze duragesic fentora demerol roxanol
 ofirmev caldolor celebrex mobic naprosyn indocin voltaren robaxin flexeril skelaxin zanaflex lioresal
-cardizem calan isoptin lanoxin cordarone pacerone multaq tikosyn betapace rythmol nitrostat imdur isordil ranexa brilinta
+cardizem calan isoptin lanoxin cordarone pacerone multaq tikosyn betapace rythmol nitrostat imdur isordil ranexa
+brilinta
 effient aggrenox pletal trental entresto inspra corlanor lotensin altace accupril monopril mavik atacand avapro
 tekturna catapres minipress hytrin cardura apresoline loniten bystolic tenormin inderal zebeta sectral zestoretic
-hyzaar lotrel exforge tribenzor azor caduet vytorin welchol tricor trilipix lopid niaspan lovaza vascepa praluent repatha
+hyzaar lotrel exforge tribenzor azor caduet vytorin welchol tricor trilipix lopid niaspan lovaza vascepa praluent
+repatha
 leqvio nexletol cimzia simponi orencia actemra kevzara kineret ilaris benlysta saphnelo lupkynis plaquenil arava
-imuran cellcept prograf rapamune neoral sandimmune otrexup rasuvo trexall tecfidera gilenya aubagio ocrevus tysabri copaxone
+imuran cellcept prograf rapamune neoral sandimmune otrexup rasuvo trexall tecfidera gilenya aubagio ocrevus tysabri
+copaxone
 avonex rebif betaseron kesimpta mayzent zeposia vumerity botox dysport xeomin aimovig ajovy emgality nurtec ubrelvy
 imitrex maxalt zomig relpax fioricet trokendi qudexy vimpat briviact aptiom fycompa oxtellar banzel onfi sabril
 xcopri gralise horizant savella elavil pamelor sinequan tofranil anafranil luvox trintellix viibryd fetzima pristiq
-spravato auvelity latuda rexulti vraylar caplyta geodon invega saphris fanapt clozaril versacloz lybalvi nuplazid ingrezza
+spravato auvelity latuda rexulti vraylar caplyta geodon invega saphris fanapt clozaril versacloz lybalvi nuplazid
+ingrezza
 austedo xenazine namzaric exelon razadyne leqembi aduhelm kisunla rytary stalevo comtan tasmar azilect xadago nourianz
 neupro gocovri osmolex symmetrel cogentin artane northera florinef proamatine kayexalate veltassa lokelma
 renvela phoslo fosrenol velphoro auryxia sensipar parsabiv zemplar hectorol calcijex rocaltrol drisdol
 feraheme venofer injectafer infed ferrlecit retacrit mircera reblozyl
 walgreens cvs walmart costco kroger publix safeway wegmens rite aid optum express scripts caremark humana aetna cigna
 anthem kaiser permanente bluecross blueshield
-gatorade pedialyte ensure boost glucerna medicare medicaid tricare cobra hipaa ehr emr epic cerner meditech athena allscripts
+gatorade pedialyte ensure boost glucerna medicare medicaid tricare cobra hipaa ehr emr epic cerner meditech athena
+allscripts
 loinc snomed rxnorm icd cpt hcpcs fhir hl7 dicom""".split()
 )
 PARTICLES = {
@@ -166,23 +203,43 @@ PARTICLES = {
 # Capitalized words that begin sentences or headings and are never a person in this role.
 NEVER = set(
     """i a an the this that these those he she it they we you his her their our my your patient patients pt name names
-mr mrs ms dr prof note notes plan assessment history hpi ros exam impression diagnosis diagnoses medications medication allergies
-allergy labs lab vitals vital signs follow followup discharge admission admitted summary chief complaint complaints review
+mr mrs ms dr prof note notes plan assessment history hpi ros exam impression diagnosis diagnoses medications medication
+allergies
+allergy labs lab vitals vital signs follow followup discharge admission admitted summary chief complaint complaints
+review
 monday tuesday wednesday thursday friday saturday sunday feb mar apr jun jul aug sep sept oct nov dec
 today yesterday tomorrow morning evening night
-cardiology neurology oncology hematology radiology surgery urology nephrology pulmonology gastroenterology dermatology psychiatry
-pediatrics obstetrics gynecology orthopedics ortho podiatry optometry ophthalmology audiology pharmacy nutrition dietary hospice
+cardiology neurology oncology hematology radiology surgery urology nephrology pulmonology gastroenterology dermatology
+psychiatry
+pediatrics obstetrics gynecology orthopedics ortho podiatry optometry ophthalmology audiology pharmacy nutrition dietary
+hospice
 palliative rehab rehabilitation social work case management triage ems icu ed er pacu nicu picu ent gi
 practitioner practitioners colleague colleagues team staff desk front office
-dear hi hello thanks thank sincerely regards best cheers signed attending resident nurse physician provider doctor contact
-mother father son daughter wife husband spouse partner brother sister guardian caregiver case presentation subjective objective
-please per will can could should would may might must also no yes not none negative positive normal abnormal left right bilateral
-street avenue road hospital clinic center centre medical university department ward unit room floor service team emergency
+dear hi hello thanks thank sincerely regards best cheers signed attending resident nurse physician provider doctor
+contact
+mother father son daughter wife husband spouse partner brother sister guardian caregiver case presentation subjective
+objective
+please per will can could should would may might must also no yes not none negative positive normal abnormal left right
+bilateral
+street avenue road hospital clinic center centre medical university department ward unit room floor service team
+emergency
 and or but if when while after before during since until with without from into onto upon of on in at by for to as
 total white black red blue green gray grey brown""".split()
 )
-MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
-               "december")
+MONTH_NAMES = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
 MONTHS = set(MONTH_NAMES) | {"jan"}
 TOKEN = re.compile(r"[^\W\d_][\w'’.-]*|\d[\w./:-]*|[^\w\s]")
 AGE_FRAME = re.compile(
@@ -293,14 +350,15 @@ def ner():
         raise ClinituneError(
             f"the PHI screen needs the spaCy model package {NER_PACKAGE!r}; reinstall clinitune (make setup)"
         )
-    import spacy
+    import spacy  # here, not at the top: loading spaCy costs a second that only a screen that runs should pay
 
     return spacy.load(NER_PACKAGE, exclude=["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"])
 
 
 @functools.lru_cache(maxsize=1 << 18)
 def _word_class(w: str) -> str:
-    """clinical, eponym, ordinary, both (a word and a name: Mark, Grace, Kelly), or name (listed capitalized, or unknown)."""
+    """clinical, eponym, ordinary, both (a word and a name: Mark, Grace, Kelly), or name (listed capitalized, or
+    unknown)."""
     v = vocab()
     k = w.lower().strip(".'’").replace("’", "'")
     k = k[:-2] if k.endswith("'s") else k
@@ -394,7 +452,8 @@ def rule_spans(text: str) -> list[Span]:
         toks = _trim(text, tokens[i:j])
         titled = bool(toks) and _title_before(text[: toks[0].start()])
         if not toks or (not titled and any(t.group(0).lower() in EPONYM_NOUNS for t in toks)):
-            continue  # "Edinburgh Postnatal Depression Scale": the eponym noun is inside the run ("Mrs. Ring" is a person)
+            # "Edinburgh Postnatal Depression Scale": the eponym noun is inside the run ("Mrs. Ring" is a person)
+            continue
         if any(any(c.isdigit() for c in t.group(0)) for t in toks):
             continue  # SpO2, HbA1c: measurements, not people
         start, end = toks[0].start(), toks[-1].end()

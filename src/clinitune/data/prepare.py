@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 import os
+import random
 import re
 import shutil
 import tempfile
@@ -24,9 +24,12 @@ from tqdm import tqdm
 from .. import __version__
 from ..errors import ClinituneError
 from . import phi, quality, sources, surrogates
+from .coherence import check_record
+from .db import masked_url
+from .deid import deidentify
 from .example import Example, ExampleError, carried_keys, json_lines
 from .example import parse as parse_example
-from .deid import deidentify
+from .sources import nested_patient
 from .split import SPLITS, split
 from .tasks import PATIENT_TASKS, TASKS, SqlStats, codebook, example, knowledge, text_to_sql
 
@@ -53,17 +56,22 @@ def _jsonl(rows: list[dict]) -> str:
 
 # ------------------------------------------------------------------ augmentation
 
-REPHRASE = [("Generate a", "Create a"), ("Create a", "Generate a"), ("What ICD-10 code represents", "Which ICD-10 code describes"),
-            ("What is the ICD-10-CM code for", "Give the ICD-10-CM code for"), ("What does ICD-10-CM code", "What does the ICD-10-CM code"),
-            ("Validate this patient record", "Review this patient record"), ("Extract the", "Pull out the"), ("Convert this", "Turn this")]
+REPHRASE = [
+    ("Generate a", "Create a"),
+    ("Create a", "Generate a"),
+    ("What ICD-10 code represents", "Which ICD-10 code describes"),
+    ("What is the ICD-10-CM code for", "Give the ICD-10-CM code for"),
+    ("What does ICD-10-CM code", "What does the ICD-10-CM code"),
+    ("Validate this patient record", "Review this patient record"),
+    ("Extract the", "Pull out the"),
+    ("Convert this", "Turn this"),
+]
 AGE_RE = re.compile(r"\b(\d{1,2})-year-old\b")
 
 
 def augment(examples: list[Example], seed: int) -> list[Example]:
-    """The spec's augmentation: a rephrased instruction, and for records a shifted age. Same group, so never across splits."""
-    from .coherence import check_record
-    from .sources import _nested_patient
-
+    """The spec's augmentation: a rephrased instruction, and for records a shifted age. Same group, so never
+    across splits."""
     out = []
     for ex in examples:
         if ex.shape != "instruction":
@@ -71,7 +79,7 @@ def augment(examples: list[Example], seed: int) -> list[Example]:
         rng = random.Random(f"{seed}:augment:{ex.id}")
         for old, new in REPHRASE:
             if ex.instruction.startswith(old):
-                made = example(ex.task, ex.group, new + ex.instruction[len(old):], ex.reply, ex.input)
+                made = example(ex.task, ex.group, new + ex.instruction[len(old) :], ex.reply, ex.input)
                 out.append(replace(made, augmented=True))
                 break
         m = AGE_RE.search(ex.instruction)
@@ -80,7 +88,7 @@ def augment(examples: list[Example], seed: int) -> list[Example]:
             age = int(m.group(1)) + rng.choice((-3, -2, -1, 1, 2, 3))
             if isinstance(rec.get("age"), int) and 18 <= age <= 89:
                 rec["age"] = age
-                if not check_record(_nested_patient(rec)):  # the new age must still fit every diagnosis
+                if not check_record(nested_patient(rec)):  # the new age must still fit every diagnosis
                     instr = AGE_RE.sub(f"{age}-year-old", ex.instruction, count=1)
                     made = example(ex.task, ex.group, instr, json.dumps(rec, ensure_ascii=False), ex.input)
                     out.append(replace(made, augmented=True))
@@ -90,7 +98,9 @@ def augment(examples: list[Example], seed: int) -> list[Example]:
 # ------------------------------------------------------------------ pipeline
 
 
-def build_examples(loaded_records, tasks: list[str], seed: int, stats: SqlStats | None, counts: Counter, progress: bool):
+def build_examples(
+    loaded_records, tasks: list[str], seed: int, stats: SqlStats | None, counts: Counter, progress: bool
+):
     """Yield (example, extra names to screen for) for each patient-derived example."""
     salt = f"clinitune:{seed}"
     for p in tqdm(loaded_records, desc="build", unit="patient", disable=not progress):
@@ -135,7 +145,7 @@ def _read_source(source: str, db: str | None, path, group_by: str | None, skip_i
     if source == "database":
         if not db:
             raise ClinituneError("--source database needs --db URL (e.g. sqlite:///data/clinic.db)")
-        return sources.iter_database(db), [], {"kind": "database", "url": _masked(db)}, []
+        return sources.iter_database(db), [], {"kind": "database", "url": masked_url(db)}, []
     loaded = sources.load(source, path=path, group_by=group_by)
     sources.check_rejects(loaded, skip_invalid, label=str(path))
     counts["items_in"] = loaded.items_in
@@ -164,17 +174,33 @@ def apply_phi_action(examples: list[Example], hits: list[list[phi.Hit]], action:
     if action == "fail" and stats["examples_flagged"]:
         kinds = ", ".join(f"{t} {n}" for t, n in sorted(stats["examples_by_type"].items()))
         first = next(f"{ex.id} ({found[0].where}: {found[0].type})" for ex, found in zip(examples, hits) if found)
-        raise ClinituneError(f"PHI found in {stats['examples_flagged']} example(s) ({kinds}); first: {first}. Nothing was written. "
-                             "Remove the identifiers, or run with --phi-action quarantine or --phi-action redact")
+        raise ClinituneError(
+            f"PHI found in {stats['examples_flagged']} example(s) ({kinds}); first: {first}. Nothing was written. "
+            "Remove the identifiers, or run with --phi-action quarantine or --phi-action redact"
+        )
     stats["hits_by_type"] = dict(sorted(stats["hits_by_type"].items()))
     stats["examples_by_type"] = dict(sorted(stats["examples_by_type"].items()))
     return kept, quarantine, stats
 
 
-def prepare(*, source: str, db: str | None, path: str | Path | None, out: Path, tasks: list[str], seed: int,
-            max_examples: int | None = None, do_augment: bool = False, skip_invalid: bool = False,
-            progress: bool = True, limits: quality.Limits = quality.Limits(), canaries: int = 0,
-            use_codebook: bool | None = None, phi_action: str = "quarantine", group_by: str | None = None) -> dict:
+def prepare(
+    *,
+    source: str,
+    db: str | None,
+    path: str | Path | None,
+    out: Path,
+    tasks: list[str],
+    seed: int,
+    max_examples: int | None = None,
+    do_augment: bool = False,
+    skip_invalid: bool = False,
+    progress: bool = True,
+    limits: quality.Limits = quality.Limits(),
+    canaries: int = 0,
+    use_codebook: bool | None = None,
+    phi_action: str = "quarantine",
+    group_by: str | None = None,
+) -> dict:
     if phi_action not in PHI_ACTIONS:
         raise ClinituneError(f"--phi-action {phi_action!r}: expected one of {', '.join(PHI_ACTIONS)}")
     if out.exists() and not out.is_dir():
@@ -198,7 +224,10 @@ def prepare(*, source: str, db: str | None, path: str | Path | None, out: Path, 
         candidates.extend((ex, ()) for ex in knowledge(random.Random(f"{seed}:knowledge")))
     if stats is not None:
         # One question per two patients keeps the task mix balanced; the DB offers far more.
-        candidates.extend((ex, ()) for ex in text_to_sql(stats, db, random.Random(f"{seed}:sql"), limit=max(40, counts["records"] // 2)))
+        candidates.extend(
+            (ex, ())
+            for ex in text_to_sql(stats, db, random.Random(f"{seed}:sql"), limit=max(40, counts["records"] // 2))
+        )
     counts["examples_built"] = len(candidates)
     carried = Counter(k for ex, _ in candidates for k in carried_keys(ex))
 
@@ -237,16 +266,29 @@ def prepare(*, source: str, db: str | None, path: str | Path | None, out: Path, 
         files["canaries.json"] = json.dumps(canary_spec, indent=2) + "\n"
     per_split = {s: dict(sorted(Counter(e.task for e in parts[s]).items())) for s in SPLITS}
     manifest = {
-        "tool": "clinitune", "tool_version": __version__, "seed": seed, "source": source_desc, "tasks": tasks,
-        "augment": do_augment, "max_examples": max_examples, "codebook": use_codebook, "group_by": group_by,
-        "limits": {"min_instruction": limits.min_instruction, "min_output": limits.min_output, "max_output": limits.max_output},
+        "tool": "clinitune",
+        "tool_version": __version__,
+        "seed": seed,
+        "source": source_desc,
+        "tasks": tasks,
+        "augment": do_augment,
+        "max_examples": max_examples,
+        "codebook": use_codebook,
+        "group_by": group_by,
+        "limits": {
+            "min_instruction": limits.min_instruction,
+            "min_output": limits.min_output,
+            "max_output": limits.max_output,
+        },
         "counts": {**dict(counts), "per_split": per_split, "total": {s: len(parts[s]) for s in SPLITS}},
         "balance": quality.balance([e for s in SPLITS for e in parts[s]]),
         "phi": {**phi_stats, "screen": phi.describe()},
         "phi_findings_by_type": phi_stats["examples_by_type"],
         "carried_fields": dict(sorted(carried.items())),  # screened, never written to the splits
-        "files": {name: {"sha256": hashlib.sha256(text.encode()).hexdigest(), "lines": text.count("\n")}
-                  for name, text in sorted(files.items())},
+        "files": {
+            name: {"sha256": hashlib.sha256(text.encode()).hexdigest(), "lines": text.count("\n")}
+            for name, text in sorted(files.items())
+        },
     }
     files["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
     files["report.md"] = report(manifest)
@@ -273,19 +315,32 @@ def write_dataset(out: Path, files: dict[str, str]) -> None:
         raise
 
 
-def _masked(url: str) -> str:
-    from .db import _masked as mask
-
-    return mask(url)
-
-
 def report(m: dict) -> str:
     c = m["counts"]
-    lines = ["# clinitune prepare report", "", f"- tool version: {m['tool_version']}", f"- seed: {m['seed']}",
-             f"- source: {json.dumps(m['source'])}", f"- tasks: {', '.join(m['tasks'])}", "",
-             "## Counts", "", "| step | count |", "|---|---|"]
-    for k in ("records", "items_in", "items_rejected", "examples_built", "invalid", "duplicates_exact", "duplicates_near", "quarantined",
-              "redacted"):
+    lines = [
+        "# clinitune prepare report",
+        "",
+        f"- tool version: {m['tool_version']}",
+        f"- seed: {m['seed']}",
+        f"- source: {json.dumps(m['source'])}",
+        f"- tasks: {', '.join(m['tasks'])}",
+        "",
+        "## Counts",
+        "",
+        "| step | count |",
+        "|---|---|",
+    ]
+    for k in (
+        "records",
+        "items_in",
+        "items_rejected",
+        "examples_built",
+        "invalid",
+        "duplicates_exact",
+        "duplicates_near",
+        "quarantined",
+        "redacted",
+    ):
         if c.get(k) is not None:
             lines.append(f"| {k} | {c[k]} |")
     lines += ["", "## Examples per task and split", "", "| task | train | eval | test |", "|---|---|---|---|"]
@@ -293,9 +348,16 @@ def report(m: dict) -> str:
     for t in tasks:
         lines.append(f"| {t} | " + " | ".join(str(c["per_split"][s].get(t, 0)) for s in SPLITS) + " |")
     lines.append("| **total** | " + " | ".join(str(c["total"][s]) for s in SPLITS) + " |")
-    lines += ["", f"## PHI findings (action: {m['phi']['action']}; examples and identifiers, by type)", "",
-              "| type | examples | identifiers |", "|---|---|---|"]
-    lines += [f"| {t} | {n} | {m['phi']['hits_by_type'].get(t, 0)} |" for t, n in m["phi"]["examples_by_type"].items()] or ["| none | 0 | 0 |"]
+    lines += [
+        "",
+        f"## PHI findings (action: {m['phi']['action']}; examples and identifiers, by type)",
+        "",
+        "| type | examples | identifiers |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {t} | {n} | {m['phi']['hits_by_type'].get(t, 0)} |" for t, n in m["phi"]["examples_by_type"].items()
+    ] or ["| none | 0 | 0 |"]
     lines += ["", "## Files", "", "| file | lines | sha256 |", "|---|---|---|"]
     lines += [f"| {f} | {v['lines']} | `{v['sha256']}` |" for f, v in m["files"].items()]
     return "\n".join(lines) + "\n"
@@ -330,6 +392,7 @@ def validate_file(path: Path, limits: quality.Limits = quality.Limits()) -> dict
     hits = phi.screen_examples([ex for _, ex in parsed], progress=False)
     for (n, _), found in zip(parsed, hits):
         if found:
-            result["phi"].append({"line": n, "types": sorted({h.type for h in found}),
-                                  "where": sorted({h.where for h in found})})
+            result["phi"].append(
+                {"line": n, "types": sorted({h.type for h in found}), "where": sorted({h.where for h in found})}
+            )
     return result

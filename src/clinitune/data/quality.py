@@ -17,7 +17,7 @@ from .tasks import JSON_TASKS
 
 @dataclass(frozen=True)
 class Limits:
-    min_instruction: int = 10  # exclusive, as the seed writes it: len > 10
+    min_instruction: int = 10  # exclusive, as the spec writes it: len > 10
     min_output: int = 10
     max_output: int = 2048  # exclusive: len < 2048
 

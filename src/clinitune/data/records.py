@@ -104,7 +104,13 @@ class Patient:
         return asdict(self)
 
 
-NESTED = {"encounters": Encounter, "conditions": ConditionFact, "medications": Medication, "allergies": Allergy, "observations": Observation}
+NESTED = {
+    "encounters": Encounter,
+    "conditions": ConditionFact,
+    "medications": Medication,
+    "allergies": Allergy,
+    "observations": Observation,
+}
 PATIENT_COLUMNS = [f.name for f in fields(Patient) if f.name not in NESTED and f.name != "age"]
 
 

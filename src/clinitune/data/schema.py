@@ -12,7 +12,8 @@ def _fk(table: str) -> Column:
 
 
 patients = Table(
-    "patients", metadata,
+    "patients",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("mrn", String(16), unique=True, nullable=False),
     Column("first_name", String(64), nullable=False),
@@ -29,14 +30,16 @@ patients = Table(
     Column("insurance_member_id", String(32)),
 )
 encounters = Table(
-    "encounters", metadata,
+    "encounters",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     _fk("patients"),
     Column("date", Date, nullable=False),
     Column("type", String(32), nullable=False),
 )
 conditions = Table(
-    "conditions", metadata,
+    "conditions",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     _fk("patients"),
     Column("encounter_id", Integer, ForeignKey("encounters.id")),
@@ -47,7 +50,8 @@ conditions = Table(
     Column("system", String(32), nullable=False),
 )
 medications = Table(
-    "medications", metadata,
+    "medications",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     _fk("patients"),
     Column("encounter_id", Integer, ForeignKey("encounters.id")),
@@ -59,7 +63,8 @@ medications = Table(
     Column("start_date", Date),
 )
 allergies = Table(
-    "allergies", metadata,
+    "allergies",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     _fk("patients"),
     Column("substance", String(64), nullable=False),
@@ -68,7 +73,8 @@ allergies = Table(
     Column("severity", String(16), nullable=False),
 )
 observations = Table(
-    "observations", metadata,
+    "observations",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     _fk("patients"),
     Column("encounter_id", Integer, ForeignKey("encounters.id")),
@@ -82,5 +88,10 @@ observations = Table(
     Column("flag", String(1)),
     Column("category", String(16), nullable=False),
 )
-FACT_TABLES = {"encounters": encounters, "conditions": conditions, "medications": medications,
-               "allergies": allergies, "observations": observations}
+FACT_TABLES = {
+    "encounters": encounters,
+    "conditions": conditions,
+    "medications": medications,
+    "allergies": allergies,
+    "observations": observations,
+}

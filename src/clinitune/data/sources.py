@@ -3,6 +3,9 @@
 Every source yields patient records (`Patient`) or ready instruction examples (dicts with
 instruction/input/output or chat messages). Bad items become `Reject`s naming the file and the
 line, row or bundle entry; nothing is dropped silently.
+
+Longer than 400 lines because it holds one reader per source format (database, CSV, JSON, JSONL,
+FHIR) and the CSV and FHIR exporters that mirror them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy import Date, Float, Integer, select
+from tqdm import tqdm
 
 from ..errors import ClinituneError
 from ..paths import atomic_write_text
@@ -25,6 +30,7 @@ from .example import Example, ExampleError, json_lines, shape_of
 from .example import parse as parse_example
 from .fhir import MODELED, FhirError, resources_to_patient, to_bundle
 from .records import NESTED, Allergy, ConditionFact, Medication, Observation, Patient
+from .synth import patient_rows
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +113,25 @@ def _read_flat_csv(directory: Path, out: Loaded) -> None:
     for name, table in TABLES.items():
         path = directory / f"{name}.csv"
         if not path.is_file():
-            out.rejects.append(Reject(str(path), "file", "missing; the flat export has one CSV per table: " + ", ".join(f"{t}.csv" for t in TABLES)))
+            out.rejects.append(
+                Reject(
+                    str(path),
+                    "file",
+                    "missing; the flat export has one CSV per table: " + ", ".join(f"{t}.csv" for t in TABLES),
+                )
+            )
             continue
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             missing = [c for c in table.c.keys() if c not in (reader.fieldnames or [])]
             if missing:
-                out.rejects.append(Reject(str(path), "header", f"missing column(s) {', '.join(missing)}; expected {', '.join(table.c.keys())}"))
+                out.rejects.append(
+                    Reject(
+                        str(path),
+                        "header",
+                        f"missing column(s) {', '.join(missing)}; expected {', '.join(table.c.keys())}",
+                    )
+                )
                 continue
             for line, row in enumerate(reader, 2):
                 try:
@@ -124,7 +142,9 @@ def _read_flat_csv(directory: Path, out: Loaded) -> None:
                 if name == "patients":
                     patients[values["id"]] = Patient(**values)
                 elif values["patient_id"] not in patients:
-                    out.rejects.append(Reject(str(path), f"line {line}", f"patient_id {values['patient_id']} is not in patients.csv"))
+                    out.rejects.append(
+                        Reject(str(path), f"line {line}", f"patient_id {values['patient_id']} is not in patients.csv")
+                    )
                 else:
                     getattr(patients[values["patient_id"]], name).append(_row_to_fact(name, values))
     out.records.extend(patients[k] for k in sorted(patients))
@@ -136,7 +156,14 @@ def _read_instruction_csv(path: Path, out: Loaded, group_by: str | None = None) 
         cols = reader.fieldnames or []
         missing = [c for c in ("instruction", "output") if c not in cols]
         if missing:
-            out.rejects.append(Reject(str(path), "header", f"missing column(s) {', '.join(missing)}; an instruction CSV has instruction,output or instruction,input,output"))
+            out.rejects.append(
+                Reject(
+                    str(path),
+                    "header",
+                    f"missing column(s) {', '.join(missing)}; an instruction CSV has instruction,output or "
+                    f"instruction,input,output",
+                )
+            )
             return
         for line, row in enumerate(reader, 2):
             _add_object({k: v or "" for k, v in row.items() if k is not None}, str(path), f"line {line}", out, group_by)
@@ -154,7 +181,7 @@ def read_csv(path: Path, out: Loaded, group_by: str | None = None) -> None:
 # ------------------------------------------------------------------ json / jsonl
 
 
-def _nested_patient(obj: dict) -> Patient:
+def nested_patient(obj: dict) -> Patient:
     """The spec's nested patient JSON: demographics + diagnoses, medications, allergies, lab_results."""
     demo = obj.get("demographics") or {}
     gender = str(demo.get("gender") or obj.get("gender") or "").lower()
@@ -167,30 +194,59 @@ def _nested_patient(obj: dict) -> Patient:
     if age is not None and (not isinstance(age, int) or not 0 <= age <= 120):
         raise ValueError(f"demographics.age: {age!r}; expected an integer 0-120")
     birth = demo.get("birth_date") or demo.get("date_of_birth")
-    p = Patient(id=obj.get("patient_id", ""), sex=sex, age=age, birth_date=dt.date.fromisoformat(birth) if birth else None,
-                zip=demo.get("zip_code"))
+    p = Patient(
+        id=obj.get("patient_id", ""),
+        sex=sex,
+        age=age,
+        birth_date=dt.date.fromisoformat(birth) if birth else None,
+        zip=demo.get("zip_code"),
+    )
     for i, d in enumerate(obj.get("diagnoses") or [], 1):
         if not isinstance(d, dict) or not d.get("code"):
             raise ValueError(f"diagnoses[{i - 1}]: expected an object with a code")
         onset = d.get("onset_date")
-        p.conditions.append(ConditionFact(i, str(d["code"]).upper(), d.get("description", ""),
-                                          dt.date.fromisoformat(onset) if onset else None))
+        p.conditions.append(
+            ConditionFact(
+                i, str(d["code"]).upper(), d.get("description", ""), dt.date.fromisoformat(onset) if onset else None
+            )
+        )
     for i, m in enumerate(obj.get("medications") or [], 1):
         m = {"name": m} if isinstance(m, str) else m
         drug = m.get("name") or m.get("drug")
         if not drug:
             raise ValueError(f"medications[{i - 1}]: no name")
-        p.medications.append(Medication(i, str(drug).lower(), str(m.get("dose", "")), str(m.get("frequency", "")), m.get("route", "oral")))
+        p.medications.append(
+            Medication(
+                i, str(drug).lower(), str(m.get("dose", "")), str(m.get("frequency", "")), m.get("route", "oral")
+            )
+        )
     for i, a in enumerate(obj.get("allergies") or [], 1):
         a = {"substance": a} if isinstance(a, str) else a
-        p.allergies.append(Allergy(i, a.get("substance") or a.get("name", ""), a.get("category", "medication"),
-                                   a.get("reaction", ""), a.get("severity", "mild")))
+        p.allergies.append(
+            Allergy(
+                i,
+                a.get("substance") or a.get("name", ""),
+                a.get("category", "medication"),
+                a.get("reaction", ""),
+                a.get("severity", "mild"),
+            )
+        )
     for i, lab in enumerate(obj.get("lab_results") or [], 1):
         name = lab.get("test") or lab.get("name") or lab.get("code")
         if name is None or not isinstance(lab.get("value"), (int, float)):
             raise ValueError(f"lab_results[{i - 1}]: expected a test name and a numeric value")
-        p.observations.append(Observation(i, str(lab.get("code", name)), str(name), float(lab["value"]), str(lab.get("unit", "")),
-                                          lab.get("ref_low"), lab.get("ref_high"), lab.get("flag")))
+        p.observations.append(
+            Observation(
+                i,
+                str(lab.get("code", name)),
+                str(name),
+                float(lab["value"]),
+                str(lab.get("unit", "")),
+                lab.get("ref_low"),
+                lab.get("ref_high"),
+                lab.get("flag"),
+            )
+        )
     return p
 
 
@@ -202,14 +258,20 @@ def _add_object(obj, file: str, where: str, out: Loaded, group_by: str | None = 
             out.rejects.append(Reject(file, where, str(exc).removeprefix(f"{file}:{where}: ")))
     elif isinstance(obj, dict) and ("demographics" in obj or "patient_id" in obj):
         try:
-            out.records.append(_nested_patient(obj))
+            out.records.append(nested_patient(obj))
         except (ValueError, TypeError, AttributeError) as exc:
             out.rejects.append(Reject(file, where, str(exc)))
     elif not isinstance(obj, dict):
         out.rejects.append(Reject(file, where, f"expected a JSON object, got {type(obj).__name__}"))
     else:
-        out.rejects.append(Reject(file, where, "unrecognized object: expected an example (instruction/output, prompt/completion, "
-                                               "messages or text) or a patient with demographics"))
+        out.rejects.append(
+            Reject(
+                file,
+                where,
+                "unrecognized object: expected an example (instruction/output, prompt/completion, "
+                "messages or text) or a patient with demographics",
+            )
+        )
 
 
 def read_jsonl(path: Path, out: Loaded, group_by: str | None = None) -> None:
@@ -237,8 +299,6 @@ def read_json(path: Path, out: Loaded, group_by: str | None = None) -> None:
 
 
 def _is_fhir_type(name: str) -> bool:
-    from fhir.resources.R4B import get_fhir_model_class
-
     try:
         get_fhir_model_class(name)
         return True
@@ -253,7 +313,14 @@ def read_fhir_bundle(path: Path, out: Loaded) -> None:
         out.rejects.append(Reject(str(path), f"line {exc.lineno}", f"invalid JSON ({exc.msg})"))
         return
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        out.rejects.append(Reject(str(path), "top level", f"expected a FHIR Bundle, got resourceType {bundle.get('resourceType') if isinstance(bundle, dict) else type(bundle).__name__!r}"))
+        out.rejects.append(
+            Reject(
+                str(path),
+                "top level",
+                f"expected a FHIR Bundle, got resourceType "
+                f"{bundle.get('resourceType') if isinstance(bundle, dict) else type(bundle).__name__!r}",
+            )
+        )
         return
     by_patient: dict[str, list[dict]] = {}
     order: list[str] = []
@@ -265,7 +332,9 @@ def read_fhir_bundle(path: Path, out: Loaded) -> None:
             if kind and _is_fhir_type(kind):
                 out.ignored[kind] = out.ignored.get(kind, 0) + 1
             else:
-                out.rejects.append(Reject(str(path), f"entry {i}", f"unknown resourceType {kind!r}; not a FHIR R4 resource"))
+                out.rejects.append(
+                    Reject(str(path), f"entry {i}", f"unknown resourceType {kind!r}; not a FHIR R4 resource")
+                )
                 bad_entries = True
             continue
         if kind == "Patient":
@@ -285,7 +354,9 @@ def read_fhir_bundle(path: Path, out: Loaded) -> None:
             out.rejects.append(Reject(str(path), f"patient {key} (near entry {entry})", str(exc)))
     orphans = [k for k in by_patient if k not in order]
     if orphans and not bad_entries:
-        out.rejects.append(Reject(str(path), "bundle", f"resources refer to patients not in the bundle: {', '.join(orphans[:3])}"))
+        out.rejects.append(
+            Reject(str(path), "bundle", f"resources refer to patients not in the bundle: {', '.join(orphans[:3])}")
+        )
 
 
 def read_fhir(path: Path, out: Loaded, group_by: str | None = None) -> None:
@@ -323,8 +394,10 @@ def check_rejects(loaded: Loaded, skip_invalid: bool, label: str = "input") -> N
     if loaded.rejects and not skip_invalid:
         shown = "\n  ".join(str(r) for r in loaded.rejects[:50])
         more = f"\n  ... and {len(loaded.rejects) - 50} more" if len(loaded.rejects) > 50 else ""
-        raise ClinituneError(f"{len(loaded.rejects)} invalid item(s) in {label}:\n  {shown}{more}\n"
-                             "Fix them, or pass --skip-invalid to continue and write them to a rejects file.")
+        raise ClinituneError(
+            f"{len(loaded.rejects)} invalid item(s) in {label}:\n  {shown}{more}\n"
+            "Fix them, or pass --skip-invalid to continue and write them to a rejects file."
+        )
 
 
 # ------------------------------------------------------------------ export
@@ -336,10 +409,6 @@ def _csv_value(v):
 
 def export(url: str, fmt: str, out_dir: Path, progress: bool = True) -> int:
     """Write the database at `url` as our flat CSV (one file per table) or one FHIR bundle per patient."""
-    from tqdm import tqdm
-
-    from .synth import patient_rows
-
     out_dir.mkdir(parents=True, exist_ok=True)
     n = 0
     if fmt == "fhir":

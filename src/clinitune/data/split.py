@@ -26,7 +26,9 @@ def _assign(groups: list[str], seed: int, ratios: tuple[float, float, float]) ->
     return out
 
 
-def split(examples: list[Example], seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> dict[str, list[Example]]:
+def split(
+    examples: list[Example], seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> dict[str, list[Example]]:
     """Groups that span tasks (patients) are split together; groups of one task are split within it."""
     tasks_of: dict[str, set] = defaultdict(set)
     for ex in examples:

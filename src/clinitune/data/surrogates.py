@@ -13,8 +13,8 @@ import hashlib
 import re
 
 from . import names
-from .phi_names import MONTH_NAMES
 from .example import Example
+from .phi_names import MONTH_NAMES
 
 TITLE_WORDS = {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sr", "jr", "rn", "md", "np", "pa"}
 # The synthetic database's name lists: a surrogate only has to look like a name, not be a real patient's.

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from . import catalog as cat
 from . import names, schema
 from .db import engine_for
-from .records import (REFERENCE_DATE, Allergy, ConditionFact, Encounter, Medication, Observation, Patient)
+from .records import REFERENCE_DATE, Allergy, ConditionFact, Encounter, Medication, Observation, Patient
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +115,24 @@ def _flag(value: float, low: float | None, high: float | None) -> str | None:
 def _measure(ids, code, value, enc, ref=None) -> Observation:
     m = cat.MEASURES[code]
     low, high = ref if ref is not None else (m.low, m.high)
-    return Observation(ids("observations"), code, m.name, value, m.unit, low, high, _flag(value, low, high), enc.date, enc.id, m.category)
+    return Observation(
+        ids("observations"),
+        code,
+        m.name,
+        value,
+        m.unit,
+        low,
+        high,
+        _flag(value, low, high),
+        enc.date,
+        enc.id,
+        m.category,
+    )
 
 
-def _observations(rng: random.Random, ids, p: Patient, enc: Encounter, codes: list[str], first: bool) -> list[Observation]:
+def _observations(
+    rng: random.Random, ids, p: Patient, enc: Encounter, codes: list[str], first: bool
+) -> list[Observation]:
     u = rng.uniform
     age = p.age_at(enc.date)
     has = lambda *prefixes: cat.has_prefix(codes, prefixes)  # noqa: E731
@@ -134,7 +148,15 @@ def _observations(rng: random.Random, ids, p: Patient, enc: Encounter, codes: li
     if age >= 2:
         if adult:
             height = u(165, 190) if p.sex == "M" else u(152, 176)
-            bmi = u(40.5, 48) if has("E66.01") else u(30.5, 39.5) if has("E66.9") else u(25.3, 29.6) if has("E66.3") else u(19.5, 24.6)
+            bmi = (
+                u(40.5, 48)
+                if has("E66.01")
+                else u(30.5, 39.5)
+                if has("E66.9")
+                else u(25.3, 29.6)
+                if has("E66.3")
+                else u(19.5, 24.6)
+            )
         else:
             height = min(50 + 6.5 * age, 175) * u(0.95, 1.05)
             bmi = u(14.5, 21)
@@ -146,12 +168,22 @@ def _observations(rng: random.Random, ids, p: Patient, enc: Encounter, codes: li
         obs.append(_measure(ids, "39156-5", bmi_value, enc, None if adult else (None, None)))
     diabetic, prediabetic = has(*cat.DIABETES), has("R73.03")
     if (first and adult) or (diabetic and age >= 1):
-        obs.append(_measure(ids, "4548-4", round(u(6.6, 10.5) if diabetic else u(5.7, 6.4) if prediabetic else u(4.6, 5.5), 1), enc))
+        obs.append(
+            _measure(
+                ids, "4548-4", round(u(6.6, 10.5) if diabetic else u(5.7, 6.4) if prediabetic else u(4.6, 5.5), 1), enc
+            )
+        )
     if first and adult:
-        obs.append(_measure(ids, "2345-7", round(u(130, 240) if diabetic else u(100, 125) if prediabetic else u(74, 98)), enc))
+        obs.append(
+            _measure(ids, "2345-7", round(u(130, 240) if diabetic else u(100, 125) if prediabetic else u(74, 98)), enc)
+        )
         if age >= 20:
             high_chol, high_tg = has("E78.5", "E78.0"), has("E78.1")
-            obs.append(_measure(ids, "2093-3", round(u(215, 290) if high_chol else u(180, 240) if high_tg else u(140, 198)), enc))
+            obs.append(
+                _measure(
+                    ids, "2093-3", round(u(215, 290) if high_chol else u(180, 240) if high_tg else u(140, 198)), enc
+                )
+            )
             obs.append(_measure(ids, "13457-7", round(u(135, 200) if high_chol else u(60, 128)), enc))
             obs.append(_measure(ids, "2085-9", round(u(38, 75)), enc))
             obs.append(_measure(ids, "2571-8", round(u(200, 480) if high_tg else u(60, 148)), enc))
@@ -161,13 +193,21 @@ def _observations(rng: random.Random, ids, p: Patient, enc: Encounter, codes: li
         obs.append(_measure(ids, "33914-3", egfr, enc))
         creat = u(4.0, 9.0) if egfr < 15 else u(2.1, 3.5) if egfr < 30 else u(1.3, 2.0) if egfr < 60 else u(0.6, 1.2)
         obs.append(_measure(ids, "2160-0", round(creat, 2), enc))
-        obs.append(_measure(ids, "3016-3", round(u(4.6, 12) if has("E03") else u(0.01, 0.3) if has("E05") else u(0.5, 3.9), 2), enc))
+        obs.append(
+            _measure(
+                ids, "3016-3", round(u(4.6, 12) if has("E03") else u(0.01, 0.3) if has("E05") else u(0.5, 3.9), 2), enc
+            )
+        )
         obs.append(_measure(ids, "2951-2", round(u(136, 144)), enc))
         obs.append(_measure(ids, "2823-3", round(u(5.2, 5.8) if egfr < 30 else u(3.6, 5.0), 1), enc))
     if first and age >= 1:
         anemic = has("D50", "D64", "O99.01")
         ref = (12.0, 15.5) if p.sex == "F" else (13.5, 17.5)
-        hb = (u(8.5, 11.5) if p.sex == "F" else u(9.0, 12.5)) if anemic else (u(12.2, 15.2) if p.sex == "F" else u(13.6, 17.0))
+        hb = (
+            (u(8.5, 11.5) if p.sex == "F" else u(9.0, 12.5))
+            if anemic
+            else (u(12.2, 15.2) if p.sex == "F" else u(13.6, 17.0))
+        )
         obs.append(_measure(ids, "718-7", round(hb, 1), enc, ref))
     return obs
 
@@ -183,7 +223,9 @@ def generate_patient(seed: int, pid: int, ids: _Ids) -> Patient:
     start = max(FIRST_ENCOUNTER, birth + dt.timedelta(days=1))
     n_enc = rng.choices((1, 2, 3, 4), (0.3, 0.35, 0.23, 0.12))[0]
     dates = sorted({_rand_date(rng, start, LAST_ENCOUNTER) for _ in range(n_enc)})
-    types = ["wellness"] + rng.choices([t for t, _ in ENCOUNTER_TYPES], [w for _, w in ENCOUNTER_TYPES], k=len(dates) - 1)
+    types = ["wellness"] + rng.choices(
+        [t for t, _ in ENCOUNTER_TYPES], [w for _, w in ENCOUNTER_TYPES], k=len(dates) - 1
+    )
     p.encounters = [Encounter(ids("encounters"), d, t) for d, t in zip(dates, types)]
 
     for substance, category, reactions, _ in rng.sample(cat.ALLERGIES, rng.choices((0, 1, 2), (0.65, 0.28, 0.07))[0]):
@@ -197,7 +239,9 @@ def generate_patient(seed: int, pid: int, ids: _Ids) -> Patient:
     for c in _draw_conditions(rng, sex, age):
         eligible = [e for e in p.encounters if c.min_age <= p.age_at(e.date) <= c.max_age]
         if c.requires:
-            eligible = [e for e in eligible if any(e is enc_of_code.get(k) for k in enc_of_code if k.startswith(c.requires))]
+            eligible = [
+                e for e in eligible if any(e is enc_of_code.get(k) for k in enc_of_code if k.startswith(c.requires))
+            ]
         if not eligible:
             continue
         enc = eligible[0] if c.chronic else rng.choice(eligible)
@@ -208,8 +252,9 @@ def generate_patient(seed: int, pid: int, ids: _Ids) -> Patient:
             onset = _rand_date(rng, max(earliest, enc.date - dt.timedelta(days=8 * 365)), enc.date)
         else:
             onset = max(earliest, enc.date - dt.timedelta(days=rng.randrange(0, 10)))
-        fact = ConditionFact(ids("conditions"), c.code, icd.get_description(c.code), onset, enc.id,
-                             "active" if c.chronic else "resolved")
+        fact = ConditionFact(
+            ids("conditions"), c.code, icd.get_description(c.code), onset, enc.id, "active" if c.chronic else "resolved"
+        )
         p.conditions.append(fact)
         enc_of_code[c.code] = enc
         options = [m for m in cat.MEDICATIONS.get(c.code, []) if m[0] not in forbidden and m[0] not in used_drugs]

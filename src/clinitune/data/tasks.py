@@ -5,6 +5,8 @@ from one patient), instruction, input and output. Each task has several phrasing
 seeded RNG, so the model learns the task rather than a sentence. Outputs are verified: codes
 against the ICD-10-CM table, SQL by running it, validation errors by the coherence checker,
 FHIR by fhir.resources.
+
+Longer than 400 lines because it holds one builder per task, eight of them, each with its phrasings.
 """
 
 from __future__ import annotations
@@ -17,23 +19,65 @@ from collections import Counter, defaultdict
 from importlib import resources
 
 import simple_icd_10_cm as icd
+from fhir.resources.R4B.bundle import Bundle
+from sqlalchemy import text
 
+from ..errors import ClinituneError
 from . import catalog as cat
+from .coherence import check_record
+from .db import connect
 from .example import Example
 from .example import instruction as example
+from .fhir import ICD10CM
+from .sources import nested_patient
 
-TASKS = ("record_generation", "icd10_coding", "icd10_lookup", "text_to_sql", "extraction", "validation", "fhir_conversion", "knowledge")
+TASKS = (
+    "record_generation",
+    "icd10_coding",
+    "icd10_lookup",
+    "text_to_sql",
+    "extraction",
+    "validation",
+    "fhir_conversion",
+    "knowledge",
+)
 JSON_TASKS = ("record_generation", "extraction", "validation", "fhir_conversion")
 
 # Plain-language names for frequent codes; other codes use their official description.
 COMMON_NAMES = {
-    "I10": "hypertension", "E11.9": "type 2 diabetes", "E11.65": "type 2 diabetes with hyperglycemia", "E10.9": "type 1 diabetes",
-    "E66.9": "obesity", "E66.01": "morbid obesity", "E66.3": "overweight", "E78.5": "hyperlipidemia", "E78.00": "high cholesterol",
-    "E03.9": "hypothyroidism", "J45.909": "asthma", "J44.9": "COPD", "F32.9": "depression", "F41.1": "generalized anxiety disorder",
-    "I48.91": "atrial fibrillation", "I50.9": "heart failure", "I25.10": "coronary artery disease", "N18.30": "chronic kidney disease stage 3",
-    "K21.9": "GERD", "M54.50": "low back pain", "G43.909": "migraine", "N39.0": "a urinary tract infection", "J06.9": "an upper respiratory infection",
-    "R73.03": "prediabetes", "G47.33": "obstructive sleep apnea", "M81.0": "osteoporosis", "M10.9": "gout", "J30.9": "allergic rhinitis",
-    "F90.0": "ADHD", "N40.0": "benign prostatic hyperplasia", "D64.9": "anemia", "E55.9": "vitamin D deficiency", "F17.210": "nicotine dependence",
+    "I10": "hypertension",
+    "E11.9": "type 2 diabetes",
+    "E11.65": "type 2 diabetes with hyperglycemia",
+    "E10.9": "type 1 diabetes",
+    "E66.9": "obesity",
+    "E66.01": "morbid obesity",
+    "E66.3": "overweight",
+    "E78.5": "hyperlipidemia",
+    "E78.00": "high cholesterol",
+    "E03.9": "hypothyroidism",
+    "J45.909": "asthma",
+    "J44.9": "COPD",
+    "F32.9": "depression",
+    "F41.1": "generalized anxiety disorder",
+    "I48.91": "atrial fibrillation",
+    "I50.9": "heart failure",
+    "I25.10": "coronary artery disease",
+    "N18.30": "chronic kidney disease stage 3",
+    "K21.9": "GERD",
+    "M54.50": "low back pain",
+    "G43.909": "migraine",
+    "N39.0": "a urinary tract infection",
+    "J06.9": "an upper respiratory infection",
+    "R73.03": "prediabetes",
+    "G47.33": "obstructive sleep apnea",
+    "M81.0": "osteoporosis",
+    "M10.9": "gout",
+    "J30.9": "allergic rhinitis",
+    "F90.0": "ADHD",
+    "N40.0": "benign prostatic hyperplasia",
+    "D64.9": "anemia",
+    "E55.9": "vitamin D deficiency",
+    "F17.210": "nicotine dependence",
 }
 
 
@@ -55,7 +99,11 @@ def _dumps(obj) -> str:
 def compact(rec: dict, dx: int = 3, meds: int = 2, labs: int = 2) -> dict:
     """A shorter record for tasks that put a record in the prompt."""
     r = copy.deepcopy(rec)
-    r["diagnoses"], r["medications"], r["lab_results"] = r["diagnoses"][:dx], r["medications"][:meds], r["lab_results"][:labs]
+    r["diagnoses"], r["medications"], r["lab_results"] = (
+        r["diagnoses"][:dx],
+        r["medications"][:meds],
+        r["lab_results"][:labs],
+    )
     r.pop("zip3", None)
     return r
 
@@ -74,19 +122,26 @@ CODING_PHRASES = [
     ("Assign the ICD-10-CM code for the diagnosis in this note.", "{age} {gender} seen today; assessment: {name}."),
     ("Which ICD-10-CM code should be used for {desc}?", ""),
 ]
-LOOKUP_PHRASES = ["What does ICD-10-CM code {code} describe?", "Give the official description of ICD-10-CM code {code}.",
-                  "What condition is coded as {code} in ICD-10-CM?"]
+LOOKUP_PHRASES = [
+    "What does ICD-10-CM code {code} describe?",
+    "Give the official description of ICD-10-CM code {code}.",
+    "What condition is coded as {code} in ICD-10-CM?",
+]
 EXTRACT_PHRASES = [
     "Extract the diagnoses (with ICD-10-CM codes), medications and vitals from this clinical note as JSON.",
     "Read the note and return JSON with diagnoses, medications and vitals.",
     "Convert this clinical note into structured JSON: diagnoses with codes, medications with doses, and vitals.",
 ]
-VALIDATE_PHRASES = ["Validate this patient record and list any data-quality errors as JSON.",
-                    "Check this patient record for errors. Return JSON with valid and errors.",
-                    "Validate this patient record."]
-FHIR_PHRASES = ["Convert this patient record to FHIR R4 Patient and Condition resources (a collection Bundle, JSON).",
-                "Express this record as a FHIR R4 Bundle containing a Patient and its Conditions.",
-                "Write the FHIR R4 resources (Patient, Condition) for this patient record as a JSON Bundle."]
+VALIDATE_PHRASES = [
+    "Validate this patient record and list any data-quality errors as JSON.",
+    "Check this patient record for errors. Return JSON with valid and errors.",
+    "Validate this patient record.",
+]
+FHIR_PHRASES = [
+    "Convert this patient record to FHIR R4 Patient and Condition resources (a collection Bundle, JSON).",
+    "Express this record as a FHIR R4 Bundle containing a Patient and its Conditions.",
+    "Write the FHIR R4 resources (Patient, Condition) for this patient record as a JSON Bundle.",
+]
 
 
 def _primary(rec: dict, rng: random.Random) -> dict | None:
@@ -107,7 +162,9 @@ def record_generation(rec: dict, group: str, rng: random.Random) -> list[Example
     r["diagnoses"].sort(key=lambda x: x["code"] != d["code"])
     # Kept short: a record the model can learn to emit whole within a 512-token row.
     r["diagnoses"], r["medications"], r["lab_results"] = r["diagnoses"][:3], r["medications"][:2], r["lab_results"][:3]
-    text = rng.choice(RECORD_PHRASES).format(age=_age_text(rec["age"]), gender=rec["gender"], cond=condition_name(d["code"], d["description"]))
+    text = rng.choice(RECORD_PHRASES).format(
+        age=_age_text(rec["age"]), gender=rec["gender"], cond=condition_name(d["code"], d["description"])
+    )
     return [example("record_generation", group, text, _dumps(r))]
 
 
@@ -115,24 +172,41 @@ def icd10_coding(rec: dict, group: str, rng: random.Random) -> list[Example]:
     out = []
     for d in rng.sample(rec["diagnoses"], min(4, len(rec["diagnoses"]))):
         instr, inp = rng.choice(CODING_PHRASES)
-        fmt = {"desc": d["description"][0].lower() + d["description"][1:], "name": condition_name(d["code"], d["description"]),
-               "age": _age_text(rec["age"]).capitalize(), "gender": rec["gender"]}
+        fmt = {
+            "desc": d["description"][0].lower() + d["description"][1:],
+            "name": condition_name(d["code"], d["description"]),
+            "age": _age_text(rec["age"]).capitalize(),
+            "gender": rec["gender"],
+        }
         answer = f"The ICD-10-CM code for {fmt['desc']} is {d['code']}."
         out.append(example("icd10_coding", group, instr.format(**fmt), answer, inp.format(**fmt)))
     return out
 
 
 def icd10_lookup(rec: dict, group: str, rng: random.Random) -> list[Example]:
-    return [example("icd10_lookup", group, rng.choice(LOOKUP_PHRASES).format(code=d["code"]),
-                    f"{d['code']} is the ICD-10-CM code for {d['description']}.")
-            for d in rng.sample(rec["diagnoses"], min(2, len(rec["diagnoses"])))]
+    return [
+        example(
+            "icd10_lookup",
+            group,
+            rng.choice(LOOKUP_PHRASES).format(code=d["code"]),
+            f"{d['code']} is the ICD-10-CM code for {d['description']}.",
+        )
+        for d in rng.sample(rec["diagnoses"], min(2, len(rec["diagnoses"])))
+    ]
 
 
 def _vitals(rec: dict) -> dict:
     labs = {x["test"]: x["value"] for x in rec["lab_results"]}
-    return {k: v for k, v in {"blood_pressure": f"{labs['Systolic blood pressure']:g}/{labs['Diastolic blood pressure']:g}"
-                              if "Systolic blood pressure" in labs and "Diastolic blood pressure" in labs else None,
-                              "bmi": labs.get("Body mass index")}.items() if v is not None}
+    return {
+        k: v
+        for k, v in {
+            "blood_pressure": f"{labs['Systolic blood pressure']:g}/{labs['Diastolic blood pressure']:g}"
+            if "Systolic blood pressure" in labs and "Diastolic blood pressure" in labs
+            else None,
+            "bmi": labs.get("Body mass index"),
+        }.items()
+        if v is not None
+    }
 
 
 def extraction(rec: dict, group: str, rng: random.Random) -> list[Example]:
@@ -142,14 +216,26 @@ def extraction(rec: dict, group: str, rng: random.Random) -> list[Example]:
     meds = rec["medications"][:3]
     vitals = _vitals(rec)
     visit = rng.choice(["a follow-up", "an annual", "a same-day", "a telehealth"])
-    parts = [f"{_age_text(rec['age']).capitalize()} {rec['gender']} seen for {visit} visit.",
-             "History of " + ", ".join(condition_name(d["code"], d["description"]) for d in dx) + "."]
-    parts.append("Medications: " + "; ".join(f"{m['name']} {m['dose']} {m['frequency']}" for m in meds) + "." if meds else "No current medications.")
+    parts = [
+        f"{_age_text(rec['age']).capitalize()} {rec['gender']} seen for {visit} visit.",
+        "History of " + ", ".join(condition_name(d["code"], d["description"]) for d in dx) + ".",
+    ]
+    parts.append(
+        "Medications: " + "; ".join(f"{m['name']} {m['dose']} {m['frequency']}" for m in meds) + "."
+        if meds
+        else "No current medications."
+    )
     if vitals:
-        parts.append("Vitals: " + ", ".join(f"BP {v} mmHg" if k == "blood_pressure" else f"BMI {v}" for k, v in vitals.items()) + ".")
-    target = {"diagnoses": [{"name": condition_name(d["code"], d["description"]), "code": d["code"]} for d in dx],
-              "medications": [{"name": m["name"], "dose": m["dose"], "frequency": m["frequency"]} for m in meds],
-              "vitals": vitals}
+        parts.append(
+            "Vitals: "
+            + ", ".join(f"BP {v} mmHg" if k == "blood_pressure" else f"BMI {v}" for k, v in vitals.items())
+            + "."
+        )
+    target = {
+        "diagnoses": [{"name": condition_name(d["code"], d["description"]), "code": d["code"]} for d in dx],
+        "medications": [{"name": m["name"], "dose": m["dose"], "frequency": m["frequency"]} for m in meds],
+        "vitals": vitals,
+    }
     return [example("extraction", group, rng.choice(EXTRACT_PHRASES), _dumps(target), " ".join(parts))]
 
 
@@ -166,59 +252,104 @@ def _plant(rec: dict, rng: random.Random) -> list[dict]:
             i = rng.randrange(len(rec["diagnoses"]))
             bad = rng.choice(["X99.99", "I10.9", "E11.999", "J45.999", "Q99.99"])
             rec["diagnoses"][i]["code"] = bad
-            planted.append({"rule": "invalid_code", "field": f"diagnoses[{i}].code", "message": f"{bad} is not a valid ICD-10-CM code"})
+            planted.append(
+                {
+                    "rule": "invalid_code",
+                    "field": f"diagnoses[{i}].code",
+                    "message": f"{bad} is not a valid ICD-10-CM code",
+                }
+            )
         elif kind == "sex_mismatch":
-            code, desc = ("Z34.00", "Encounter for supervision of normal first pregnancy, unspecified trimester") if rec["gender"] == "male" \
+            code, desc = (
+                ("Z34.00", "Encounter for supervision of normal first pregnancy, unspecified trimester")
+                if rec["gender"] == "male"
                 else ("N40.0", "Benign prostatic hyperplasia without lower urinary tract symptoms")
+            )
             rec["diagnoses"].append({"code": code, "description": desc, "onset_year": None})
-            planted.append({"rule": "sex_mismatch", "field": f"diagnoses[{len(rec['diagnoses']) - 1}].code",
-                            "message": f"{code} does not apply to a {rec['gender']} patient"})
+            planted.append(
+                {
+                    "rule": "sex_mismatch",
+                    "field": f"diagnoses[{len(rec['diagnoses']) - 1}].code",
+                    "message": f"{code} does not apply to a {rec['gender']} patient",
+                }
+            )
         elif kind == "medication_indication":
             now = [d["code"] for d in rec["diagnoses"]]
-            drug = next(dr for dr in rng.sample(sorted(cat.DRUG_INDICATIONS), len(cat.DRUG_INDICATIONS))
-                        if not cat.DRUG_INDICATIONS[dr] & set(now) and not any(m["name"] == dr for m in rec["medications"]))
+            drug = next(
+                dr
+                for dr in rng.sample(sorted(cat.DRUG_INDICATIONS), len(cat.DRUG_INDICATIONS))
+                if not cat.DRUG_INDICATIONS[dr] & set(now) and not any(m["name"] == dr for m in rec["medications"])
+            )
             rec["medications"].append({"name": drug, "dose": "10 mg", "frequency": "once daily", "indication": None})
-            planted.append({"rule": "medication_indication", "field": f"medications[{len(rec['medications']) - 1}]",
-                            "message": f"{drug} treats none of the recorded diagnoses"})
+            planted.append(
+                {
+                    "rule": "medication_indication",
+                    "field": f"medications[{len(rec['medications']) - 1}]",
+                    "message": f"{drug} treats none of the recorded diagnoses",
+                }
+            )
         elif kind == "lab_range":
             value = rng.choice([400, 520, 18])
-            rec["lab_results"].append({"test": "Systolic blood pressure", "value": value, "unit": "mm[Hg]", "flag": "H" if value > 129 else "L"})
-            planted.append({"rule": "lab_range", "field": f"lab_results[{len(rec['lab_results']) - 1}]",
-                            "message": f"systolic blood pressure {value} mm[Hg] is outside physiological limits"})
+            rec["lab_results"].append(
+                {
+                    "test": "Systolic blood pressure",
+                    "value": value,
+                    "unit": "mm[Hg]",
+                    "flag": "H" if value > 129 else "L",
+                }
+            )
+            planted.append(
+                {
+                    "rule": "lab_range",
+                    "field": f"lab_results[{len(rec['lab_results']) - 1}]",
+                    "message": f"systolic blood pressure {value} mm[Hg] is outside physiological limits",
+                }
+            )
         elif kind == "lab_condition":
             value = round(rng.uniform(7.0, 10.5), 1)
             rec["lab_results"].append({"test": "Hemoglobin A1c", "value": value, "unit": "%", "flag": "H"})
-            planted.append({"rule": "lab_condition", "field": f"lab_results[{len(rec['lab_results']) - 1}]",
-                            "message": f"A1c {value} % is in the diabetic range but no diabetes is recorded"})
+            planted.append(
+                {
+                    "rule": "lab_condition",
+                    "field": f"lab_results[{len(rec['lab_results']) - 1}]",
+                    "message": f"A1c {value} % is in the diabetic range but no diabetes is recorded",
+                }
+            )
     return planted
 
 
 def validation(rec: dict, group: str, rng: random.Random) -> list[Example]:
-    from .coherence import check_record
-    from .sources import _nested_patient
-
     r = compact(rec)
     r.pop("patient_id")
-    before = {v.rule for v in check_record(_nested_patient({**r, "patient_id": "x"}))}
+    before = {v.rule for v in check_record(nested_patient({**r, "patient_id": "x"}))}
     if before:
         return []  # the clean record must be clean by the checker's own rules, or the label would lie
     planted = _plant(r, rng)
-    found = {v.rule for v in check_record(_nested_patient({**r, "patient_id": "x"}))}
+    found = {v.rule for v in check_record(nested_patient({**r, "patient_id": "x"}))}
     if found != {p["rule"] for p in planted}:
         return []  # a plant the checker cannot confirm is not a verified label
     planted.sort(key=lambda p: p["field"])
-    return [example("validation", group, rng.choice(VALIDATE_PHRASES), _dumps({"valid": not planted, "errors": planted}), _dumps(r))]
+    return [
+        example(
+            "validation",
+            group,
+            rng.choice(VALIDATE_PHRASES),
+            _dumps({"valid": not planted, "errors": planted}),
+            _dumps(r),
+        )
+    ]
 
 
 def fhir_resources(rec: dict) -> dict:
-    from .fhir import ICD10CM
-
     pid = rec["patient_id"].lower()
     entries = [{"resource": {"resourceType": "Patient", "id": pid, "gender": rec["gender"]}}]
     for i, d in enumerate(rec["diagnoses"][:2], 1):
-        res = {"resourceType": "Condition", "id": f"{pid}-c{i}",
-               "code": {"coding": [{"system": ICD10CM, "code": d["code"], "display": d["description"]}]},
-               "subject": {"reference": f"Patient/{pid}"}}
+        res = {
+            "resourceType": "Condition",
+            "id": f"{pid}-c{i}",
+            "code": {"coding": [{"system": ICD10CM, "code": d["code"], "display": d["description"]}]},
+            "subject": {"reference": f"Patient/{pid}"},
+        }
         if d.get("onset_year"):
             res["onsetDateTime"] = str(d["onset_year"])
         entries.append({"resource": res})
@@ -226,8 +357,6 @@ def fhir_resources(rec: dict) -> dict:
 
 
 def fhir_conversion(rec: dict, group: str, rng: random.Random) -> list[Example]:
-    from fhir.resources.R4B.bundle import Bundle
-
     if not rec["diagnoses"]:
         return []
     r = {k: rec[k] for k in ("patient_id", "age", "gender")}
@@ -262,15 +391,33 @@ def codebook(rng: random.Random) -> list[Example]:
         names = list(dict.fromkeys([low, bare] + ([COMMON_NAMES[c]] if c in COMMON_NAMES else [])))
         for name in names:
             instr, _ = rng.choice(QUESTION_PHRASES)
-            out.append(example("icd10_coding", f"{REFERENCE_PREFIX}icd10", instr.format(desc=name, name=name),
-                               f"The ICD-10-CM code for {low} is {c}."))
-        out.append(example("icd10_lookup", f"{REFERENCE_PREFIX}icd10", rng.choice(LOOKUP_PHRASES).format(code=c),
-                           f"{c} is the ICD-10-CM code for {desc}."))
+            out.append(
+                example(
+                    "icd10_coding",
+                    f"{REFERENCE_PREFIX}icd10",
+                    instr.format(desc=name, name=name),
+                    f"The ICD-10-CM code for {low} is {c}.",
+                )
+            )
+        out.append(
+            example(
+                "icd10_lookup",
+                f"{REFERENCE_PREFIX}icd10",
+                rng.choice(LOOKUP_PHRASES).format(code=c),
+                f"{c} is the ICD-10-CM code for {desc}.",
+            )
+        )
     return out
 
 
-PATIENT_TASKS = {"record_generation": record_generation, "icd10_coding": icd10_coding, "icd10_lookup": icd10_lookup,
-                 "extraction": extraction, "validation": validation, "fhir_conversion": fhir_conversion}
+PATIENT_TASKS = {
+    "record_generation": record_generation,
+    "icd10_coding": icd10_coding,
+    "icd10_lookup": icd10_lookup,
+    "extraction": extraction,
+    "validation": validation,
+    "fhir_conversion": fhir_conversion,
+}
 
 
 # ------------------------------------------------------------------ knowledge
@@ -292,9 +439,18 @@ def knowledge(rng: random.Random) -> list[Example]:
     """
     out = []
     for i, item in enumerate(knowledge_items()):
-        out.append(example("knowledge", f"{REFERENCE_PREFIX}knowledge", rng.choice(KNOWLEDGE_PREFIXES).format(q=item["question"]), item["answer"]))
-        out += [example("knowledge", f"knowledge:{i}", rng.choice(KNOWLEDGE_PREFIXES).format(q=q), item["answer"])
-                for q in item.get("paraphrases", ())]
+        out.append(
+            example(
+                "knowledge",
+                f"{REFERENCE_PREFIX}knowledge",
+                rng.choice(KNOWLEDGE_PREFIXES).format(q=item["question"]),
+                item["answer"],
+            )
+        )
+        out += [
+            example("knowledge", f"knowledge:{i}", rng.choice(KNOWLEDGE_PREFIXES).format(q=q), item["answer"])
+            for q in item.get("paraphrases", ())
+        ]
     return out
 
 
@@ -336,40 +492,75 @@ def _sql_candidates(stats: SqlStats, rng: random.Random):
     q = lambda *options: rng.choice(options)  # noqa: E731
     for code in sorted(stats.code_patients):
         name = condition_name(code)
-        yield (f"count:{code}", q(f"How many patients have {name} (ICD-10-CM {code})?", f"Count the patients diagnosed with {name} ({code})."),
-               f"SELECT COUNT(DISTINCT patient_id) FROM conditions WHERE code = '{code}';", [(len(stats.code_patients[code]),)])
+        yield (
+            f"count:{code}",
+            q(
+                f"How many patients have {name} (ICD-10-CM {code})?",
+                f"Count the patients diagnosed with {name} ({code}).",
+            ),
+            f"SELECT COUNT(DISTINCT patient_id) FROM conditions WHERE code = '{code}';",
+            [(len(stats.code_patients[code]),)],
+        )
         for sex, word in (("F", "female"), ("M", "male")):
             n = len(stats.code_sex.get((code, sex), ()))
             if n:
-                yield (f"sex:{code}:{sex}", q(f"How many {word} patients have {name}?", f"Count {word} patients with ICD-10-CM {code}."),
-                       f"SELECT COUNT(DISTINCT c.patient_id) FROM conditions c JOIN patients p ON p.id = c.patient_id WHERE c.code = '{code}' AND p.sex = '{sex}';",
-                       [(n,)])
+                yield (
+                    f"sex:{code}:{sex}",
+                    q(f"How many {word} patients have {name}?", f"Count {word} patients with ICD-10-CM {code}."),
+                    f"SELECT COUNT(DISTINCT c.patient_id) FROM conditions c JOIN patients p ON p.id = c.patient_id "
+                    f"WHERE c.code = '{code}' AND p.sex = '{sex}';",
+                    [(n,)],
+                )
         if stats.code_drugs.get(code):
-            yield (f"drugs:{code}", q(f"List the distinct drugs prescribed for {name}.", f"Which medications are prescribed to treat {code}?"),
-                   f"SELECT DISTINCT m.drug FROM medications m JOIN conditions c ON c.id = m.condition_id WHERE c.code = '{code}' ORDER BY m.drug;",
-                   [(d,) for d in sorted(stats.code_drugs[code])])
+            yield (
+                f"drugs:{code}",
+                q(
+                    f"List the distinct drugs prescribed for {name}.",
+                    f"Which medications are prescribed to treat {code}?",
+                ),
+                f"SELECT DISTINCT m.drug FROM medications m JOIN conditions c ON c.id = m.condition_id WHERE c.code "
+                f"= '{code}' ORDER BY m.drug;",
+                [(d,) for d in sorted(stats.code_drugs[code])],
+            )
     for substance in sorted(stats.allergy_patients):
-        yield (f"allergy:{substance}", q(f"How many patients are allergic to {substance}?", f"Count the patients with a recorded {substance} allergy."),
-               f"SELECT COUNT(DISTINCT patient_id) FROM allergies WHERE substance = '{substance}';", [(len(stats.allergy_patients[substance]),)])
+        yield (
+            f"allergy:{substance}",
+            q(
+                f"How many patients are allergic to {substance}?",
+                f"Count the patients with a recorded {substance} allergy.",
+            ),
+            f"SELECT COUNT(DISTINCT patient_id) FROM allergies WHERE substance = '{substance}';",
+            [(len(stats.allergy_patients[substance]),)],
+        )
     for drug in sorted(stats.drug_patients):
-        yield (f"drug:{drug}", q(f"How many patients take {drug}?", f"Count the patients with a {drug} prescription."),
-               f"SELECT COUNT(DISTINCT patient_id) FROM medications WHERE drug = '{drug}';", [(len(stats.drug_patients[drug]),)])
+        yield (
+            f"drug:{drug}",
+            q(f"How many patients take {drug}?", f"Count the patients with a {drug} prescription."),
+            f"SELECT COUNT(DISTINCT patient_id) FROM medications WHERE drug = '{drug}';",
+            [(len(stats.drug_patients[drug]),)],
+        )
     for etype in sorted(stats.encounter_types):
-        yield (f"enc:{etype}", q(f"How many {etype} encounters are recorded?", f"Count the encounters of type {etype}."),
-               f"SELECT COUNT(*) FROM encounters WHERE type = '{etype}';", [(stats.encounter_types[etype],)])
+        yield (
+            f"enc:{etype}",
+            q(f"How many {etype} encounters are recorded?", f"Count the encounters of type {etype}."),
+            f"SELECT COUNT(*) FROM encounters WHERE type = '{etype}';",
+            [(stats.encounter_types[etype],)],
+        )
     for loinc in sorted(stats.flag_high):
         name = cat.MEASURES[loinc].name if loinc in cat.MEASURES else loinc
-        yield (f"high:{loinc}", q(f"How many {name} results are flagged high?", f"Count observations of {name} (LOINC {loinc}) with a high flag."),
-               f"SELECT COUNT(*) FROM observations WHERE code = '{loinc}' AND flag = 'H';", [(stats.flag_high[loinc],)])
+        yield (
+            f"high:{loinc}",
+            q(
+                f"How many {name} results are flagged high?",
+                f"Count observations of {name} (LOINC {loinc}) with a high flag.",
+            ),
+            f"SELECT COUNT(*) FROM observations WHERE code = '{loinc}' AND flag = 'H';",
+            [(stats.flag_high[loinc],)],
+        )
 
 
 def text_to_sql(stats: SqlStats, db_url: str, rng: random.Random, limit: int | None = None) -> list[Example]:
     """Questions over the clinical DB with SQL answers, each run read-only and checked against `stats`."""
-    from sqlalchemy import text
-
-    from ..errors import ClinituneError
-    from .db import connect
-
     cands = list(_sql_candidates(stats, rng))
     if limit is not None and len(cands) > limit:
         cands = rng.sample(cands, limit)
@@ -378,6 +569,8 @@ def text_to_sql(stats: SqlStats, db_url: str, rng: random.Random, limit: int | N
         for key, question, sql, expected in cands:
             rows = [tuple(r) for r in conn.execute(text(sql))]
             if rows != expected:
-                raise ClinituneError(f"text_to_sql verification failed for {key}: the SQL returned {rows[:3]}, expected {expected[:3]}")
+                raise ClinituneError(
+                    f"text_to_sql verification failed for {key}: the SQL returned {rows[:3]}, expected {expected[:3]}"
+                )
             out.append(example("text_to_sql", f"sql:{key}", question, sql))
     return out

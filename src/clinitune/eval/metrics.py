@@ -11,18 +11,39 @@ import re
 import sqlite3
 import time
 
+import jsonschema
 import simple_icd_10_cm as icd
+from fhir.resources.R4B.bundle import Bundle
 
+from ..data.coherence import check_record
 from ..data.deid import record_schema
 from ..data.example import Example
+from ..data.sources import nested_patient
 
 CODE_RE = re.compile(r"\b([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?)\b")
-PRIMARY = {"record_generation": "json_valid", "icd10_coding": "exact_match", "icd10_lookup": "description_match",
-           "text_to_sql": "execution_accuracy", "extraction": "f1", "validation": "f1", "fhir_conversion": "field_f1",
-           "knowledge": "token_f1"}
-MAX_NEW_TOKENS = {"record_generation": 512, "icd10_coding": 40, "icd10_lookup": 64, "text_to_sql": 96, "extraction": 320,
-                  "validation": 160, "fhir_conversion": 512, "knowledge": 96}
-FORBIDDEN_SQL = re.compile(r"(?i)\b(insert|update|delete|drop|alter|create|attach|detach|pragma|replace|vacuum|reindex|grant|revoke|truncate|copy|call|exec)\b")
+PRIMARY = {
+    "record_generation": "json_valid",
+    "icd10_coding": "exact_match",
+    "icd10_lookup": "description_match",
+    "text_to_sql": "execution_accuracy",
+    "extraction": "f1",
+    "validation": "f1",
+    "fhir_conversion": "field_f1",
+    "knowledge": "token_f1",
+}
+MAX_NEW_TOKENS = {
+    "record_generation": 512,
+    "icd10_coding": 40,
+    "icd10_lookup": 64,
+    "text_to_sql": 96,
+    "extraction": 320,
+    "validation": 160,
+    "fhir_conversion": 512,
+    "knowledge": 96,
+}
+FORBIDDEN_SQL = re.compile(
+    r"(?i)\b(insert|update|delete|drop|alter|create|attach|detach|pragma|replace|vacuum|reindex|grant|revoke|truncate|copy|call|exec)\b"
+)
 
 
 def parse_json(text: str):
@@ -61,13 +82,13 @@ def _f1(pred: set, ref: set) -> dict:
 
 
 def score_record_generation(pred: str, ex: Example) -> dict:
-    import jsonschema
-
-    from ..data.coherence import check_record
-    from ..data.sources import _nested_patient
-
     obj = parse_json(pred)
-    out = {"json_valid": float(isinstance(obj, dict)), "schema_valid": 0.0, "plausible": 0.0, "attributes_honoured": 0.0}
+    out = {
+        "json_valid": float(isinstance(obj, dict)),
+        "schema_valid": 0.0,
+        "plausible": 0.0,
+        "attributes_honoured": 0.0,
+    }
     if not isinstance(obj, dict):
         return out
     try:
@@ -76,20 +97,25 @@ def score_record_generation(pred: str, ex: Example) -> dict:
     except jsonschema.ValidationError:
         pass
     try:
-        out["plausible"] = float(not check_record(_nested_patient(obj)))
+        out["plausible"] = float(not check_record(nested_patient(obj)))
     except (ValueError, TypeError, AttributeError, KeyError):
         pass
     ref = parse_json(ex.reply) or {}
     want_code = (ref.get("diagnoses") or [{}])[0].get("code")
     codes = {str(d.get("code")) for d in obj.get("diagnoses") or [] if isinstance(d, dict)}
-    out["attributes_honoured"] = float(obj.get("age") == ref.get("age") and obj.get("gender") == ref.get("gender") and want_code in codes)
+    out["attributes_honoured"] = float(
+        obj.get("age") == ref.get("age") and obj.get("gender") == ref.get("gender") and want_code in codes
+    )
     return out
 
 
 def score_icd10_coding(pred: str, ex: Example) -> dict:
     ref, got = first_code(ex.reply), first_code(pred)
-    return {"exact_match": float(got == ref), "category_match": float(bool(got) and got[:3] == (ref or "")[:3]),
-            "valid_code_rate": float(bool(got) and icd.is_valid_item(got))}
+    return {
+        "exact_match": float(got == ref),
+        "category_match": float(bool(got) and got[:3] == (ref or "")[:3]),
+        "valid_code_rate": float(bool(got) and icd.is_valid_item(got)),
+    }
 
 
 def score_icd10_lookup(pred: str, ex: Example) -> dict:
@@ -133,7 +159,11 @@ def _extraction_items(obj) -> set:
     if not isinstance(obj, dict):
         return set()
     items = {("dx", str(d.get("code", "")).upper()) for d in obj.get("diagnoses") or [] if isinstance(d, dict)}
-    items |= {("med", _norm(str(m.get("name", ""))), _norm(str(m.get("dose", "")))) for m in obj.get("medications") or [] if isinstance(m, dict)}
+    items |= {
+        ("med", _norm(str(m.get("name", ""))), _norm(str(m.get("dose", ""))))
+        for m in obj.get("medications") or []
+        if isinstance(m, dict)
+    }
     vitals = obj.get("vitals") if isinstance(obj.get("vitals"), dict) else {}
     items |= {("vital", k, str(v)) for k, v in vitals.items()}
     return items
@@ -174,8 +204,6 @@ def _fhir_fields(obj) -> set:
 
 
 def score_fhir_conversion(pred: str, ex: Example) -> dict:
-    from fhir.resources.R4B.bundle import Bundle
-
     obj = parse_json(pred)
     valid = 0.0
     if isinstance(obj, dict):
@@ -208,7 +236,13 @@ def score(task: str, pred: str, ex: Example, sql_conn=None) -> dict:
 def _score(task: str, pred: str, ex: Example, sql_conn=None) -> dict:
     if task == "text_to_sql":
         return score_text_to_sql(pred, ex, sql_conn)
-    fn = {"record_generation": score_record_generation, "icd10_coding": score_icd10_coding, "icd10_lookup": score_icd10_lookup,
-          "extraction": score_extraction, "validation": score_validation, "fhir_conversion": score_fhir_conversion,
-          "knowledge": score_knowledge}.get(task, score_knowledge)
+    fn = {
+        "record_generation": score_record_generation,
+        "icd10_coding": score_icd10_coding,
+        "icd10_lookup": score_icd10_lookup,
+        "extraction": score_extraction,
+        "validation": score_validation,
+        "fhir_conversion": score_fhir_conversion,
+        "knowledge": score_knowledge,
+    }.get(task, score_knowledge)
     return fn(pred, ex)

@@ -7,7 +7,6 @@ costs one model in memory and isolates exactly what fine-tuning changed.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import random
@@ -24,133 +23,14 @@ from tqdm import tqdm
 from ..data.example import Example
 from ..data.example import load as load_examples
 from ..data.manifest import phi_gate
-from ..errors import ClinituneError
-from ..train import collate as C
+from ..layout import DataDir
+from ..models.generate import example_losses, generate, load_for_inference
 from . import metrics as M
+from .privacy import privacy_probes
+from .report import EvalResults, comparison_rows, write_report
 
 log = logging.getLogger(__name__)
 CANDIDATES = ("fine_tuned", "zero_shot", "few_shot")
-
-
-def load_for_eval(run: Path | None, model: str | None, adapter: Path | None):
-    """(model, tokenizer, has_adapter, run_dir). The model is in bf16 where the CPU or GPU has it."""
-    from ..models.adapt import cpu_has_bf16
-    from ..models.loading import load_causal_lm, load_tokenizer
-    from ..models.registry import resolve_model
-
-    if run is not None:
-        summary_path = run / "train_summary.json"
-        if not summary_path.is_file():
-            raise ClinituneError(f"{run}: not a finished training run (no train_summary.json); pass --model/--adapter instead")
-        summary = json.loads(summary_path.read_text())
-        out = Path(summary["output"])
-        if summary["method"] == "full":
-            model, adapter = str(out), None
-        else:
-            model, adapter = summary["base_model"], out
-    if model is None:
-        raise ClinituneError("eval needs --run RUN_DIR or --model MODEL")
-    base_dir = resolve_model(model)
-    cuda = torch.cuda.is_available()
-    dtype = "bfloat16" if (cuda and torch.cuda.is_bf16_supported()) or (not cuda and cpu_has_bf16()) else "float32"
-    m = load_causal_lm(base_dir, dtype=dtype)
-    tok = load_tokenizer(adapter or base_dir)
-    if adapter is not None:
-        from peft import PeftModel
-
-        m = PeftModel.from_pretrained(m, str(adapter))
-    m.to("cuda" if cuda else "cpu").eval()
-    return m, tok, adapter is not None
-
-
-def _prompt_ids(tok, messages) -> list[int]:
-    out = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
-    return list(out["input_ids"] if hasattr(out, "keys") else out)
-
-
-def eos_ids(tok) -> list[int]:
-    ids = {tok.eos_token_id}
-    for t in ("<|im_end|>", "<|eot_id|>", "<|end|>", "</s>", "<|endoftext|>"):
-        i = tok.convert_tokens_to_ids(t)
-        if isinstance(i, int) and i != tok.unk_token_id and i >= 0:
-            ids.add(i)
-    return sorted(i for i in ids if i is not None)
-
-
-@torch.no_grad()
-def greedy(model, ids: torch.Tensor, mask: torch.Tensor, budgets: list[int], stop: set[int]) -> list[list[int]]:
-    """Greedy decoding of a left-padded batch with the KV cache. A row leaves the batch (and the cache)
-    at its end-of-turn or its own budget, so a row that rambles costs its own steps, not the batch's:
-    transformers' generate keeps computing finished rows until the last one stops."""
-    from transformers import DynamicCache
-
-    out: list[list[int]] = [[] for _ in range(ids.shape[0])]
-    alive = list(range(ids.shape[0]))
-    cache = DynamicCache()
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
-                   logits_to_keep=1).logits[:, -1]
-    while True:
-        nxt = logits.argmax(-1).tolist()
-        keep = []
-        for j, (row, token) in enumerate(zip(alive, nxt)):
-            if token in stop:
-                continue
-            out[row].append(token)
-            if len(out[row]) < budgets[row]:
-                keep.append(j)
-        if not keep:
-            return out
-        if len(keep) < len(alive):
-            sel = torch.tensor(keep, device=ids.device)
-            cache.batch_select_indices(sel)
-            mask = mask[sel]
-            alive = [alive[j] for j in keep]
-        mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=-1)
-        step = torch.tensor([[nxt[j]] for j in keep], device=ids.device)
-        logits = model(input_ids=step, attention_mask=mask, position_ids=mask.sum(-1, keepdim=True) - 1, cache=cache,
-                       use_cache=True, logits_to_keep=1).logits[:, -1]
-
-
-@torch.no_grad()
-def generate(model, tok, prompts: list[list[dict]], max_new_tokens: int | list[int], batch_size: int = 16,
-             desc: str = "generate") -> list[str]:
-    """Greedy, batched, left-padded, with the KV cache and the chat template; replies in input order.
-    Rows are batched by (budget, prompt length); each stops at its end-of-turn or its own budget."""
-    device = next(model.parameters()).device
-    encoded = [_prompt_ids(tok, p) for p in prompts]
-    budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(encoded)
-    order = sorted(range(len(encoded)), key=lambda i: (budgets[i], len(encoded[i])))
-    out: list[str] = [""] * len(encoded)
-    stop = set(eos_ids(tok))
-    for s in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False, disable=len(order) <= batch_size):
-        idx = order[s:s + batch_size]
-        width = max(len(encoded[i]) for i in idx)
-        ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
-            mask[row, width - len(encoded[i]):] = 1
-        for i, tokens in zip(idx, greedy(model, ids.to(device), mask.to(device), [budgets[i] for i in idx], stop)):
-            out[i] = tok.decode(tokens, skip_special_tokens=True).strip()
-    return out
-
-
-@torch.no_grad()
-def example_losses(model, tok, examples: list[Example], max_len: int = 1024, batch_size: int = 8) -> list[float]:
-    """Mean response-token loss per example (teacher forcing on the reference output), batched by length."""
-    from ..train.loss import loss_per_row
-
-    device = str(next(model.parameters()).device)
-    losses = [float("nan")] * len(examples)
-    data = C.tokenize(tok, examples, max_len)
-    order = sorted(range(len(data.input_ids)), key=lambda i: len(data.input_ids[i]))
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        rows = C.pack(data, idx, max_len, packing=False)
-        for i, (total, n) in zip(idx, loss_per_row(model, C.collate(rows, tok.pad_token_id), device)):
-            losses[data.source[i]] = total / max(n, 1)  # an example whose prompt alone overflows stays nan
-    return losses
 
 
 def few_shot(ex: Example, pool: dict[str, list[Example]], k: int, rng: random.Random) -> list[dict]:
@@ -164,10 +44,7 @@ def few_shot(ex: Example, pool: dict[str, list[Example]], k: int, rng: random.Ra
 @contextlib.contextmanager
 def sqlite_copy(data_dir: Path, db: str | None):
     """A read-only copy of the source SQLite DB for text_to_sql, so no query can touch the original."""
-    url = db
-    manifest = data_dir / "manifest.json"
-    if url is None and manifest.is_file():
-        url = json.loads(manifest.read_text()).get("source", {}).get("url")
+    url = db or DataDir(data_dir).source_url()
     if not url or not url.startswith("sqlite:///"):
         yield None
         return
@@ -197,14 +74,28 @@ def sample_sizes(by_task: dict[str, list[Example]], limit: int) -> dict[str, int
     return {t: per * max(1, min(4, int(longest // max(mean_chars[t], 1.0)))) for t in sorted(by_task)}
 
 
-def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | None = None, adapter: Path | None = None,
-             baselines: list[str] = ("zero_shot", "few_shot"), limit: int | None = None, seed: int = 42, k: int = 2,
-             db: str | None = None, batch_size: int = 16, quiet: bool = False, allow_phi: bool = False) -> dict:
-    from .privacy import privacy_probes
-    from .report import write_report
-
+def evaluate(
+    *,
+    data: Path,
+    out: Path,
+    run: Path | None = None,
+    model: str | None = None,
+    adapter: Path | None = None,
+    baselines: list[str] = ("zero_shot", "few_shot"),
+    limit: int | None = None,
+    seed: int = 42,
+    k: int = 2,
+    db: str | None = None,
+    batch_size: int = 16,
+    quiet: bool = False,
+    allow_phi: bool = False,
+) -> EvalResults:
     # Test prompts and few-shot examples reach the model: a file prepare did not vouch for is screened first.
-    gates = [phi_gate(p, allow_phi, label) for label, p in (("--data", data), ("few-shot pool", data.parent / "train.jsonl")) if p.is_file()]
+    gates = [
+        phi_gate(p, allow_phi, label)
+        for label, p in (("--data", data), ("few-shot pool", DataDir(data.parent).split("train")))
+        if p.is_file()
+    ]
     examples = load_examples(data)
     rng = random.Random(seed)
     by_task: dict[str, list[Example]] = defaultdict(list)
@@ -213,28 +104,41 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
     if limit:
         by_task = {t: rng.sample(by_task[t], min(n, len(by_task[t]))) for t, n in sample_sizes(by_task, limit).items()}
     chosen = [e for t in sorted(by_task) for e in by_task[t]]
-    train_path = data.parent / "train.jsonl"
+    train_path = DataDir(data.parent).split("train")
     pool_rows = load_examples(train_path) if train_path.is_file() else []
     pool: dict[str, list[Example]] = defaultdict(list)
     for e in pool_rows:
         pool[e.task].append(e)
 
-    m, tok, has_adapter = load_for_eval(run, model, adapter)
+    m, tok, has_adapter = load_for_inference(run, model, adapter)
     # A reply needs at most a bit more than the longest reference: the same bound for every candidate,
     # so a base model that rambles costs seconds, not minutes.
-    budget = {t: min(M.MAX_NEW_TOKENS.get(t, 128), int(1.25 * max(len(tok(e.reply)["input_ids"]) for e in exs)) + 16)
-              for t, exs in by_task.items()}
+    budget = {
+        t: min(M.MAX_NEW_TOKENS.get(t, 128), int(1.25 * max(len(tok(e.reply)["input_ids"]) for e in exs)) + 16)
+        for t, exs in by_task.items()
+    }
     cands = [b for b in baselines if b in CANDIDATES] + ["fine_tuned"]
     outputs: dict[str, dict[str, str]] = {c: {} for c in cands}
     privacy = None
     bar = tqdm(total=len(cands), desc="eval", unit="candidate", disable=quiet, dynamic_ncols=True)
-    test_losses: dict[str, list[float]] = {}  # per candidate, on `chosen`: perplexity, and reused by the membership probe
+    test_losses: dict[
+        str, list[float]
+    ] = {}  # per candidate, on `chosen`: perplexity, and reused by the membership probe
     for cand in cands:  # baselines first: the fine-tuned pass merges the adapter into the weights
         if cand == "fine_tuned" and has_adapter:
             test_losses[cand] = example_losses(m, tok, chosen)
-            privacy = privacy_probes(m, tok, pool_rows, chosen, data.parent, db, seed,  # needs the adapter switchable
-                                     test_losses=(test_losses.get("zero_shot"), test_losses[cand]))
-            # Merged, generation runs on plain linear layers: in the quickstart 38 s instead of 76 s through the LoRA wrappers.
+            privacy = privacy_probes(
+                m,
+                tok,
+                pool_rows,
+                chosen,
+                data.parent,
+                db,
+                seed,  # needs the adapter switchable
+                test_losses=(test_losses.get("zero_shot"), test_losses[cand]),
+            )
+            # Merged, generation runs on plain linear layers: in the quickstart 38 s instead of 76 s through the LoRA
+            # wrappers.
             m.merge_adapter()
         ctx = m.disable_adapter() if (cand != "fine_tuned" and has_adapter) else contextlib.nullcontext()
         with ctx:
@@ -254,7 +158,7 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
                 outputs[cand]["__losses__"] = test_losses[cand]  # type: ignore[assignment]
 
     bar.close()
-    results: dict = {"candidates": {}, "n_examples": len(chosen), "seed": seed, "phi_gate": [asdict(g) for g in gates]}
+    candidates: dict[str, dict] = {}
     rows = []
     with sqlite_copy(data.parent, db) as conn:
         for cand in cands:
@@ -265,20 +169,39 @@ def evaluate(*, data: Path, out: Path, run: Path | None = None, model: str | Non
                     s = M.score(task, outputs[cand][e.id], e, conn)
                     scores.append(s)
                     if cand == "fine_tuned":
-                        rows.append({"task": task, "id": e.id, "score": s.get(M.PRIMARY.get(task, ""), 0.0),
-                                     "instruction": e.instruction, "input": e.input, "reference": e.reply,
-                                     "prediction": outputs[cand][e.id]})
+                        rows.append(
+                            {
+                                "task": task,
+                                "id": e.id,
+                                "score": s.get(M.PRIMARY.get(task, ""), 0.0),
+                                "instruction": e.instruction,
+                                "input": e.input,
+                                "reference": e.reply,
+                                "prediction": outputs[cand][e.id],
+                            }
+                        )
                 keys = sorted({k for s in scores for k in s})
-                tasks_out[task] = {"n": len(scores), **{k2: round(sum(s.get(k2, 0.0) for s in scores) / len(scores), 4) for k2 in keys}}
+                tasks_out[task] = {
+                    "n": len(scores),
+                    **{k2: round(sum(s.get(k2, 0.0) for s in scores) / len(scores), 4) for k2 in keys},
+                }
             entry = {"tasks": tasks_out}
-            losses = [x for x in outputs[cand].get("__losses__") or [] if math.isfinite(x)]  # nan: prompt longer than the model's window
+            losses = [
+                x for x in outputs[cand].get("__losses__") or [] if math.isfinite(x)
+            ]  # nan: prompt longer than the model's window
             if losses:
                 mean = sum(losses) / len(losses)
                 entry["loss"] = round(mean, 4)
                 entry["perplexity"] = round(float(torch.tensor(mean).exp()), 3)
-            results["candidates"][cand] = entry
-    if privacy is not None:
-        results["privacy"] = privacy
+            candidates[cand] = entry
+    results = EvalResults(
+        candidates=candidates,
+        n_examples=len(chosen),
+        seed=seed,
+        phi_gate=[asdict(g) for g in gates],
+        privacy=privacy,
+        comparison=comparison_rows(candidates),
+    )
     out.mkdir(parents=True, exist_ok=True)
     write_report(results, rows, out, run)
     return results

@@ -11,7 +11,11 @@ import json
 import logging
 from pathlib import Path
 
+import gguf
 import numpy as np
+from gguf import GGUFReader
+from safetensors.numpy import load_file
+from transformers import AutoTokenizer
 
 from ..errors import ClinituneError
 
@@ -20,7 +24,11 @@ log = logging.getLogger(__name__)
 # HF model_type -> gguf architecture name. These four share llama.cpp's tensor layout for our purposes.
 ARCHES = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "stablelm": "stablelm"}
 PERMUTE_QK = {"llama"}
-UNTIED_OUTPUT = {"stablelm"}  # llama.cpp's stablelm loader requires output.weight even when HF ties it  # llama.cpp's llama loader expects rotary pairs interleaved; qwen2/stablelm use NEOX order
+UNTIED_OUTPUT = {
+    "stablelm"
+    # llama.cpp's stablelm loader requires output.weight even when HF ties it  # llama.cpp's llama loader expects rotary
+    # pairs interleaved; qwen2/stablelm use NEOX order
+}
 
 
 def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -30,22 +38,26 @@ def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def _is_sentencepiece_bpe(tj: dict) -> bool:
-    """A BPE converted from SentencePiece (Llama, Mistral): byte fallback and the ▁ word marker, no byte-level alphabet."""
+    """A BPE converted from SentencePiece (Llama, Mistral): byte fallback and the ▁ word marker, no byte-level
+    alphabet."""
     model = tj.get("model", {})
     blob = json.dumps([tj.get("pre_tokenizer"), tj.get("normalizer"), tj.get("decoder")])
-    return model.get("type") == "BPE" and (model.get("byte_fallback") or "Metaspace" in blob or "\u2581" in blob) and "ByteLevel" not in blob
+    return (
+        model.get("type") == "BPE"
+        and (model.get("byte_fallback") or "Metaspace" in blob or "\u2581" in blob)
+        and "ByteLevel" not in blob
+    )
 
 
 def _tokenizer_metadata(writer, model_dir: Path, vocab_size: int, model_type: str) -> None:
-    import gguf
-    from transformers import AutoTokenizer
-
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     tj = json.loads((model_dir / "tokenizer.json").read_text()) if (model_dir / "tokenizer.json").is_file() else None
     if tj is None or tj.get("model", {}).get("type") != "BPE":
         kind = tj.get("model", {}).get("type") if tj else "no tokenizer.json"
-        raise ClinituneError(f"{model_dir}: tokenizer {kind}: the GGUF writer supports byte-level BPE (GPT-2 style) and "
-                             "SentencePiece BPE (Llama style) saved as tokenizer.json; re-save the tokenizer with a fast tokenizer")
+        raise ClinituneError(
+            f"{model_dir}: tokenizer {kind}: the GGUF writer supports byte-level BPE (GPT-2 style) and "
+            "SentencePiece BPE (Llama style) saved as tokenizer.json; re-save the tokenizer with a fast tokenizer"
+        )
     spm = _is_sentencepiece_bpe(tj)
     id_to_tok = {i: t for t, i in tok.get_vocab().items()}
     special = set(tok.all_special_ids)
@@ -103,7 +115,9 @@ def _tokenizer_metadata(writer, model_dir: Path, vocab_size: int, model_type: st
     probe = tok("a")["input_ids"]
     writer.add_add_bos_token(bool(probe) and tok.bos_token_id is not None and probe[0] == tok.bos_token_id)
     if tok.chat_template:
-        writer.add_chat_template(tok.chat_template if isinstance(tok.chat_template, str) else json.dumps(tok.chat_template))
+        writer.add_chat_template(
+            tok.chat_template if isinstance(tok.chat_template, str) else json.dumps(tok.chat_template)
+        )
 
 
 def source_pre(model_dir: Path) -> str | None:
@@ -116,8 +130,6 @@ def source_pre(model_dir: Path) -> str | None:
         return info["gguf_pre"]
     src = Path(info.get("gguf", ""))
     if src.is_file():
-        from gguf import GGUFReader
-
         field = GGUFReader(str(src)).fields.get("tokenizer.ggml.pre")
         return bytes(field.parts[-1]).decode() if field else None
     return None
@@ -134,7 +146,9 @@ def _arch(model_dir: Path) -> tuple[dict, str]:
     cfg = json.loads((model_dir / "config.json").read_text())
     mtype = cfg.get("model_type")
     if mtype not in ARCHES:
-        raise ClinituneError(f"{model_dir}: model_type {mtype!r} is not supported by the GGUF writer; supported: {', '.join(ARCHES)}")
+        raise ClinituneError(
+            f"{model_dir}: model_type {mtype!r} is not supported by the GGUF writer; supported: {', '.join(ARCHES)}"
+        )
     return cfg, ARCHES[mtype]
 
 
@@ -157,9 +171,6 @@ def _write_atomically(writer, tmp: Path, out_path: Path) -> Path:
 
 def write_gguf(model_dir: str | Path, out_path: str | Path, dtype: str = "f32") -> Path:
     """Write `model_dir` (HF safetensors checkpoint) to `out_path` as GGUF in f32 or f16."""
-    import gguf
-    from safetensors.numpy import load_file
-
     model_dir, out_path = Path(model_dir), Path(out_path)
     cfg, arch = _arch(model_dir)
     n_layer, n_head = cfg["num_hidden_layers"], cfg["num_attention_heads"]
@@ -219,25 +230,30 @@ def write_lora_gguf(adapter_dir: str | Path, base_dir: str | Path, out_path: str
     so A stays (r, in), B stays (out, r), and for llama-family Q/K the rows of B get the same rotary
     interleave as the base weights. rsLoRA's alpha / sqrt(r) scale is folded into alpha.
     """
-    import gguf
-    from safetensors.numpy import load_file
-
     adapter_dir, base_dir, out_path = Path(adapter_dir), Path(base_dir), Path(out_path)
     acfg_path = adapter_dir / "adapter_config.json"
     if not acfg_path.is_file():
-        raise ClinituneError(f"{adapter_dir}: no adapter_config.json; --lora-gguf needs a LoRA run (method lora or qlora)")
+        raise ClinituneError(
+            f"{adapter_dir}: no adapter_config.json; --lora-gguf needs a LoRA run (method lora or qlora)"
+        )
     acfg = json.loads(acfg_path.read_text())
     if acfg.get("peft_type", "LORA") != "LORA":
-        raise ClinituneError(f"{adapter_dir}: peft_type {acfg.get('peft_type')!r}; only LoRA adapters can be written as GGUF")
+        raise ClinituneError(
+            f"{adapter_dir}: peft_type {acfg.get('peft_type')!r}; only LoRA adapters can be written as GGUF"
+        )
     if acfg.get("modules_to_save"):
-        raise ClinituneError(f"{adapter_dir}: the adapter also trains full modules {acfg['modules_to_save']}; "
-                             "a GGUF LoRA cannot carry them, export the merged model instead (--format gguf without --lora-gguf)")
+        raise ClinituneError(
+            f"{adapter_dir}: the adapter also trains full modules {acfg['modules_to_save']}; "
+            "a GGUF LoRA cannot carry them, export the merged model instead (--format gguf without --lora-gguf)"
+        )
     cfg, arch = _arch(base_dir)
     r, alpha = int(acfg["r"]), float(acfg.get("lora_alpha", acfg["r"]))
     if acfg.get("use_rslora"):
-        alpha = alpha * r ** 0.5  # llama.cpp divides by r; rsLoRA divides by sqrt(r)
+        alpha = alpha * r**0.5  # llama.cpp divides by r; rsLoRA divides by sqrt(r)
     if acfg.get("rank_pattern") or acfg.get("alpha_pattern"):
-        raise ClinituneError(f"{adapter_dir}: per-module rank_pattern/alpha_pattern cannot be expressed in one GGUF alpha")
+        raise ClinituneError(
+            f"{adapter_dir}: per-module rank_pattern/alpha_pattern cannot be expressed in one GGUF alpha"
+        )
 
     state = load_file(str(adapter_dir / "adapter_model.safetensors"))
     tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], cfg["num_hidden_layers"])
@@ -260,7 +276,10 @@ def write_lora_gguf(adapter_dir: str | Path, base_dir: str | Path, out_path: str
         a, b = pairs[base]["A"], pairs[base]["B"]
         gname = tmap.get_name(base, try_suffixes=(".weight",))
         if gname is None:
-            raise ClinituneError(f"{adapter_dir}: LoRA on {base} has no GGUF tensor for arch {arch} (embeddings and lm_head are not supported)")
+            raise ClinituneError(
+                f"{adapter_dir}: LoRA on {base} has no GGUF tensor for arch {arch} (embeddings and lm_head are not "
+                f"supported)"
+            )
         b = _rotary_layout(b, base, arch, cfg)  # f32: the adapter is small, and llama.cpp applies it exactly
         writer.add_tensor(f"{gname}.lora_a", a)
         writer.add_tensor(f"{gname}.lora_b", b)

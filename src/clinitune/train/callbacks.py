@@ -1,4 +1,4 @@
-"""Monitoring for the training loop: metrics.jsonl, TensorBoard, the seed's warnings, plots, model card."""
+"""Monitoring for the training loop: metrics.jsonl, TensorBoard, the spec's warnings, plots, model card."""
 
 from __future__ import annotations
 
@@ -6,23 +6,44 @@ import json
 import logging
 from pathlib import Path
 
+import matplotlib
+import torch
+from tqdm import tqdm
+
 from ..config import Config
+from ..layout import RunDir, TrainSummary
 from ..paths import atomic_write_text
+
+matplotlib.use("Agg")  # files only, never a window: training runs headless
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 
 log = logging.getLogger(__name__)
 
 ADVICE = {
-    "overfitting": "Possible overfitting: increase lora_dropout, reduce epochs, add more training data, or use --augment.",
-    "grad_spike": "Gradient-norm spike (> 10) means instability: lower the learning rate (e.g. 1e-4) or keep max_grad_norm at 1.0.",
-    "not_decreasing": "Loss not decreasing: raise the learning rate (e.g. 2e-4), check the data format (clinitune validate), "
-                      "confirm parameters are trainable, or increase max_grad_norm.",
+    "overfitting": "Possible overfitting: increase lora_dropout, reduce epochs, add more training data, or use "
+    "--augment.",
+    "grad_spike": "Gradient-norm spike (> 10) means instability: lower the learning rate (e.g. 1e-4) or keep "
+    "max_grad_norm at 1.0.",
+    "not_decreasing": "Loss not decreasing: raise the learning rate (e.g. 2e-4), check the data format (clinitune "
+    "validate), "
+    "confirm parameters are trainable, or increase max_grad_norm.",
 }
 
 
+class Silent:
+    """The monitor of ranks other than 0: they train, rank 0 reports."""
+
+    tokens_at_window = 0
+    quiet = True
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
 class Monitor:
-    def __init__(self, run: Path, cfg: Config, resume_step: int, quiet: bool, total_steps: int):
+    def __init__(self, run: RunDir, cfg: Config, resume_step: int, quiet: bool, total_steps: int):
         self.run, self.cfg, self.quiet, self.total = run, cfg, quiet, total_steps
-        self.path = run / "metrics.jsonl"
+        self.path = run.metrics
         self.tokens_at_window = 0
         self.train_losses: list[tuple[int, float]] = []
         self.eval_losses: list[tuple[int, float]] = []
@@ -40,9 +61,10 @@ class Monitor:
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))
         self.tb = None
         try:
+            # Imported here: tensorboard is optional, and without it metrics.jsonl is the record.
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(run / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
+            self.tb = SummaryWriter(str(run.tensorboard), purge_step=resume_step + 1 if resume_step else None)
         except ImportError:
             log.warning("tensorboard is not installed; metrics go to metrics.jsonl only")
 
@@ -55,8 +77,6 @@ class Monitor:
         if self.quiet:
             print(text, flush=True)
         else:
-            from tqdm import tqdm
-
             tqdm.write(text)
 
     def warn(self, st, kind: str, detail: str) -> None:
@@ -64,8 +84,6 @@ class Monitor:
         if kind not in self.warned:
             st.warnings.append(msg)
         self.warned.add(kind)
-        from tqdm import tqdm
-
         tqdm.write(msg) if not self.quiet else print(msg, flush=True)
 
     def check_grad(self, st, grad_norm: float) -> None:
@@ -73,15 +91,17 @@ class Monitor:
             self.warn(st, "grad_spike", f"grad_norm {grad_norm:.1f}")
 
     def log_train(self, st, *, loss, lr, grad_norm, tokens_per_s, peak_rss_mb, bar) -> None:
-        rec = {"step": st.step, "epoch": st.epoch, "loss": round(loss, 6), "lr": lr, "grad_norm": round(grad_norm, 4),
-               "tokens_per_s": round(tokens_per_s, 1), "peak_rss_mb": round(peak_rss_mb, 1)}
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                rec["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        except ImportError:  # pragma: no cover
-            pass
+        rec = {
+            "step": st.step,
+            "epoch": st.epoch,
+            "loss": round(loss, 6),
+            "lr": lr,
+            "grad_norm": round(grad_norm, 4),
+            "tokens_per_s": round(tokens_per_s, 1),
+            "peak_rss_mb": round(peak_rss_mb, 1),
+        }
+        if torch.cuda.is_available():
+            rec["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         self._write(rec)
         self.train_losses.append((st.step, loss))
         if self.tb:
@@ -93,9 +113,17 @@ class Monitor:
             if last >= first:
                 self.warn(st, "not_decreasing", f"train loss {last:.3f} is not below its start {first:.3f}")
         if self.quiet:
-            print(f"step {st.step}/{self.total} loss {loss:.4f} lr {lr:.2e} grad_norm {grad_norm:.2f} tok/s {tokens_per_s:.0f}", flush=True)
+            print(
+                f"step {st.step}/{self.total} loss {loss:.4f} lr {lr:.2e} grad_norm {grad_norm:.2f} tok/s "
+                f"{tokens_per_s:.0f}",
+                flush=True,
+            )
         else:
-            bar.set_postfix(loss=f"{loss:.3f}", eval=f"{self.eval_losses[-1][1]:.3f}" if self.eval_losses else "-", tok_s=f"{tokens_per_s:.0f}")
+            bar.set_postfix(
+                loss=f"{loss:.3f}",
+                eval=f"{self.eval_losses[-1][1]:.3f}" if self.eval_losses else "-",
+                tok_s=f"{tokens_per_s:.0f}",
+            )
 
     def log_eval(self, st, eval_loss: float, bar) -> None:
         self._write({"step": st.step, "eval_loss": round(eval_loss, 6)})
@@ -104,20 +132,17 @@ class Monitor:
             self.tb.add_scalar("eval/loss", eval_loss, st.step)
         recent = [v for _, v in self.train_losses[-3:]]
         if recent and eval_loss > 1.5 * (sum(recent) / len(recent)):
-            self.warn(st, "overfitting", f"eval_loss {eval_loss:.3f} > 1.5 x train_loss {sum(recent) / len(recent):.3f}")
+            self.warn(
+                st, "overfitting", f"eval_loss {eval_loss:.3f} > 1.5 x train_loss {sum(recent) / len(recent):.3f}"
+            )
         if self.quiet:
             print(f"step {st.step}/{self.total} eval_loss {eval_loss:.4f}", flush=True)
         else:
-            bar.set_postfix(loss=f"{self.train_losses[-1][1]:.3f}" if self.train_losses else "-", eval=f"{eval_loss:.3f}")
+            bar.set_postfix(
+                loss=f"{self.train_losses[-1][1]:.3f}" if self.train_losses else "-", eval=f"{eval_loss:.3f}"
+            )
 
-    def plot(self) -> Path | None:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            return None
+    def plot(self) -> Path:
         fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
         if self.train_losses:
             ax.plot(*zip(*self.train_losses), label="train loss")
@@ -129,32 +154,66 @@ class Monitor:
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        out = self.run / "loss.png"
+        out = self.run.loss_plot
         fig.savefig(out)
         plt.close(fig)
         return out
 
-    def finish(self, summary: dict) -> None:
+    def finish(self, summary: TrainSummary) -> None:
         if self.tb:
             self.tb.close()
         self.plot()
         c = self.cfg
-        hp = {k: getattr(c.training, k) for k in ("per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
-                                                  "lr_scheduler_type", "warmup_ratio", "weight_decay", "max_grad_norm",
-                                                  "num_train_epochs", "max_steps", "seed")}
-        lines = [f"# clinitune fine-tune: {Path(str(c.model.name_or_path)).name}", "",
-                 f"- base model: `{summary['base_model']}`", f"- method: {c.lora.method}"
-                 + (f" (r={c.lora.r}, alpha={c.lora.lora_alpha:g}, dropout={c.lora.lora_dropout}, targets={c.lora.target_modules})"
-                    if c.lora.method != "full" else ""),
-                 f"- training data: `{c.data.train}` (manifest sha256 `{summary['data_manifest']}`)",
-                 f"- steps: {summary['steps']}, stopped early: {summary['stopped_early']}",
-                 f"- best eval loss: {summary['best_eval_loss']} at step {summary['best_step']}", "",
-                 "## Hyperparameters", "", "| key | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in hp.items()], "",
-                 "## Metrics", "", "| step | train loss | eval loss |", "|---|---|---|"]
+        hp = {
+            k: getattr(c.training, k)
+            for k in (
+                "per_device_train_batch_size",
+                "gradient_accumulation_steps",
+                "learning_rate",
+                "lr_scheduler_type",
+                "warmup_ratio",
+                "weight_decay",
+                "max_grad_norm",
+                "num_train_epochs",
+                "max_steps",
+                "seed",
+            )
+        }
+        lines = [
+            f"# clinitune fine-tune: {Path(str(c.model.name_or_path)).name}",
+            "",
+            f"- base model: `{summary.base_model}`",
+            f"- method: {c.lora.method}"
+            + (
+                f" (r={c.lora.r}, alpha={c.lora.lora_alpha:g}, dropout={c.lora.lora_dropout}, "
+                f"targets={c.lora.target_modules})"
+                if c.lora.method != "full"
+                else ""
+            ),
+            f"- training data: `{c.data.train}` (manifest sha256 `{summary.data_manifest}`)",
+            f"- steps: {summary.steps}, stopped early: {summary.stopped_early}",
+            f"- best eval loss: {summary.best_eval_loss} at step {summary.best_step}",
+            "",
+            "## Hyperparameters",
+            "",
+            "| key | value |",
+            "|---|---|",
+            *[f"| {k} | {v} |" for k, v in hp.items()],
+            "",
+            "## Metrics",
+            "",
+            "| step | train loss | eval loss |",
+            "|---|---|---|",
+        ]
         evals = dict(self.eval_losses)
         for step, loss in self.train_losses:
             lines.append(f"| {step} | {loss:.4f} | {evals.get(step, ''):{'.4f' if step in evals else ''}} |")
-        if summary["warnings"]:
-            lines += ["", "## Warnings", "", *[f"- {w}" for w in summary["warnings"]]]
-        lines += ["", "![loss curve](loss.png)", "", "Trained with clinitune on de-identified data; see the data manifest."]
-        atomic_write_text(self.run / "README.md", "\n".join(lines) + "\n")
+        if summary.warnings:
+            lines += ["", "## Warnings", "", *[f"- {w}" for w in summary.warnings]]
+        lines += [
+            "",
+            "![loss curve](loss.png)",
+            "",
+            "Trained with clinitune on de-identified data; see the data manifest.",
+        ]
+        atomic_write_text(self.run.model_card, "\n".join(lines) + "\n")

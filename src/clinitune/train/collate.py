@@ -1,96 +1,22 @@
-"""Examples to token rows: chat-template rendering, completion-only labels, packing.
+"""The training side of the data: loading it, and which rows each epoch sees, in what order, in which micro-batch.
 
-Packing puts several examples in one row with position ids restarting at 0 for each example and
-no 2D attention mask; transformers then builds a block-diagonal causal mask per row, so examples
-never attend to each other and attention cost stays quadratic in the row, not in the batch.
+Tokenizing and packing live in the runtime layer (data/tokenize.py); here is only what training
+adds to them: the checks on the training files, task weights, a per-epoch shuffle that a resumed run
+reproduces, and a step's rows split over ranks and micro-batches.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
 
-import torch
-
-from ..data.example import Example
+from ..config import Config
+from ..data.example import load as load_examples
+from ..data.tasks import TASKS
+from ..data.tokenize import Row, Tokenized, pack, tokenize
 from ..errors import ClinituneError
 
 log = logging.getLogger(__name__)
-IGNORE = -100
-
-
-def _ids(tok, messages, add_generation_prompt: bool) -> list[int]:
-    out = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt)
-    if isinstance(out, dict) or hasattr(out, "keys"):
-        out = out["input_ids"]
-    return list(out)
-
-
-@dataclass
-class Tokenized:
-    input_ids: list[list[int]] = field(default_factory=list)
-    n_prompt: list[int] = field(default_factory=list)  # tokens before the response starts
-    tasks: list[str] = field(default_factory=list)
-    source: list[int] = field(default_factory=list)  # index of each kept example in the input list
-    truncated: int = 0
-    dropped: int = 0  # prompt alone longer than the row: nothing left to learn from
-
-
-def _text_ids(tok, text: str) -> list[int]:
-    """Plain text is learned whole, outside any chat template, ending with end-of-sequence."""
-    ids = list(tok(text, add_special_tokens=True)["input_ids"])
-    return ids + ([tok.eos_token_id] if tok.eos_token_id is not None else [])
-
-
-def tokenize(tok, examples: list[Example], max_len: int) -> Tokenized:
-    """Render with the tokenizer's chat template; labels cover the assistant's reply (and its end-of-turn)."""
-    out = Tokenized()
-    for k, ex in enumerate(examples):
-        if ex.shape == "text":
-            full, prompt = _text_ids(tok, ex.reply), []
-        else:
-            full = _ids(tok, ex.conversation, add_generation_prompt=False)
-            prompt = _ids(tok, ex.prompt, add_generation_prompt=True)
-        if full[: len(prompt)] != prompt:
-            raise ClinituneError("the chat template renders the prompt differently with and without the reply; "
-                                 "completion-only masking needs a template whose prompt is a prefix of the conversation")
-        if len(prompt) >= max_len - 1:
-            out.dropped += 1
-            continue
-        if len(full) > max_len:
-            out.truncated += 1
-            full = full[:max_len]
-        out.input_ids.append(full)
-        out.n_prompt.append(len(prompt))
-        out.tasks.append(ex.task)
-        out.source.append(k)
-    return out
-
-
-@dataclass
-class Row:
-    ids: list[int] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
-    positions: list[int] = field(default_factory=list)
-
-
-def pack(data: Tokenized, order: list[int], max_len: int, packing: bool) -> list[Row]:
-    """Rows in `order`: first-fit into open rows when packing, one example per row otherwise."""
-    rows: list[Row] = []
-    for i in order:
-        ids, n_prompt = data.input_ids[i], data.n_prompt[i]
-        labels = [IGNORE] * n_prompt + ids[n_prompt:]
-        target = None
-        if packing:
-            target = next((r for r in rows[-8:] if len(r.ids) + len(ids) <= max_len), None)
-        if target is None:
-            target = Row()
-            rows.append(target)
-        target.ids += ids
-        target.labels += labels
-        target.positions += list(range(len(ids)))
-    return rows
 
 
 def weighted_order(data: Tokenized, weights: dict[str, float], rng: random.Random) -> list[int]:
@@ -106,8 +32,16 @@ def weighted_order(data: Tokenized, weights: dict[str, float], rng: random.Rando
     return order
 
 
-def epoch_rows(data: Tokenized, seed: int, epoch: int, max_len: int, packing: bool, shuffle: bool = True,
-               weights: dict[str, float] | None = None) -> list[Row]:
+def epoch_rows(
+    data: Tokenized,
+    seed: int,
+    epoch: int,
+    max_len: int,
+    packing: bool,
+    shuffle: bool = True,
+    weights: dict[str, float] | None = None,
+) -> list[Row]:
+    """An epoch's rows, a function of (seed, epoch) alone: a resumed run sees the same order."""
     rng = random.Random(f"{seed}:epoch:{epoch}")
     order = weighted_order(data, weights, rng) if weights else list(range(len(data.input_ids)))
     if shuffle:
@@ -115,16 +49,41 @@ def epoch_rows(data: Tokenized, seed: int, epoch: int, max_len: int, packing: bo
     return pack(data, order, max_len, packing)
 
 
-def collate(rows: list[Row], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(r.ids) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    pos = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        n = len(r.ids)
-        ids[i, :n] = torch.tensor(r.ids)
-        labels[i, :n] = torch.tensor(r.labels)
-        pos[i, :n] = torch.tensor(r.positions)
-        # Padding continues as its own segment (positions from 0) so it never joins a real example's block.
-        pos[i, n:] = torch.arange(width - n)
-    return {"input_ids": ids, "labels": labels, "position_ids": pos}
+def micro_batches(step_rows: list[Row], rank: int, rows_per_rank: int, batch_size: int) -> list[list[Row]]:
+    """This rank's share of a step's rows, in micro-batches (some empty for a rank short of rows at an epoch's end)."""
+    mine = step_rows[rank * rows_per_rank : (rank + 1) * rows_per_rank]
+    return [mine[i : i + batch_size] for i in range(0, rows_per_rank, batch_size)]
+
+
+def load_data(cfg: Config, tok) -> tuple[Tokenized, list[Row]]:
+    """Tokenized training examples and the packed eval rows; a task weight naming no task is an error."""
+    train_data = tokenize(tok, load_examples(cfg.data.train), cfg.data.max_seq_length)
+    eval_examples = load_examples(cfg.data.eval) if cfg.data.eval else []
+    if cfg.data.eval_max_examples and len(eval_examples) > cfg.data.eval_max_examples:
+        eval_examples = random.Random(cfg.training.seed).sample(eval_examples, cfg.data.eval_max_examples)
+    eval_data = tokenize(tok, eval_examples, cfg.data.max_seq_length) if eval_examples else None
+    absent = sorted(set(cfg.data.task_weights) - set(train_data.tasks))
+    if absent and set(absent) <= set(TASKS):
+        log.warning("data.task_weights: %s has no examples in %s", ", ".join(absent), cfg.data.train)
+    elif absent:
+        unknown = sorted(set(absent) - set(TASKS))
+        raise ClinituneError(
+            f"data.task_weights: no task named {', '.join(unknown)} in {cfg.data.train}; "
+            f"its tasks are {', '.join(sorted(set(train_data.tasks)))}"
+        )
+    if not train_data.input_ids:
+        raise ClinituneError(
+            f"{cfg.data.train}: every example is longer than data.max_seq_length={cfg.data.max_seq_length}"
+        )
+    for name, d in (("train", train_data), ("eval", eval_data)):
+        if d and (d.truncated or d.dropped):
+            log.warning(
+                "%s: %d example(s) truncated and %d dropped (prompt alone too long) at data.max_seq_length=%d",
+                name,
+                d.truncated,
+                d.dropped,
+                cfg.data.max_seq_length,
+            )
+    seq, packing = cfg.data.max_seq_length, cfg.data.packing
+    eval_rows = epoch_rows(eval_data, cfg.training.seed, 0, seq, packing, shuffle=False) if eval_data else []
+    return train_data, eval_rows

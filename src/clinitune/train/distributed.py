@@ -18,9 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as torch_dist
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict, set_optimizer_state_dict
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 from ..errors import ClinituneError
 from .loss import decoder_and_head, loss_sum
+
+# DeepSpeed is imported where it is used: it is an optional install (make setup adds it), slow to
+# import, and only a run with training.deepspeed needs it.
 
 log = logging.getLogger(__name__)
 
@@ -56,32 +64,33 @@ class Dist:
         if self.world == 1:
             return list(values)
         t = torch.tensor(values, dtype=torch.float64)
-        torch.distributed.all_reduce(t)
+        torch_dist.all_reduce(t)
         return t.tolist()
 
     def barrier(self) -> None:
         if self.world > 1:
-            torch.distributed.barrier()
+            torch_dist.barrier()
 
     def close(self, *, wait: bool = True) -> None:
-        """Wait for every rank (unless leaving on an error, when the others may never arrive), then destroy the group."""
-        if self.world > 1 and torch.distributed.is_initialized():
+        """Wait for every rank (unless leaving on an error, when the others may never arrive), then destroy the
+        group."""
+        if self.world > 1 and torch_dist.is_initialized():
             if wait:
-                torch.distributed.barrier()
-            torch.distributed.destroy_process_group()
+                torch_dist.barrier()
+            torch_dist.destroy_process_group()
 
     def broadcast(self, obj):
         if self.world == 1:
             return obj
         box = [obj]
-        torch.distributed.broadcast_object_list(box, src=0)
+        torch_dist.broadcast_object_list(box, src=0)
         return box[0]
 
     def gather(self, obj) -> list:
         if self.world == 1:
             return [obj]
         out = [None] * self.world
-        torch.distributed.all_gather_object(out, obj)
+        torch_dist.all_gather_object(out, obj)
         return out
 
 
@@ -110,20 +119,30 @@ def deepspeed_config(t, path: str | None) -> dict | None:
             raise ClinituneError(f"training.deepspeed: cannot read {path} as a DeepSpeed JSON config ({exc})") from None
     else:
         ds = {"zero_optimization": {"stage": int(os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2"))}}
-    for section, owner in (("optimizer", "training.optim and training.learning_rate"), ("scheduler", "training.lr_scheduler_type")):
+    for section, owner in (
+        ("optimizer", "training.optim and training.learning_rate"),
+        ("scheduler", "training.lr_scheduler_type"),
+    ):
         if section in ds:
-            raise ClinituneError(f"{path}: remove the \"{section}\" section; clinitune builds it from {owner}")
+            raise ClinituneError(f'{path}: remove the "{section}" section; clinitune builds it from {owner}')
     for section in ("bf16", "fp16"):
         if str(ds.get(section, {}).get("enabled", "auto")).lower() not in ("auto", "false"):
-            raise ClinituneError(f"{path}: set {section}.enabled to \"auto\"; clinitune runs mixed precision as autocast, "
-                                 "chosen by training.precision")
+            raise ClinituneError(
+                f'{path}: set {section}.enabled to "auto"; clinitune runs mixed precision as autocast, '
+                "chosen by training.precision"
+            )
         ds[section] = {"enabled": False}
-    ours = {"train_micro_batch_size_per_gpu": t.per_device_train_batch_size, "gradient_accumulation_steps": t.gradient_accumulation_steps,
-            "gradient_clipping": t.max_grad_norm}
+    ours = {
+        "train_micro_batch_size_per_gpu": t.per_device_train_batch_size,
+        "gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "gradient_clipping": t.max_grad_norm,
+    }
     for key, value in ours.items():
         if ds.get(key, "auto") not in ("auto", value):
-            raise ClinituneError(f"{path}: {key} is {ds[key]!r} but the training config says {value!r}; "
-                                 f"set it to \"auto\" (clinitune fills it in)")
+            raise ClinituneError(
+                f"{path}: {key} is {ds[key]!r} but the training config says {value!r}; "
+                f'set it to "auto" (clinitune fills it in)'
+            )
         ds[key] = value
     ds.pop("train_batch_size", None)
     stage = ds.get("zero_optimization", {}).get("stage")
@@ -138,16 +157,18 @@ def init_distributed(device: str, sharding: str = "off", deepspeed: str | None =
     ds = deepspeed_config(training, deepspeed) if training is not None else None
     if world == 1:
         if sharding != "off" or ds is not None:
-            log.warning("%s is set but this is one process: sharding needs several (clinitune train --nproc N, or accelerate launch); "
-                        "training unsharded", "training.deepspeed" if ds is not None else f"training.fsdp={sharding}")
+            log.warning(
+                "%s is set but this is one process: sharding needs several (clinitune train --nproc N, or accelerate "
+                "launch); "
+                "training unsharded",
+                "training.deepspeed" if ds is not None else f"training.fsdp={sharding}",
+            )
         return Dist(sharding=sharding)
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group("nccl" if device == "cuda" else "gloo")
     if device == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    return Dist(dist.get_world_size(), dist.get_rank(), sharding, ds)
+    return Dist(torch_dist.get_world_size(), torch_dist.get_rank(), sharding, ds)
 
 
 class LossModule(torch.nn.Module):
@@ -169,19 +190,19 @@ def wrap(model, device: str, dist: Dist, quantized: bool = False) -> LossModule:
     if not dist.sharded:
         return root
     if quantized:
-        raise ClinituneError("sharding (training.fsdp or DeepSpeed) with lora.method: qlora is not supported: bitsandbytes 4-bit "
-                             "weights do not shard here. Use several processes without sharding, or lora.method: lora.")
+        raise ClinituneError(
+            "sharding (training.fsdp or DeepSpeed) with lora.method: qlora is not supported: bitsandbytes 4-bit "
+            "weights do not shard here. Use several processes without sharding, or lora.method: lora."
+        )
     if dist.deepspeed is not None:
         if dist.deepspeed["zero_optimization"]["stage"] == 3:
             import deepspeed
 
-            # The fused loss reads the head's weight outside the head's own forward: ZeRO-3 must gather it for the root's.
+            # The fused loss reads the head's weight outside the head's own forward: ZeRO-3 must gather it for the
+            # root's.
             _, _, head = decoder_and_head(model)
             deepspeed.zero.register_external_parameter(root, head.weight)
         return root
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
-
     mesh = init_device_mesh(device, (dist.world,))
     reshard = dist.sharding == "full_shard"
     _, decoder, _ = decoder_and_head(model)
@@ -195,8 +216,10 @@ def deepspeed_engine(root, opt, dist: Dist):
     try:
         import deepspeed
     except ImportError:
-        raise ClinituneError("a DeepSpeed config was given but DeepSpeed is not installed: "
-                             "pip install --no-build-isolation deepspeed (or use training.fsdp)") from None
+        raise ClinituneError(
+            "a DeepSpeed config was given but DeepSpeed is not installed: "
+            "pip install --no-build-isolation deepspeed (or use training.fsdp)"
+        ) from None
     engine, _, _, _ = deepspeed.initialize(model=root, optimizer=opt, config=dist.deepspeed, dist_init_required=False)
     return engine
 
@@ -208,16 +231,12 @@ def _zero3(p) -> bool:
 def reshard(root) -> None:
     """Free gathered weights after forwards without a backward (eval): shard_grad_op keeps them
     gathered until a backward that never comes, and the optimizer and checkpoints need the shards."""
-    from torch.distributed.fsdp import FSDPModule
-
     for m in root.modules():
         if isinstance(m, FSDPModule):
             m.reshard()
 
 
 def full_tensor(t: torch.Tensor) -> torch.Tensor:
-    from torch.distributed.tensor import DTensor
-
     return t.full_tensor() if isinstance(t, DTensor) else t
 
 
@@ -238,13 +257,13 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
 
 
 def load_trainable(model, tensors: dict[str, torch.Tensor]) -> None:
-    from torch.distributed.tensor import DTensor, distribute_tensor
-
     params = dict(model.named_parameters())
     missing = [n for n in tensors if n not in params]
     if missing:
-        raise ClinituneError(f"checkpoint does not match the model ({len(missing)} unknown tensors, e.g. {missing[0]}); "
-                             "was the config changed since the run started?")
+        raise ClinituneError(
+            f"checkpoint does not match the model ({len(missing)} unknown tensors, e.g. {missing[0]}); "
+            "was the config changed since the run started?"
+        )
     with torch.no_grad():
         for n, t in tensors.items():
             p = params[n]
@@ -262,12 +281,8 @@ def load_trainable(model, tensors: dict[str, torch.Tensor]) -> None:
 
 def optimizer_state(root, opt) -> dict:
     """The optimizer's state keyed by parameter name, unsharded: the same file for any world size."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
-
     return get_optimizer_state_dict(root, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
 def load_optimizer_state(root, opt, state: dict) -> None:
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-
     set_optimizer_state_dict(root, opt, state, options=StateDictOptions(full_state_dict=True))

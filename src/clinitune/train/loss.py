@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
-from . import collate as C
+from ..data.tokenize import IGNORE
 
 CE_CHUNK = 1024  # response tokens per head chunk: bounds fp32 logits to CHUNK x vocab
 
@@ -36,7 +37,7 @@ class _LinearCE(torch.autograd.Function):
         w = weight.to(dt)
         with torch.autocast(h.device.type, enabled=False):
             for i in range(0, y.numel(), chunk):
-                hc, yc = h[i:i + chunk].to(dt), y[i:i + chunk]
+                hc, yc = h[i : i + chunk].to(dt), y[i : i + chunk]
                 logits = (hc @ w.t()).float()
                 lse = torch.logsumexp(logits, dim=-1)
                 total += (lse - logits.gather(1, yc[:, None]).squeeze(1)).sum()
@@ -45,7 +46,7 @@ class _LinearCE(torch.autograd.Function):
                     logits[torch.arange(yc.numel(), device=yc.device), yc] -= 1.0
                     d = logits.to(dt)
                     if want_h:
-                        grad_h[i:i + chunk] = (d @ w).to(h.dtype)
+                        grad_h[i : i + chunk] = (d @ w).to(h.dtype)
                     if want_w:
                         grad_w += (d.t() @ hc).float()
                 del logits
@@ -56,14 +57,22 @@ class _LinearCE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         grad_h, grad_w = ctx.saved_tensors
-        return (grad_h * g.to(grad_h.dtype) if grad_h is not None else None,
-                (grad_w * g).to(ctx.weight_dtype) if grad_w is not None else None, None, None)
+        return (
+            grad_h * g.to(grad_h.dtype) if grad_h is not None else None,
+            (grad_w * g).to(ctx.weight_dtype) if grad_w is not None else None,
+            None,
+            None,
+        )
 
 
 def _fusable(head, model) -> bool:
     cfg = getattr(model, "config", None)
-    return (type(head) is torch.nn.Linear and head.bias is None
-            and not getattr(cfg, "final_logit_softcapping", None) and not getattr(cfg, "logit_scale", None))
+    return (
+        type(head) is torch.nn.Linear
+        and head.bias is None
+        and not getattr(cfg, "final_logit_softcapping", None)
+        and not getattr(cfg, "logit_scale", None)
+    )
 
 
 def decoder_and_head(model):
@@ -80,30 +89,29 @@ def head_loss(base, head, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return h.sum() * 0.0
     if _fusable(head, base):
         return _LinearCE.apply(h, head.weight, y, CE_CHUNK)
-    # Heads we cannot fuse (a LoRA-wrapped head, a bias, soft-capped logits) go through autograd, chunked and checkpointed.
-    from torch.utils.checkpoint import checkpoint
-
+    # Heads we cannot fuse (a LoRA-wrapped head, a bias, soft-capped logits) go through autograd, chunked and
+    # checkpointed.
     total = h.new_zeros((), dtype=torch.float32)
     for i in range(0, y.numel(), CE_CHUNK):
-        hc, yc = h[i:i + CE_CHUNK], y[i:i + CE_CHUNK]
-        total = total + (checkpoint(_ce_plain, head, hc, yc, use_reentrant=False) if torch.is_grad_enabled() else _ce_plain(head, hc, yc))
+        hc, yc = h[i : i + CE_CHUNK], y[i : i + CE_CHUNK]
+        total = total + (
+            checkpoint(_ce_plain, head, hc, yc, use_reentrant=False)
+            if torch.is_grad_enabled()
+            else _ce_plain(head, hc, yc)
+        )
     return total
 
 
 def _forward(model, batch: dict, device: str):
     base, decoder, head = decoder_and_head(model)
-    hidden = decoder(input_ids=batch["input_ids"].to(device), position_ids=batch["position_ids"].to(device), use_cache=False).last_hidden_state
+    hidden = decoder(
+        input_ids=batch["input_ids"].to(device), position_ids=batch["position_ids"].to(device), use_cache=False
+    ).last_hidden_state
     targets = batch["labels"][:, 1:].to(device)
-    return base, head, hidden[:, :-1], targets, targets != C.IGNORE
+    return base, head, hidden[:, :-1], targets, targets != IGNORE
 
 
 def loss_sum(model, batch: dict, device: str) -> tuple[torch.Tensor, int]:
     """Summed next-token loss over response tokens only, and their count."""
     base, head, hidden, targets, keep = _forward(model, batch, device)
     return head_loss(base, head, hidden[keep], targets[keep]), int(keep.sum())
-
-
-def loss_per_row(model, batch: dict, device: str) -> list[tuple[float, int]]:
-    """(summed response-token loss, token count) for each row: one example per row, for per-example scores."""
-    base, head, hidden, targets, keep = _forward(model, batch, device)
-    return [(float(head_loss(base, head, hidden[r][keep[r]], targets[r][keep[r]])), int(keep[r].sum())) for r in range(targets.shape[0])]

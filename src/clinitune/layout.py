@@ -1,0 +1,164 @@
+"""The files a training run and a prepared dataset hold, and the one way to read them.
+
+Every module that opens a run directory or a data directory goes through `RunDir` / `DataDir`, so
+a file's name is written once and a missing file gets one message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from .config import Config, load_config
+from .errors import ClinituneError
+
+SPLITS = ("train", "eval", "test")
+
+
+@dataclass
+class TrainSummary:
+    """What `clinitune train` leaves in train_summary.json: where the weights are and how the run went."""
+
+    run_dir: str
+    output: str  # adapter/ for LoRA and QLoRA, model/ for full fine-tuning
+    base_model: str
+    method: str
+    steps: int = 0
+    epochs_started: int = 0
+    stopped_early: bool = False
+    best_eval_loss: float | None = None
+    best_step: int | None = None
+    trainable_params: int = 0
+    total_params: int = 0
+    truncated: int = 0
+    dropped: int = 0
+    warnings: list[str] = field(default_factory=list)
+    data_manifest: str | None = None  # sha256 of the data's manifest.json
+    phi_gate: list[dict] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+    loop_seconds: float = 0.0
+    loop_tokens: int = 0
+    loop_response_tokens: int = 0
+    first_step_seconds: float | None = None  # the first step pays for allocations: kept apart for steady rates
+    first_step_tokens: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainSummary:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A `training.output_dir`: config, metrics, checkpoints, best weights, the adapter or model, exports."""
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def name(self) -> str:
+        return self.path.resolve().name or "model"
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def summary_file(self) -> Path:
+        return self.path / "train_summary.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def model_card(self) -> Path:
+        return self.path / "README.md"
+
+    @property
+    def loss_plot(self) -> Path:
+        return self.path / "loss.png"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def best_weights(self) -> Path:
+        return self.path / "best" / "trainable.safetensors"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.path / "export"
+
+    def output_for(self, method: str) -> Path:
+        """Where the trained weights go: the whole model for full fine-tuning, else the adapter."""
+        return self.path / ("model" if method == "full" else "adapter")
+
+    def checkpoint(self, step: int) -> Path:
+        return self.path / f"checkpoint-{step}"
+
+    def checkpoints(self, complete_only: bool = False) -> list[Path]:
+        """Checkpoint dirs by step; `complete_only` keeps those whose state.json was written (the last file in)."""
+        found = [p for p in self.path.glob("checkpoint-*") if p.name.split("-", 1)[1].isdigit()]
+        if complete_only:
+            found = [p for p in found if (p / "state.json").is_file()]
+        return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
+
+    def latest_checkpoint(self) -> Path | None:
+        ckpts = self.checkpoints(complete_only=True)
+        return ckpts[-1] if ckpts else None
+
+    def read_config(self) -> Config:
+        """The resolved config the run trained with; the defaults for a directory without one."""
+        return load_config(self.config if self.config.is_file() else None)
+
+    def read_summary(self) -> TrainSummary:
+        if not self.summary_file.is_file():
+            raise ClinituneError(
+                f"{self.path}: not a finished training run (no train_summary.json); train one with clinitune train"
+            )
+        return TrainSummary.from_dict(json.loads(self.summary_file.read_text()))
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """A `clinitune prepare --out` dir: the splits, quarantine, manifest, canaries and report."""
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    def split(self, name: str) -> Path:
+        return self.path / f"{name}.jsonl"
+
+    @property
+    def manifest(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def canaries(self) -> Path:
+        return self.path / "canaries.json"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.path / "quarantine.jsonl"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report.md"
+
+    def read_manifest(self) -> dict | None:
+        return json.loads(self.manifest.read_text()) if self.manifest.is_file() else None
+
+    def source_url(self) -> str | None:
+        """The database prepare read from, as recorded (with any password masked) in the manifest."""
+        m = self.read_manifest() or {}
+        return m.get("source", {}).get("url")

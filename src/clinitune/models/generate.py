@@ -1,0 +1,230 @@
+"""The runtime layer's model side: load a trained model for inference, generate, score, chat.
+
+eval, export, infer and quickstart all run models through here (transformers for HF checkpoints,
+llama.cpp for GGUF files), so a reply is produced and a loss is measured the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from llama_cpp import Llama
+from peft import PeftModel
+from tqdm import tqdm
+from transformers import DynamicCache, TextStreamer
+
+from ..config import GenerationConfig
+from ..data.example import Example
+from ..data.tokenize import IGNORE, collate, pack, prompt_ids, tokenize
+from ..errors import ClinituneError
+from ..layout import RunDir
+from .adapt import cpu_has_bf16
+from .loading import load_causal_lm, load_tokenizer
+from .registry import DEFAULT_MODEL, resolve_model
+
+SCORE_CHUNK = 1024  # response tokens per head chunk when scoring: bounds fp32 logits to CHUNK x vocab
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "</s>", "<|endoftext|>")
+
+
+def load_for_inference(run: Path | None, model: str | None, adapter: Path | None):
+    """(model, tokenizer, has_adapter) from a run dir, or a base model with an optional adapter.
+    The model is in bf16 where the CPU or GPU has it, in eval mode."""
+    if run is not None:
+        summary = RunDir(run).read_summary()
+        if summary.method == "full":
+            model, adapter = summary.output, None
+        else:
+            model, adapter = summary.base_model, Path(summary.output)
+    if model is None:
+        raise ClinituneError("needs --run RUN_DIR or --model MODEL")
+    base_dir = resolve_model(model)
+    cuda = torch.cuda.is_available()
+    dtype = "bfloat16" if (cuda and torch.cuda.is_bf16_supported()) or (not cuda and cpu_has_bf16()) else "float32"
+    m = load_causal_lm(base_dir, dtype=dtype)
+    tok = load_tokenizer(adapter or base_dir)
+    if adapter is not None:
+        m = PeftModel.from_pretrained(m, str(adapter))
+    m.to("cuda" if cuda else "cpu").eval()
+    return m, tok, adapter is not None
+
+
+def eos_ids(tok) -> list[int]:
+    """Every token that ends a turn for this tokenizer: its EOS and the end-of-turn markers it knows."""
+    ids = {tok.eos_token_id}
+    for t in END_OF_TURN:
+        i = tok.convert_tokens_to_ids(t)
+        if isinstance(i, int) and i != tok.unk_token_id and i >= 0:
+            ids.add(i)
+    return sorted(i for i in ids if i is not None)
+
+
+@torch.no_grad()
+def greedy(model, ids: torch.Tensor, mask: torch.Tensor, budgets: list[int], stop: set[int]) -> list[list[int]]:
+    """Greedy decoding of a left-padded batch with the KV cache. A row leaves the batch (and the cache)
+    at its end-of-turn or its own budget, so a row that rambles costs its own steps, not the batch's:
+    transformers' generate keeps computing finished rows until the last one stops."""
+    out: list[list[int]] = [[] for _ in range(ids.shape[0])]
+    alive = list(range(ids.shape[0]))
+    cache = DynamicCache()
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(
+        input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, logits_to_keep=1
+    ).logits[:, -1]
+    while True:
+        nxt = logits.argmax(-1).tolist()
+        keep = []
+        for j, (row, token) in enumerate(zip(alive, nxt)):
+            if token in stop:
+                continue
+            out[row].append(token)
+            if len(out[row]) < budgets[row]:
+                keep.append(j)
+        if not keep:
+            return out
+        if len(keep) < len(alive):
+            sel = torch.tensor(keep, device=ids.device)
+            cache.batch_select_indices(sel)
+            mask = mask[sel]
+            alive = [alive[j] for j in keep]
+        mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=-1)
+        step = torch.tensor([[nxt[j]] for j in keep], device=ids.device)
+        logits = model(
+            input_ids=step,
+            attention_mask=mask,
+            position_ids=mask.sum(-1, keepdim=True) - 1,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1]
+
+
+@torch.no_grad()
+def generate(
+    model, tok, prompts: list[list[dict]], max_new_tokens: int | list[int], batch_size: int = 16, desc: str = "generate"
+) -> list[str]:
+    """Greedy, batched, left-padded, with the KV cache and the chat template; replies in input order.
+    Rows are batched by (budget, prompt length); each stops at its end-of-turn or its own budget."""
+    device = next(model.parameters()).device
+    encoded = [prompt_ids(tok, p) for p in prompts]
+    budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(encoded)
+    order = sorted(range(len(encoded)), key=lambda i: (budgets[i], len(encoded[i])))
+    out: list[str] = [""] * len(encoded)
+    stop = set(eos_ids(tok))
+    batches = range(0, len(order), batch_size)
+    for s in tqdm(batches, desc=desc, unit="batch", leave=False, disable=len(order) <= batch_size):
+        idx = order[s : s + batch_size]
+        width = max(len(encoded[i]) for i in idx)
+        ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
+            mask[row, width - len(encoded[i]) :] = 1
+        for i, tokens in zip(idx, greedy(model, ids.to(device), mask.to(device), [budgets[i] for i in idx], stop)):
+            out[i] = tok.decode(tokens, skip_special_tokens=True).strip()
+    return out
+
+
+@torch.no_grad()
+def row_losses(model, batch: dict, device: str) -> list[tuple[float, int]]:
+    """(summed response-token loss, token count) for each row of a collated batch, one example per row.
+    The head runs on response positions only, a chunk at a time, so fp32 logits stay small."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.get_decoder()(
+        input_ids=batch["input_ids"].to(device), position_ids=batch["position_ids"].to(device), use_cache=False
+    ).last_hidden_state[:, :-1]
+    head = base.get_output_embeddings()
+    targets = batch["labels"][:, 1:].to(device)
+    keep = targets != IGNORE
+    out = []
+    for r in range(targets.shape[0]):
+        h, y = hidden[r][keep[r]], targets[r][keep[r]]
+        total = 0.0
+        for i in range(0, y.numel(), SCORE_CHUNK):
+            logits = head(h[i : i + SCORE_CHUNK]).float()
+            total += float(F.cross_entropy(logits, y[i : i + SCORE_CHUNK], reduction="sum"))
+        out.append((total, int(keep[r].sum())))
+    return out
+
+
+@torch.no_grad()
+def example_losses(model, tok, examples: list[Example], max_len: int = 1024, batch_size: int = 8) -> list[float]:
+    """Mean response-token loss per example (teacher forcing on the reference output), batched by length."""
+    device = str(next(model.parameters()).device)
+    losses = [float("nan")] * len(examples)
+    data = tokenize(tok, examples, max_len)
+    order = sorted(range(len(data.input_ids)), key=lambda i: len(data.input_ids[i]))
+    for s in range(0, len(order), batch_size):
+        idx = order[s : s + batch_size]
+        rows = pack(data, idx, max_len, packing=False)
+        for i, (total, n) in zip(idx, row_losses(model, collate(rows, tok.pad_token_id), device)):
+            losses[data.source[i]] = total / max(n, 1)  # an example whose prompt alone overflows stays nan
+    return losses
+
+
+def load_llama(path: Path, n_ctx: int = 4096, lora: Path | None = None, logits_all: bool = False) -> Llama:
+    """A GGUF file in llama.cpp, with an optional GGUF LoRA adapter applied."""
+    if not Path(path).is_file():
+        raise ClinituneError(f"{path}: GGUF file not found; create one with clinitune export")
+    return Llama(
+        model_path=str(path), n_ctx=n_ctx, logits_all=logits_all, verbose=False, lora_path=str(lora) if lora else None
+    )
+
+
+class HFChat:
+    """Chat with a transformers model (a base, a base plus adapter, or a run), sampling per GenerationConfig."""
+
+    def __init__(self, run: Path | None, model: str | None, adapter: Path | None):
+        self.model, self.tok, _ = load_for_inference(run, model or (DEFAULT_MODEL if run is None else None), adapter)
+        self.stop = eos_ids(self.tok)
+
+    def chat(self, messages: list[dict], gen: GenerationConfig, stream: bool) -> str:
+        enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        sample = gen.temperature > 0
+        kwargs = dict(
+            max_new_tokens=gen.max_new_tokens,
+            do_sample=sample,
+            repetition_penalty=gen.repetition_penalty,
+            eos_token_id=self.stop,
+            pad_token_id=self.tok.pad_token_id,
+        )
+        if sample:
+            kwargs.update(temperature=gen.temperature, top_p=gen.top_p, top_k=gen.top_k)
+        streamer = TextStreamer(self.tok, skip_prompt=True, skip_special_tokens=True) if stream else None
+        with torch.no_grad():
+            out = self.model.generate(**enc, streamer=streamer, **kwargs)
+        return self.tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+
+
+class LlamaChat:
+    """Chat with a GGUF through llama.cpp, with the chat template stored in the file."""
+
+    def __init__(self, gguf: Path):
+        self.llm = load_llama(gguf)
+
+    def chat(self, messages: list[dict], gen: GenerationConfig, stream: bool) -> str:
+        kwargs = dict(
+            messages=messages,
+            max_tokens=gen.max_new_tokens,
+            temperature=gen.temperature,
+            top_p=gen.top_p,
+            top_k=gen.top_k,
+            repeat_penalty=gen.repetition_penalty,
+        )
+        if not stream:
+            return self.llm.create_chat_completion(**kwargs)["choices"][0]["message"]["content"].strip()
+        parts = []
+        for chunk in self.llm.create_chat_completion(stream=True, **kwargs):
+            piece = chunk["choices"][0]["delta"].get("content", "")
+            parts.append(piece)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return "".join(parts).strip()
+
+
+def chat_backend(run: Path | None, model: str | None, adapter: Path | None, gguf: Path | None) -> HFChat | LlamaChat:
+    return LlamaChat(gguf) if gguf is not None else HFChat(run, model, adapter)

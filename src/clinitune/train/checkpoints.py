@@ -1,0 +1,129 @@
+"""Checkpoints that resume exactly: trainable weights, optimizer, scheduler, every RNG, data position.
+
+Nothing here is unpickled from a file a user could have been handed: weights are safetensors,
+RNG state and progress are JSON, and the optimizer and scheduler states load with
+`torch.load(weights_only=True)`, which refuses anything but tensors and plain containers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import ClinituneError
+from ..layout import RunDir
+from ..paths import atomic_dir, atomic_write_text
+from .distributed import Dist, load_optimizer_state, load_trainable, optimizer_state, trainable_state
+
+
+@dataclass
+class State:
+    """Where a run stands; saved with every checkpoint as state.json."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # optimizer steps already taken in this epoch
+    tokens: int = 0  # every non-pad token trained on
+    response_tokens: int = 0  # the tokens the loss is computed on
+    best_eval: float | None = None
+    best_step: int | None = None
+    bad_evals: int = 0
+    stopped_early: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def rng_state() -> dict:
+    """Every generator's state as plain JSON values: a checkpoint's RNG file is read without pickle."""
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state()
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state().tolist(),
+        "cuda": [s.tolist() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(rng: dict) -> None:
+    version, internal, gauss = rng["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = rng["numpy"]
+    np.random.set_state((np_state[0], np.array(np_state[1], dtype=np.uint32), *np_state[2:]))
+    torch.set_rng_state(torch.tensor(rng["torch"], dtype=torch.uint8))
+    if rng["cuda"]:
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in rng["cuda"]])
+
+
+def save_checkpoint(run: RunDir, root, model, opt, sched, st: State, keep: int, dist: Dist = Dist()) -> Path | None:
+    """Every rank calls it (sharded weights and optimizer states are gathered, or written by each rank); rank 0
+    commits."""
+    weights, rngs = trainable_state(model), dist.gather(rng_state())
+    optim = optimizer_state(root, opt) if dist.deepspeed is None else None
+    target = run.checkpoint(st.step)
+    with atomic_dir(target) if dist.main else contextlib.nullcontext() as tmp:
+        tmp = Path(dist.broadcast(str(tmp) if dist.main else None))
+        if dist.deepspeed is not None:  # each rank writes its optimizer partition
+            root.save_checkpoint(str(tmp), tag="deepspeed", save_latest=False, exclude_frozen_parameters=True)
+        dist.barrier()  # every rank's files are in before rank 0 renames the dir into place
+        if dist.main:
+            save_file(weights, str(tmp / "trainable.safetensors"))
+            if optim is not None:
+                torch.save(optim, tmp / "optimizer.pt")
+            torch.save(sched.state_dict(), tmp / "scheduler.pt")
+            atomic_write_text(tmp / "rng.json", json.dumps({"ranks": rngs}))
+            atomic_write_text(tmp / "state.json", json.dumps(asdict(st), indent=2))
+    if not dist.main:
+        return None
+    for old in run.checkpoints()[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def restore_checkpoint(ckpt: Path, root, model, opt, sched, dist: Dist = Dist()) -> State:
+    load_trainable(model, load_file(str(ckpt / "trainable.safetensors")))
+    if dist.deepspeed is not None:
+        if not (ckpt / "deepspeed").is_dir():
+            raise ClinituneError(f"{ckpt} was not written by DeepSpeed; resume it without the DeepSpeed config")
+        root.load_checkpoint(
+            str(ckpt),
+            tag="deepspeed",
+            load_optimizer_states=True,
+            load_lr_scheduler_states=False,
+            load_module_strict=False,
+        )
+    elif (ckpt / "optimizer.pt").is_file():
+        load_optimizer_state(root, opt, torch.load(ckpt / "optimizer.pt", weights_only=True))
+    else:
+        raise ClinituneError(
+            f"{ckpt} holds DeepSpeed optimizer partitions; resume it with the same DeepSpeed config and world size"
+        )
+    sched.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
+    if not (ckpt / "rng.json").is_file():
+        # Older checkpoints kept RNG state in a pickle (rng.pt); a tampered one could run code, so it is never loaded.
+        raise ClinituneError(
+            f"{ckpt}: no rng.json (a checkpoint from an older clinitune, or incomplete); "
+            "start the run again without --resume"
+        )
+    ranks = json.loads((ckpt / "rng.json").read_text())["ranks"]
+    set_rng_state(ranks[dist.rank] if len(ranks) == dist.world else ranks[0])
+    return State(**json.loads((ckpt / "state.json").read_text()))
+
+
+def save_best(run: RunDir, weights: dict) -> None:
+    """The best eval-loss weights so far, replaced atomically."""
+    run.best_weights.parent.mkdir(exist_ok=True)
+    tmp = run.best_weights.with_name(".trainable.safetensors.tmp")
+    save_file(weights, str(tmp))
+    tmp.replace(run.best_weights)
+
+
+def load_best(run: RunDir, model) -> None:
+    load_trainable(model, load_file(str(run.best_weights)))

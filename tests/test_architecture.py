@@ -1,0 +1,80 @@
+"""The house rules that a reader relies on, checked on the source: which room may import which."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "clinitune"
+# eval, export, infer and serve stand beside train on the runtime layer (models/, data/), never on top of it.
+FORBIDDEN = {
+    "eval": {"train"},
+    "export": {"train", "eval"},
+    "infer": {"train", "eval"},
+    "models": {"train", "eval", "export"},
+    "data": {"train", "eval", "export", "models"},
+}
+MAX_LINES = 410  # "about 400": a module a reader can hold in mind
+
+
+def _room(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level clinitune rooms a module imports, from any depth in the file (function-level imports too)."""
+    rel = path.relative_to(SRC)
+    package = list(rel.parts[:-1])
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                target = [*base, *(node.module.split(".") if node.module else [])]
+                names = [target] if node.module else [[*base, a.name] for a in node.names]
+            elif node.module and node.module.startswith("clinitune"):
+                names = [node.module.split(".")[1:]]
+            else:
+                continue
+            out |= {n[0] for n in names if n}
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split(".")[1] for a in node.names if a.name.startswith("clinitune.")}
+    return out
+
+
+MODULES = sorted(p for p in SRC.rglob("*.py") if p.name != "__init__.py")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_no_import_points_the_wrong_way(path):
+    bad = _imports(path) & FORBIDDEN.get(_room(path), set())
+    assert not bad, f"{path.relative_to(SRC)} imports {sorted(bad)}: move what it needs into the runtime layer"
+
+
+def test_the_checker_sees_relative_and_absolute_imports(tmp_path):
+    fake = SRC / "eval" / "_probe_for_test.py"
+    try:
+        fake.write_text(
+            "from ..train import loop\nfrom clinitune.export import run\n\ndef f():\n    from ..models import "
+            "generate\n"
+        )
+        assert _imports(fake) == {"train", "export", "models"}
+    finally:
+        fake.unlink()
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_modules_fit_a_reading_or_say_why(path):
+    text = path.read_text()
+    n = text.count("\n")
+    doc = ast.get_docstring(ast.parse(text)) or ""
+    assert n <= MAX_LINES or "longer than" in doc.lower(), f"{path.relative_to(SRC)}: {n} lines and no reason in its docstring"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_no_private_name_crosses_a_module(path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("clinitune")):
+            private = [a.name for a in node.names if a.name.startswith("_") and a.name != "__version__"]
+            assert not private, f"{path.relative_to(SRC)} imports private {private} from {node.module}"
