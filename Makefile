@@ -9,7 +9,7 @@ TORCH  := torch==2.13.0
 DEEPSPEED := deepspeed==0.19.8
 PYTEST_ARGS ?=
 
-.PHONY: setup quickstart test test-fast postgres clean
+.PHONY: setup quickstart test test-fast lint postgres clean
 
 setup: $(STAMP)
 
@@ -35,10 +35,15 @@ postgres:
 	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  { echo "installing PostgreSQL (Debian package) for the tests"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
-test: setup postgres
+# The house rules are part of the suite: lint and formatting at line length 120 (pyproject.toml), then the tests.
+lint: setup
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
+
+test: setup postgres lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: setup
+test-fast: setup lint
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean:

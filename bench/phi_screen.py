@@ -23,7 +23,7 @@ from collections import Counter
 
 from faker import Faker
 
-from clinitune.data.phi import screen_texts
+from clinitune.data.privacy.phi import screen_texts
 
 LOCALES = [
     "vi_VN",

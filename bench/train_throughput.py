@@ -42,7 +42,7 @@ def ensure_data(data_dir: Path) -> Path:
     if (data_dir / "train.jsonl").is_file():
         return data_dir
     from clinitune.data.prepare import prepare
-    from clinitune.data.synth import write_database
+    from clinitune.data.records.synth import write_database
     from clinitune.data.tasks import TASKS
 
     db = data_dir.parent / "clinic.db"
@@ -100,8 +100,8 @@ def _hf_train(name: str, train: list[dict], workdir: Path, packing: bool = False
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM
 
+    from clinitune.data import tokenize as C
     from clinitune.models.loading import load_tokenizer
-    from clinitune.train import collate as C
 
     cuda = torch.cuda.is_available()
     mdir = _model_dir()
@@ -240,14 +240,14 @@ def _clinitune_train(train: list[dict], workdir: Path) -> Path:
     (workdir / "timing.json").write_text(
         json.dumps(
             {
-                "seconds": s["loop_seconds"],
-                "steps": s["steps"],
-                "first_step_seconds": s["first_step_seconds"],
-                "first_step_tokens": s["first_step_tokens"],
+                "seconds": s.loop_seconds,
+                "steps": s.steps,
+                "first_step_seconds": s.first_step_seconds,
+                "first_step_tokens": s.first_step_tokens,
             }
         )
     )
-    return Path(s["output"])
+    return Path(s.output)
 
 
 def eval_loss(adapter: Path, ev: list[dict]) -> float:
@@ -256,8 +256,8 @@ def eval_loss(adapter: Path, ev: list[dict]) -> float:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    from clinitune.data import tokenize as C
     from clinitune.models.loading import load_tokenizer
-    from clinitune.train import collate as C
     from clinitune.train.loss import loss_sum
 
     mdir = _model_dir()
@@ -309,8 +309,8 @@ def flops(train: list[dict]) -> tuple[int, int, float]:
     """(non-pad tokens, response tokens, FLOPs the job needs) for one pass over `train`."""
     from transformers import AutoConfig
 
+    from clinitune.data import tokenize as C
     from clinitune.models.loading import load_tokenizer
-    from clinitune.train import collate as C
 
     mdir = _model_dir()
     cfg = AutoConfig.from_pretrained(mdir)

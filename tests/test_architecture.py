@@ -69,7 +69,9 @@ def test_modules_fit_a_reading_or_say_why(path):
     text = path.read_text()
     n = text.count("\n")
     doc = ast.get_docstring(ast.parse(text)) or ""
-    assert n <= MAX_LINES or "longer than" in doc.lower(), f"{path.relative_to(SRC)}: {n} lines and no reason in its docstring"
+    assert n <= MAX_LINES or "longer than" in doc.lower(), (
+        f"{path.relative_to(SRC)}: {n} lines and no reason in its docstring"
+    )
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
@@ -78,3 +80,15 @@ def test_no_private_name_crosses_a_module(path):
         if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("clinitune")):
             private = [a.name for a in node.names if a.name.startswith("_") and a.name != "__version__"]
             assert not private, f"{path.relative_to(SRC)} imports private {private} from {node.module}"
+
+
+def test_records_come_in_before_privacy_acts_on_them():
+    """data/records reads sources; data/privacy screens and de-identifies them: never the other way round."""
+    for path in sorted((SRC / "data" / "records").glob("*.py")):
+        text = path.read_text()
+        assert "privacy" not in {
+            a
+            for node in ast.walk(ast.parse(text))
+            if isinstance(node, ast.ImportFrom)
+            for a in (node.module or "").split(".")
+        }, path.name

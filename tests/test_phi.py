@@ -9,10 +9,10 @@ import yaml
 from typer.testing import CliRunner
 
 from clinitune.cli import app
-from clinitune.data import phi, surrogates
 from clinitune.data.example import ExampleError, parse, parse_prompt
 from clinitune.data.manifest import phi_gate
 from clinitune.data.prepare import prepare
+from clinitune.data.privacy import phi, surrogates
 from clinitune.errors import ClinituneError
 
 runner = CliRunner()

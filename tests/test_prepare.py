@@ -8,15 +8,15 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from clinitune.cli import app
-from clinitune.data import phi
-from clinitune.data.db import connect
-from clinitune.data.deid import deidentify, record_schema
 from clinitune.data.example import instruction, parse
 from clinitune.data.prepare import augment, parse_tasks, prepare
+from clinitune.data.privacy import phi
+from clinitune.data.privacy.deid import deidentify, record_schema
 from clinitune.data.quality import dedupe, example_problems
-from clinitune.data.records import Patient
+from clinitune.data.records.db import connect
+from clinitune.data.records.patient import Patient
+from clinitune.data.records.synth import write_database
 from clinitune.data.split import split
-from clinitune.data.synth import write_database
 from clinitune.data.tasks import TASKS
 from clinitune.errors import ClinituneError
 
@@ -261,7 +261,7 @@ def test_split_is_grouped_and_stratified():
 
 
 def test_codebook_is_reference_data_in_train_only(prepared):
-    from clinitune.data import catalog
+    from clinitune.data.records import catalog
     from clinitune.data.tasks import REFERENCE_PREFIX
 
     out, m = prepared

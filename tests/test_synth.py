@@ -9,12 +9,12 @@ from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from clinitune.cli import app
-from clinitune.data import catalog as cat
-from clinitune.data.coherence import check_record, check_records
-from clinitune.data.db import engine_for
-from clinitune.data.records import Allergy, ConditionFact, Encounter, Medication, Observation, Patient, facts
-from clinitune.data.sources import check_rejects, export, iter_database, load
-from clinitune.data.synth import write_database
+from clinitune.data.records import catalog as cat
+from clinitune.data.records.coherence import check_record, check_records
+from clinitune.data.records.db import engine_for
+from clinitune.data.records.patient import Allergy, ConditionFact, Encounter, Medication, Observation, Patient, facts
+from clinitune.data.records.sources import check_rejects, export, iter_database, load
+from clinitune.data.records.synth import write_database
 from clinitune.errors import ClinituneError
 
 runner = CliRunner()
@@ -251,7 +251,7 @@ def test_csv_missing_column(tmp_path, db):
 
 
 def test_fhir_unknown_resource_type_named_with_entry(tmp_path):
-    from clinitune.data.fhir import to_bundle
+    from clinitune.data.records.fhir import to_bundle
 
     p = _planted()
     bundle = to_bundle(p)

@@ -83,8 +83,9 @@ def _sets(command: str, overrides: list[str] | None, **flags) -> list[str]:
 def _run_config(run: Path | None, sets: list[str]):
     """A run's own config (its config.yaml) with `sets` applied; the defaults without a run."""
     from .config import load_config
+    from .layout import RunDir
 
-    config = run / "config.yaml" if run is not None and (run / "config.yaml").is_file() else None
+    config = RunDir(run).config if run is not None and RunDir(run).config.is_file() else None
     return load_config(config, sets)
 
 
@@ -147,8 +148,8 @@ def synth(
 ) -> None:
     """Write a clinically coherent synthetic patient database (SQLite or PostgreSQL)."""
     _setup_logging(quiet)
-    from .data.sources import export as export_db
-    from .data.synth import write_database
+    from .data.records.sources import export as export_db
+    from .data.records.synth import write_database
 
     counts = write_database(db, patients, 42 if seed is None else seed, progress=not quiet)
     typer.echo("synth: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
@@ -286,8 +287,8 @@ def _validate_file(path: Path, json_out: bool) -> None:
 
 
 def _validate_db(url: str, json_out: bool) -> None:
-    from .data.coherence import check_records, summarize
-    from .data.sources import iter_database
+    from .data.records.coherence import check_records, summarize
+    from .data.records.sources import iter_database
 
     n, violations = check_records(iter_database(url))
     if json_out:
@@ -506,8 +507,7 @@ def infer(
 
     if sum(x is not None and x is not False for x in (prompt, file, chat or None)) != 1:
         raise ClinituneError("infer needs exactly one of --prompt TEXT, --file PROMPTS.jsonl or --chat")
-    cfg_path = config or (run / "config.yaml" if run is not None and (run / "config.yaml").is_file() else None)
-    gen = load_config(cfg_path).generation
+    gen = load_config(config).generation if config else _run_config(run, []).generation
     if seed is not None:
         from transformers import set_seed
 

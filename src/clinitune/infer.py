@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 from .config import GenerationConfig
-from .data import phi
 from .data.example import json_lines, parse_prompt
+from .data.privacy import phi
 from .errors import ClinituneError
 from .paths import atomic_write_text
 

@@ -18,7 +18,7 @@ import yaml
 
 from .config import Config, load_config
 from .data.prepare import prepare
-from .data.synth import write_database
+from .data.records.synth import write_database
 from .data.tasks import TASKS
 from .errors import ClinituneError
 from .eval.report import EvalResults
@@ -94,9 +94,9 @@ def _train_config(workdir: Path, prof: dict, seed: int) -> Path:
     data = yaml.safe_load(CONFIG.read_text()) if CONFIG.is_file() else {}
     data.setdefault("data", {}).update(
         {
-            "train": str(workdir / "data" / "train.jsonl"),
-            "eval": str(workdir / "data" / "eval.jsonl"),
-            "test": str(workdir / "data" / "test.jsonl"),
+            "train": str(DataDir(workdir / "data").split("train")),
+            "eval": str(DataDir(workdir / "data").split("eval")),
+            "test": str(DataDir(workdir / "data").split("test")),
         }
     )
     data.setdefault("training", {}).update(

@@ -12,14 +12,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ClinituneError
+from ..layout import DataDir
 from ..paths import sha256_file
-from . import phi
 from .example import read_jsonl
+from .privacy import phi
 
 
 def vouched(path: Path) -> bool:
     """True when the manifest.json beside `path` lists it with this exact content."""
-    m = path.parent / "manifest.json"
+    m = DataDir(path.parent).manifest
     if not m.is_file():
         return False
     try:

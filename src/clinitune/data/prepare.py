@@ -23,13 +23,15 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import ClinituneError
-from . import phi, quality, sources, surrogates
-from .coherence import check_record
-from .db import masked_url
-from .deid import deidentify
+from . import quality
 from .example import Example, ExampleError, carried_keys, json_lines
 from .example import parse as parse_example
-from .sources import nested_patient
+from .privacy import phi, surrogates
+from .privacy.deid import deidentify
+from .records import sources
+from .records.coherence import check_record
+from .records.db import masked_url
+from .records.sources import nested_patient
 from .split import SPLITS, split
 from .tasks import PATIENT_TASKS, TASKS, SqlStats, codebook, example, knowledge, text_to_sql
 

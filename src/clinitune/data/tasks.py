@@ -23,13 +23,13 @@ from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import text
 
 from ..errors import ClinituneError
-from . import catalog as cat
-from .coherence import check_record
-from .db import connect
 from .example import Example
 from .example import instruction as example
-from .fhir import ICD10CM
-from .sources import nested_patient
+from .records import catalog as cat
+from .records.coherence import check_record
+from .records.db import connect
+from .records.fhir import ICD10CM
+from .records.sources import nested_patient
 
 TASKS = (
     "record_generation",

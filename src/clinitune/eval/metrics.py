@@ -15,10 +15,10 @@ import jsonschema
 import simple_icd_10_cm as icd
 from fhir.resources.R4B.bundle import Bundle
 
-from ..data.coherence import check_record
-from ..data.deid import record_schema
 from ..data.example import Example
-from ..data.sources import nested_patient
+from ..data.privacy.deid import record_schema
+from ..data.records.coherence import check_record
+from ..data.records.sources import nested_patient
 
 CODE_RE = re.compile(r"\b([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?)\b")
 PRIMARY = {

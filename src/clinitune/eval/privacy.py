@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..data.example import Example
 from ..data.example import instruction as instruction_example
-from ..data.sources import iter_database
+from ..data.records.sources import iter_database
 from ..layout import DataDir
 from ..models.generate import example_losses, generate
 

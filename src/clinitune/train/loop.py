@@ -33,7 +33,7 @@ from ..config import Config, to_yaml
 from ..data.manifest import phi_gate
 from ..data.tokenize import Row, Tokenized, collate
 from ..errors import ClinituneError
-from ..layout import RunDir, TrainSummary
+from ..layout import DataDir, RunDir, TrainSummary
 from ..models.adapt import Plan, apply_method, load_for_training
 from ..models.adapt import plan as make_plan
 from ..models.loading import load_tokenizer
@@ -164,9 +164,8 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool) -> 
         opt, lr_lambda(t.lr_scheduler_type, round(t.warmup_ratio * total_steps), total_steps)
     )
     if dist.deepspeed is not None:
-        root = deepspeed_engine(
-            root, opt, dist
-        )  # its optimizer wraps ours: the schedule still sets the LR in our param groups
+        # Its optimizer wraps ours: the schedule still sets the LR in our param groups.
+        root = deepspeed_engine(root, opt, dist)
 
     st = State()
     ckpt = run.latest_checkpoint() if resume else None
@@ -179,31 +178,31 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool) -> 
     if dist.main:
         atomic_write_text(run.config, to_yaml(cfg))
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    weights = str(plan.weight_dtype).removeprefix("torch.")
     compute = str(plan.compute_dtype).removeprefix("torch.") if plan.compute_dtype else "off"
     monitor.note(
-        f"{cfg.lora.method} on {plan.device}, weights {str(plan.weight_dtype).removeprefix('torch.')}, autocast "
-        f"{compute}; "
+        f"{cfg.lora.method} on {plan.device}, weights {weights}, autocast {compute}; "
         f"{n_trainable:,} of {sum(p.numel() for p in model.parameters()):,} parameters trainable; "
         f"{len(train_data.input_ids)} train examples in {len(rows0)} rows; {total_steps} steps"
         + (f"; {dist.describe()}" if dist.world > 1 else "")
     )
     return Session(
-        cfg,
-        plan,
-        dist,
-        run,
-        model_dir,
-        tok,
-        model,
-        root,
-        opt,
-        sched,
-        train_data,
-        eval_rows,
-        total_steps,
-        st,
-        monitor,
-        gates,
+        cfg=cfg,
+        plan=plan,
+        dist=dist,
+        run=run,
+        model_dir=model_dir,
+        tok=tok,
+        model=model,
+        root=root,
+        opt=opt,
+        sched=sched,
+        train_data=train_data,
+        eval_rows=eval_rows,
+        total_steps=total_steps,
+        state=st,
+        monitor=monitor,
+        gates=gates,
     )
 
 
@@ -366,7 +365,7 @@ def finish(s: Session, timing: Timing) -> TrainSummary | None:
     with atomic_dir(out_dir) as tmp:
         s.model.save_pretrained(tmp, state_dict=final, safe_serialization=True)
         s.tok.save_pretrained(tmp)
-    manifest = Path(cfg.data.train).parent / "manifest.json"
+    manifest = DataDir(Path(cfg.data.train).parent).manifest
     summary = TrainSummary(
         run_dir=str(run.path),
         output=str(out_dir),

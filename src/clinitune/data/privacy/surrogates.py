@@ -12,8 +12,8 @@ import datetime as dt
 import hashlib
 import re
 
-from . import names
-from .example import Example
+from ..example import Example
+from ..records import names
 from .phi_names import MONTH_NAMES
 
 TITLE_WORDS = {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sr", "jr", "rn", "md", "np", "pa"}

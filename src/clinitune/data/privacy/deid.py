@@ -11,7 +11,7 @@ import hashlib
 import json
 from importlib import resources
 
-from .records import Patient
+from ..records.patient import Patient
 
 # Safe Harbor: 3-digit ZIPs whose areas hold 20,000 people or fewer (Census 2000) become 000.
 RESTRICTED_ZIP3 = (

@@ -19,9 +19,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 from tqdm import tqdm
 
-from ..errors import ClinituneError
+from ...errors import ClinituneError
+from ..example import Example
 from . import phi_names
-from .example import Example
 
 # Safe Harbor's 18 types, as clinitune names them.
 SAFE_HARBOR_TYPES = (

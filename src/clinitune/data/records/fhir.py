@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import uuid
 
-from .records import Allergy, ConditionFact, Encounter, Medication, Observation, Patient
+from .patient import Allergy, ConditionFact, Encounter, Medication, Observation, Patient
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
