@@ -30,7 +30,7 @@ def test_shipped_configs_mean_what_they_say(name):
     for keys, value in _leaves(written):
         node = cfg
         for k in keys:
-            node = getattr(node, k)
+            node = node[k] if isinstance(node, dict) else getattr(node, k)
         assert node == value, f"{name}: {'.'.join(keys)} is {value!r} in the file but {node!r} in the config"
     assert load_config(None, [f"{'.'.join(k)}={json.dumps(v)}" for k, v in _leaves(cfg.model_dump(mode="json"))]) == cfg
 

@@ -11,7 +11,7 @@ from clinitune.config import load_config
 from clinitune.errors import ClinituneError
 from clinitune.models.adapt import apply_method, load_for_training
 from clinitune.models.adapt import plan as make_plan
-from clinitune.models.generate import HFChat, load_for_inference
+from clinitune.models.generate import eos_ids, load_for_inference
 from clinitune.train.estimate import Estimate, estimate, format_estimate, refuse_if_too_big
 
 PROMPTS = ["Code essential hypertension.", "Code type 2 diabetes.", "List the ICD-10 chapter for asthma."]
@@ -29,7 +29,7 @@ def _greedy_reference(model_dir, prompt: str, n: int) -> str:
         do_sample=False,
         repetition_penalty=1.0,
         pad_token_id=tok.pad_token_id,
-        eos_token_id=HFChat(None, str(model_dir), None).stop,
+        eos_token_id=eos_ids(tok),
     )
     return tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
@@ -122,6 +122,8 @@ def test_estimate_counts_the_parameters_training_will_train(tmp_path, tiny_llama
 
 def test_estimate_tracks_batch_size_and_checkpointing(tmp_path, tiny_llama):
     base = _cfg(tmp_path, tiny_llama)
+    base.data.max_seq_length = 1024  # long rows: activations in whole megabytes even for a tiny model
+    base.training.gradient_checkpointing = False
     small = estimate(base).memory_mb["activations"]
     base.training.per_device_train_batch_size = 8
     big = estimate(base).memory_mb["activations"]
