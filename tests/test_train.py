@@ -471,7 +471,7 @@ def test_loraplus_trains_b_faster(tmp_path, tiny_llama):
         data = yaml.safe_load(path.read_text())
         data["lora"]["loraplus_lr_ratio"] = ratio
         path.write_text(yaml.safe_dump(data))
-        out = Path(train(load_config(path), quiet=True)["output"])
+        out = Path(train(load_config(path), quiet=True).output)
         w = load_file(out / "adapter_model.safetensors")
         b = torch.stack([v.float().abs().mean() for k, v in w.items() if "lora_B" in k]).mean().item()
         a = torch.stack([v.float().abs().mean() for k, v in w.items() if "lora_A" in k]).mean().item()

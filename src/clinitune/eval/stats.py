@@ -1,0 +1,98 @@
+"""Uncertainty for every number eval reports: bootstrap intervals, paired differences, exact McNemar.
+
+A metric from n examples is a mean with sampling noise; "better" is a claim about a paired
+difference on the same examples. Intervals are percentile bootstraps (resampling examples) with a
+fixed seed, so a report is reproducible; for 0/1 metrics the paired comparison also gets the exact
+McNemar test, which is right for small n where the bootstrap interval is coarse.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+BOOTSTRAP = 2000
+ALPHA = 0.05
+BETTER, WORSE, SAME = "better", "worse", "no significant difference"
+
+
+def is_binary(values: list[float]) -> bool:
+    return all(v in (0.0, 1.0) for v in values)
+
+
+def mean_ci(values: list[float], seed: int = 0, n_boot: int = BOOTSTRAP) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of the mean of `values` (resampling the examples)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return (float("nan"), float("nan"))
+    if x.size == 1 or np.all(x == x[0]):
+        return (float(x[0]), float(x[0]))  # every resample has the same mean
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [ALPHA / 2, 1 - ALPHA / 2])
+    return (round(float(lo), 4), round(float(hi), 4))
+
+
+def mcnemar_exact(a: list[float], b: list[float]) -> float:
+    """Two-sided exact McNemar p-value for paired 0/1 outcomes: a binomial test on the discordant pairs."""
+    only_a = sum(1 for x, y in zip(a, b) if x == 1.0 and y == 0.0)
+    only_b = sum(1 for x, y in zip(a, b) if x == 0.0 and y == 1.0)
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    k = min(only_a, only_b)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+@dataclass
+class Paired:
+    """Candidate `a` minus candidate `b` on the same examples."""
+
+    diff: float
+    ci95: tuple[float, float]
+    n: int
+    p_mcnemar: float | None  # for 0/1 metrics
+    verdict: str  # better, worse, or no significant difference (for `a`)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def paired(a: list[float], b: list[float], seed: int = 0) -> Paired:
+    """The paired difference a - b with its bootstrap interval; the verdict needs the interval to exclude 0
+    and, for 0/1 metrics, the exact McNemar test to agree (p < 0.05)."""
+    if len(a) != len(b):
+        raise ValueError(f"paired comparison needs the same examples: {len(a)} against {len(b)}")
+    d = [x - y for x, y in zip(a, b)]
+    diff = round(float(np.mean(d)), 4) if d else float("nan")
+    lo, hi = mean_ci(d, seed)
+    p = mcnemar_exact(a, b) if is_binary(a) and is_binary(b) else None
+    significant = p is None or p < ALPHA
+    verdict = BETTER if lo > 0 and significant else WORSE if hi < 0 and significant else SAME
+    return Paired(diff, (lo, hi), len(d), None if p is None else round(p, 5), verdict)
+
+
+def overall(verdicts: list[str]) -> str:
+    """Against every baseline run: better only if better than all, worse if worse than any."""
+    if not verdicts:
+        return SAME
+    if any(v == WORSE for v in verdicts):
+        return WORSE
+    return BETTER if all(v == BETTER for v in verdicts) else SAME
+
+
+def auc_ci(pos: list[float], neg: list[float], seed: int = 0, n_boot: int = BOOTSTRAP) -> tuple[float, float]:
+    """95 % bootstrap interval of the Mann-Whitney AUC, resampling members and non-members separately."""
+    p, q = np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
+    if p.size == 0 or q.size == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_boot)
+    for i in range(n_boot):
+        ps, qs = p[rng.integers(0, p.size, p.size)], q[rng.integers(0, q.size, q.size)]
+        out[i] = ((ps[:, None] > qs[None, :]).mean() + 0.5 * (ps[:, None] == qs[None, :]).mean())
+    lo, hi = np.quantile(out, [ALPHA / 2, 1 - ALPHA / 2])
+    return (round(float(lo), 4), round(float(hi), 4))
