@@ -28,15 +28,14 @@ def test_quickstart_end_to_end(tmp_path):
     # Direction of the metrics on this small budget: summed over tasks, fine-tuning beats the base model.
     assert sum(r["fine_tuned"] for r in s["comparison"]) > sum(r["zero_shot"] for r in s["comparison"])
     assert set(ft) == set(zs)
-    assert s["behind_base"] == [
-        r["task"] for r in s["comparison"] if r["fine_tuned"] <= max(r["zero_shot"], r["few_shot"])
-    ]
-    n, behind = len(s["comparison"]), s["behind_base"]
-    assert (
-        f"beats both baselines on {n - len(behind)} of {n} tasks; not on {', '.join(behind)}:"
-        if behind
-        else f"beats both baselines on all {n} tasks"
-    ) in res.output
+    verdicts = {r["task"]: r["verdict"] for r in s["comparison"]}
+    assert set(verdicts.values()) <= {"better", "worse", "no significant difference"}
+    assert s["behind_base"] == [t for t, v in verdicts.items() if v != "better"]
+    assert all(
+        len(r["ci95"]["fine_tuned"]) == 2 and r["ci95"]["fine_tuned"][0] <= r["fine_tuned"] for r in s["comparison"]
+    )
+    better = [t for t, v in verdicts.items() if v == "better"]
+    assert f"significantly better than every baseline on {len(better)} of {len(verdicts)} tasks" in res.output
     preds = [json.loads(line) for line in (work / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert {p["task"] for p in preds} == set(ft) and all({"prediction", "reference", "score"} <= set(p) for p in preds)
     assert "Modelfile" in s["paths"]["modelfile"] and len(s["answers"]) == 2
@@ -51,19 +50,24 @@ def test_quickstart_end_to_end(tmp_path):
     }
 
 
-def test_behind_base_names_tasks_the_fine_tuned_model_does_not_beat():
+def test_verdicts_need_a_significant_paired_difference():
     from clinitune.eval.metrics import PRIMARY
     from clinitune.eval.report import comparison_rows
+    from clinitune.eval.run import summarize
     from clinitune.quickstart import behind_base
 
-    def cand(**scores):
-        return {"tasks": {task: {PRIMARY[task]: v} for task, v in scores.items() if v is not None}}
-
-    cands = {
-        "zero_shot": cand(extraction=0.0, validation=0.0, knowledge=0.3),
-        "few_shot": cand(extraction=0.2, validation=0.2, knowledge=None),
-        "fine_tuned": cand(extraction=0.9, validation=0.2, knowledge=0.1),
+    n = 30
+    per_example = {  # candidate -> task -> 0/1 scores on the same n examples
+        "zero_shot": {"extraction": [0.0] * n, "validation": [0.0] * n, "knowledge": [1.0] * n},
+        "few_shot": {"extraction": [0.0] * n, "validation": [1.0] * 2 + [0.0] * (n - 2), "knowledge": [1.0] * n},
+        "fine_tuned": {"extraction": [1.0] * n, "validation": [1.0] * 3 + [0.0] * (n - 3), "knowledge": [0.0] * n},
     }
-    # validation ties the few-shot base (a tie is not a win); knowledge loses to zero-shot, its only baseline
-    assert behind_base(comparison_rows(cands)) == ["knowledge", "validation"]
-    assert behind_base(comparison_rows({"fine_tuned": cand(extraction=0.0)})) == []  # no baselines run
+    scores = {c: {t: [{PRIMARY[t]: v} for v in vals] for t, vals in per.items()} for c, per in per_example.items()}
+    cands = {c: summarize(scores[c], None, seed=0) for c in scores}
+    rows = {r["task"]: r for r in comparison_rows(cands, per_example, seed=0)}
+    # all right against all wrong: significant; one example more than few-shot: noise; the reverse: worse
+    assert rows["extraction"]["verdict"] == "better" and rows["extraction"]["vs"]["few_shot"]["p"] < 1e-6
+    assert rows["validation"]["verdict"] == "no significant difference" and rows["validation"]["delta"] > 0
+    assert rows["knowledge"]["verdict"] == "worse"
+    assert behind_base(list(rows.values())) == ["knowledge", "validation"]
+    assert rows["extraction"]["ci95"]["fine_tuned"] == [1.0, 1.0]

@@ -406,6 +406,12 @@ def eval_(
     ] = None,
     model: Annotated[str | None, typer.Option(help="Base model, if no --run.")] = None,
     adapter: Annotated[Path | None, typer.Option(help="PEFT adapter dir.")] = None,
+    gguf: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also score this GGUF through llama.cpp (with --run: paired against the HF model it came from)."
+        ),
+    ] = None,
     baseline: Annotated[str | None, typer.Option(help="zero-shot,few-shot or none (eval.baselines).")] = None,
     limit: Annotated[
         int | None,
@@ -434,7 +440,7 @@ def eval_(
 ) -> None:
     """Score a model on healthcare tasks against zero- and few-shot baselines, with privacy probes."""
     _setup_logging(quiet)
-    from .eval.report import LABELS
+    from .eval.report import console_table, verdict_line
     from .eval.run import evaluate
 
     baselines = None
@@ -460,6 +466,7 @@ def eval_(
         run=run,
         model=model,
         adapter=adapter,
+        gguf=gguf,
         baselines=[b.replace("-", "_") for b in ec.baselines],
         limit=ec.limit,
         seed=cfg.training.seed,
@@ -469,15 +476,9 @@ def eval_(
         quiet=quiet,
         allow_phi=cfg.data.allow_phi,
     )
-    cands = list(results.candidates)
-    typer.echo("task".ljust(18) + "metric".ljust(20) + "".join(LABELS[c].rjust(16) for c in cands) + "delta".rjust(10))
-    for r in results.comparison:
-        typer.echo(
-            r["task"].ljust(18)
-            + r["metric"].ljust(20)
-            + "".join(f"{(r.get(c) or 0):16.3f}" for c in cands)
-            + (f"{r['delta']:10.3f}" if r["delta"] is not None else "-".rjust(10))
-        )
+    for line in console_table(results):
+        typer.echo(line)
+    typer.echo(verdict_line(results))
     typer.echo(str(out / "report.md"))
 
 

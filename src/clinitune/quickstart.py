@@ -21,8 +21,9 @@ from .data.prepare import prepare
 from .data.records.synth import write_database
 from .data.tasks import TASKS
 from .errors import ClinituneError
-from .eval.report import EvalResults
+from .eval.report import EvalResults, console_table, verdict_line
 from .eval.run import evaluate
+from .eval.stats import BETTER
 from .export.run import export
 from .layout import DataDir, RunDir, TrainSummary
 from .models.generate import LlamaChat
@@ -229,16 +230,17 @@ def run_quickstart(
         behind_base=behind_base(results.comparison),
     )
     atomic_write_text(workdir / "summary.json", json.dumps(summary.to_dict(), indent=2))
-    _print_summary(summary, cfg)
+    _print_summary(summary, results, cfg)
     return summary
 
 
 def behind_base(comparison: list[dict]) -> list[str]:
-    """Tasks where the fine-tuned model does not beat the better baseline (a tie is not a win)."""
-    return [r["task"] for r in comparison if r.get("delta") is not None and r["delta"] <= 0]
+    """Tasks where the fine-tuned model is not significantly better than every baseline: a win on
+    overlapping noise is not a win."""
+    return [r["task"] for r in comparison if r.get("verdict") is not None and r["verdict"] != BETTER]
 
 
-def _print_summary(s: QuickstartSummary, cfg: Config) -> None:
+def _print_summary(s: QuickstartSummary, results: EvalResults, cfg: Config) -> None:
     typer.echo("\n=== clinitune quickstart ===")
     typer.echo("step        seconds")
     for step, sec in s.seconds.items():
@@ -248,20 +250,10 @@ def _print_summary(s: QuickstartSummary, cfg: Config) -> None:
         f"data: train {d['examples']['train']}, eval {d['examples']['eval']}, test {d['examples']['test']}; "
         f"PHI findings quarantined: {d['quarantined']}"
     )
-    typer.echo("\n" + "task".ljust(21) + "metric".ljust(20) + "base zero-shot  base few-shot   fine-tuned")
-    for r in s.comparison:
-        typer.echo(
-            f"  {r['task']:<19}{r['metric']:<20}{(r.get('zero_shot') or 0):>14.3f}"
-            f"{(r.get('few_shot') or 0):>15.3f}{r['fine_tuned']:>13.3f}"
-        )
-    n, behind = len(s.comparison), s.behind_base
-    if behind:
-        typer.echo(
-            f"fine-tuned beats both baselines on {n - len(behind)} of {n} tasks; not on {', '.join(behind)}: "
-            f"train longer (--profile full, or --steps N)"
-        )
-    else:
-        typer.echo(f"fine-tuned beats both baselines on all {n} tasks")
+    typer.echo("")
+    for line in console_table(results):
+        typer.echo(line)
+    typer.echo(verdict_line(results) + (": train longer (--profile full, or --steps N)" if s.behind_base else ""))
     typer.echo("\nllama.cpp answers (q4_k_m GGUF):")
     for p, a in s.answers.items():
         typer.echo(f"  Q: {p}\n  A: {a[:300]}")

@@ -20,6 +20,7 @@ from ..data.example import instruction as instruction_example
 from ..data.records.sources import iter_database
 from ..layout import DataDir
 from ..models.generate import example_losses, generate
+from .stats import auc_ci
 
 EXPOSURE_WARN_BITS = 6.0
 
@@ -70,7 +71,12 @@ def membership(
     # Lower fine-tuned/base loss ratio = more likely a member; score = -ratio.
     score_m = [-(f / max(b, 1e-6)) for f, b in zip(ft_m, base_m) if math.isfinite(f + b)]
     score_n = [-(f / max(b, 1e-6)) for f, b in zip(ft_n, base_n) if math.isfinite(f + b)]
-    return {"auc": round(auc(score_m, score_n), 4), "n_members": len(members), "n_nonmembers": len(non)}
+    return {
+        "auc": round(auc(score_m, score_n), 4),
+        "auc_ci95": list(auc_ci(score_m, score_n, seed)),
+        "n_members": len(score_m),
+        "n_nonmembers": len(score_n),
+    }
 
 
 def extraction_probe(model, tok, db: str | None, data_dir: Path, n: int, seed: int) -> dict:

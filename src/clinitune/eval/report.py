@@ -13,70 +13,132 @@ import matplotlib
 from ..layout import RunDir
 from ..paths import atomic_write_text
 from .metrics import PRIMARY
+from .stats import BETTER, SAME, WORSE, overall, paired
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 
-LABELS = {"fine_tuned": "fine-tuned", "zero_shot": "base zero-shot", "few_shot": "base few-shot"}
+GGUF = "gguf"  # the candidate scored through llama.cpp from `eval --gguf FILE`
+LABELS = {"fine_tuned": "fine-tuned", "zero_shot": "base zero-shot", "few_shot": "base few-shot", GGUF: "GGUF"}
+BASELINES = ("zero_shot", "few_shot")
+ORDER = ("zero_shot", "few_shot", "fine_tuned", GGUF)
 
 
 @dataclass
 class EvalResults:
     """What `clinitune eval` measured; metrics.json is its `to_dict()`."""
 
-    # candidate -> {"tasks": {task: {"n": n, metric: mean, ...}}, "loss": ..., "perplexity": ...}
+    # candidate -> {"tasks": {task: {"n": n, metric: mean, ..., "ci95": {metric: [lo, hi]}}}, "loss", "perplexity"}
     candidates: dict[str, dict]
     n_examples: int
     seed: int
     phi_gate: list[dict] = field(default_factory=list)
     privacy: dict | None = None
-    comparison: list[dict] = field(default_factory=list)  # comparison_rows(candidates)
+    comparison: list[dict] = field(default_factory=list)  # comparison_rows(...)
+    gguf: str | None = None  # the file behind the "gguf" candidate
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def comparison_rows(cands: dict[str, dict]) -> list[dict]:
-    """One row per task: the primary metric for each candidate and the fine-tuned delta over the best baseline."""
+def comparison_rows(cands: dict[str, dict], scores: dict[str, dict[str, list[float]]], seed: int = 0) -> list[dict]:
+    """One row per task on its primary metric: each candidate's mean and interval, the subject (the fine-tuned
+    model, or the GGUF alone) paired against each baseline, the GGUF paired against the HF model it came from,
+    and a verdict against the baselines: better, worse, or no significant difference."""
+    subject = "fine_tuned" if "fine_tuned" in cands else GGUF
     rows = []
-    for task in sorted(cands.get("fine_tuned", {}).get("tasks", {})):
+    for task in sorted(cands[subject]["tasks"]):
         metric = PRIMARY.get(task, "token_f1")
-        vals = {c: cands[c]["tasks"].get(task, {}).get(metric) for c in cands}
-        base = [v for c, v in vals.items() if c != "fine_tuned" and v is not None]
-        rows.append(
-            {
-                "task": task,
-                "metric": metric,
-                **vals,
-                "delta": round(vals["fine_tuned"] - max(base), 4) if base else None,
-            }
-        )
+        row = {"task": task, "metric": metric, "n": cands[subject]["tasks"][task]["n"]}
+        row |= {c: cands[c]["tasks"][task].get(metric) for c in cands}
+        row["ci95"] = {c: cands[c]["tasks"][task]["ci95"].get(metric) for c in cands}
+        row["vs"] = {b: paired(scores[subject][task], scores[b][task], seed).to_dict() for b in BASELINES if b in cands}
+        if subject == "fine_tuned" and GGUF in cands:
+            row["gguf_vs_hf"] = paired(scores[GGUF][task], scores["fine_tuned"][task], seed).to_dict()
+        base = [row[b] for b in BASELINES if b in cands]
+        row["delta"] = round(row[subject] - max(base), 4) if base else None
+        row["verdict"] = overall([v["verdict"] for v in row["vs"].values()]) if row["vs"] else None
+        rows.append(row)
     return rows
 
 
-def _bar_chart(rows: list[dict], cands: list[str], path: Path) -> bool:
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows)), 4), dpi=110)
-    width = 0.8 / max(len(cands), 1)
-    order = [c for c in ("zero_shot", "few_shot", "fine_tuned") if c in cands]
-    for j, c in enumerate(order):
-        ax.bar([i + j * width for i in range(len(rows))], [r.get(c) or 0 for r in rows], width, label=LABELS[c])
-    ax.set_xticks([i + width * (len(order) - 1) / 2 for i in range(len(rows))])
-    ax.set_xticklabels([f"{r['task']}\n({r['metric']})" for r in rows], fontsize=7)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("score")
-    ax.set_title("clinitune eval: primary metric per task")
-    ax.legend(fontsize=8)
+def _task_plots(rows: list[dict], cands: list[str], path: Path) -> None:
+    """One panel per task: each candidate's score with its 95 % interval, so overlap is visible at a glance."""
+    order = [c for c in ORDER if c in cands]
+    cols = min(4, len(rows))
+    nrows = -(-len(rows) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.6 * nrows), dpi=110, squeeze=False)
+    for ax, r in zip(axes.flat, rows):
+        vals = [r.get(c) or 0.0 for c in order]
+        lo = [v - (r["ci95"][c] or [v, v])[0] for v, c in zip(vals, order)]
+        hi = [(r["ci95"][c] or [v, v])[1] - v for v, c in zip(vals, order)]
+        ax.bar(range(len(order)), vals, yerr=[lo, hi], capsize=4, color=[f"C{ORDER.index(c)}" for c in order])
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels([LABELS[c] for c in order], fontsize=6, rotation=20)
+        ax.set_ylim(0, 1.05)
+        verdict = f"; {r['verdict']}" if r.get("verdict") else ""
+        ax.set_title(f"{r['task']} ({r['metric']}, n={r['n']}){verdict}", fontsize=7)
+    for ax in list(axes.flat)[len(rows) :]:
+        ax.axis("off")
+    fig.suptitle("clinitune eval: primary metric per task, 95 % bootstrap intervals", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-    return True
+
+
+def cell(value: float | None, ci: list[float] | None) -> str:
+    """0.625 [0.250, 1.000]"""
+    if value is None:
+        return "-"
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
+
+
+def versus(row: dict) -> str:
+    """The paired differences of a row, e.g. `+0.625 [0.250, 1.000] p=0.031 vs base zero-shot`."""
+    parts = []
+    for b, v in row["vs"].items():
+        parts.append(f"{v['diff']:+.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}] p={v['p']:.3g} vs {LABELS[b]}")
+    return "; ".join(parts) or "-"
+
+
+def console_table(results: EvalResults) -> list[str]:
+    """The per-task table for a terminal: score [interval] per candidate, then the verdict against the baselines."""
+    cands = [c for c in ORDER if c in results.candidates]
+    width = 23
+    lines = [
+        "task".ljust(19)
+        + "metric".ljust(20)
+        + "n".rjust(4)
+        + "".join(LABELS[c].rjust(width) for c in cands)
+        + "  verdict"
+    ]
+    for r in results.comparison:
+        cells = "".join(cell(r.get(c), r["ci95"].get(c)).rjust(width) for c in cands)
+        lines.append(f"{r['task']:<19}{r['metric']:<20}{r['n']:>4}{cells}  {r.get('verdict') or '-'}")
+    return lines
+
+
+def verdict_line(results: EvalResults) -> str:
+    """One sentence a reader can trust: how many tasks are significantly better, and which are not."""
+    rows = [r for r in results.comparison if r.get("verdict")]
+    if not rows:
+        return "no baseline was run: no verdict"
+    better = [r["task"] for r in rows if r["verdict"] == BETTER]
+    worse = [r["task"] for r in rows if r["verdict"] == WORSE]
+    same = [r["task"] for r in rows if r["verdict"] == SAME]
+    out = f"fine-tuned is significantly better than every baseline on {len(better)} of {len(rows)} tasks"
+    if same:
+        out += f"; no significant difference on {', '.join(same)}"
+    if worse:
+        out += f"; worse on {', '.join(worse)}"
+    return out
 
 
 def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | None) -> None:
-    cands = list(results.candidates)
+    cands = [c for c in ORDER if c in results.candidates]
     comp = results.comparison
     atomic_write_text(out / "metrics.json", json.dumps(results.to_dict(), indent=2))
-    has_chart = _bar_chart(comp, cands, out / "tasks.png")
+    _task_plots(comp, cands, out / "tasks.png")
     has_loss = False
     if run is not None and RunDir(run).loss_plot.is_file():
         shutil.copy(RunDir(run).loss_plot, out / "loss.png")
@@ -88,59 +150,79 @@ def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | 
     atomic_write_text(out / "worst_outputs.json", json.dumps(worst, indent=2, ensure_ascii=False))
     atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
-    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-    head = ["task", "metric", *[LABELS[c] for c in cands], "delta"]
+    head = ["task", "metric", "n", *[LABELS[c] for c in cands], "paired difference", "verdict"]
+    table = [
+        [
+            r["task"],
+            r["metric"],
+            str(r["n"]),
+            *[cell(r.get(c), r["ci95"].get(c)) for c in cands],
+            versus(r),
+            r.get("verdict") or "-",
+        ]
+        for r in comp
+    ]
+    gguf_note = f" GGUF: `{results.gguf}`." if results.gguf else ""
     md = [
         "# clinitune evaluation",
         "",
-        f"{results.n_examples} held-out examples, seed {results.seed}.",
+        f"{results.n_examples} held-out examples, seed {results.seed}. Each score is a mean with its 95 % bootstrap "
+        "interval; a verdict needs the paired difference's interval to exclude 0 (and, for 0/1 metrics, an exact "
+        f"McNemar p < 0.05) against every baseline.{gguf_note}",
         "",
         "## Primary metric per task",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
-    for r in comp:
-        md.append(
-            f"| {r['task']} | {r['metric']} | " + " | ".join(fmt(r.get(c)) for c in cands) + f" | {fmt(r['delta'])} |"
-        )
+    md += ["| " + " | ".join(row) + " |" for row in table]
+    if any("gguf_vs_hf" in r for r in comp):
+        md += [
+            "",
+            "## What the GGUF costs on the tasks (GGUF minus the HF model, paired)",
+            "",
+            "| task | difference | verdict |",
+            "|---|---|---|",
+        ]
+        for r in comp:
+            g = r["gguf_vs_hf"]
+            ci = f"[{g['ci95'][0]:.3f}, {g['ci95'][1]:.3f}]"
+            md.append(f"| {r['task']} | {g['diff']:+.3f} {ci} p={g['p']:.3g} | {g['verdict']} |")
     md += ["", "## All metrics", ""]
     for c in cands:
         e = results.candidates[c]
         md.append(f"### {LABELS[c]}" + (f" (loss {e['loss']}, perplexity {e['perplexity']})" if "loss" in e else ""))
         md.append("")
         for task, vals in e["tasks"].items():
-            md.append(f"- {task}: " + ", ".join(f"{k} {v}" for k, v in vals.items()))
+            md.append(
+                f"- {task} (n={vals['n']}): "
+                + ", ".join(f"{k} {cell(v, vals['ci95'].get(k))}" for k, v in vals.items() if k not in ("n", "ci95"))
+            )
         md.append("")
     if results.privacy is not None:
         md += ["## Privacy probes", "", "```json", json.dumps(results.privacy, indent=2), "```", ""]
-    if has_chart:
-        md.append("![per-task scores](tasks.png)")
+    md.append("![per-task scores with intervals](tasks.png)")
     if has_loss:
         md.append("![training loss](loss.png)")
     md += [
         "",
-        "The 10 lowest-scoring fine-tuned outputs per task are in `worst_outputs.json`; every fine-tuned output, "
-        "with its reference and score, is in `predictions.jsonl`.",
+        "The 10 lowest-scoring outputs per task are in `worst_outputs.json`; every output of the model under "
+        "test, with its reference and score, is in `predictions.jsonl`.",
     ]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
 
     cells = lambda vals: "".join(f"<td>{html.escape(str(v))}</td>" for v in vals)  # noqa: E731
     body = [
-        f"<h1>clinitune evaluation</h1><p>{results.n_examples} held-out examples.</p>",
-        "<table border=1 cellpadding=4><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>",
+        f"<h1>clinitune evaluation</h1><p>{results.n_examples} held-out examples, seed {results.seed}; "
+        "scores with 95 % bootstrap intervals, verdicts from paired differences.</p>",
+        "<table border=1 cellpadding=4><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>",
     ]
-    for r in comp:
-        body.append(
-            "<tr>" + cells([r["task"], r["metric"], *[fmt(r.get(c)) for c in cands], fmt(r["delta"])]) + "</tr>"
-        )
+    body += ["<tr>" + cells(row) + "</tr>" for row in table]
     body.append("</table>")
-    if has_chart:
-        body.append('<img src="tasks.png" alt="per-task scores">')
+    body.append('<img src="tasks.png" alt="per-task scores with intervals">')
     if has_loss:
         body.append('<img src="loss.png" alt="training loss">')
     if results.privacy is not None:
         body.append(f"<h2>Privacy probes</h2><pre>{html.escape(json.dumps(results.privacy, indent=2))}</pre>")
-    atomic_write_text(
-        out / "report.html", "<!doctype html><meta charset=utf-8><title>clinitune eval</title>" + "".join(body)
-    )
+    page = "<!doctype html><meta charset=utf-8><title>clinitune eval</title>" + "".join(body)
+    atomic_write_text(out / "report.html", page)

@@ -17,17 +17,18 @@ from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from ..data.example import Example
 from ..data.example import load as load_examples
 from ..data.manifest import phi_gate
+from ..errors import ClinituneError
 from ..layout import DataDir
-from ..models.generate import example_losses, generate, load_for_inference
+from ..models.generate import example_losses, generate, llama_greedy, load_for_inference, load_llama
 from . import metrics as M
 from .privacy import privacy_probes
-from .report import EvalResults, comparison_rows, write_report
+from .report import GGUF, EvalResults, comparison_rows, write_report
+from .stats import mean_ci
 
 log = logging.getLogger(__name__)
 CANDIDATES = ("fine_tuned", "zero_shot", "few_shot")
@@ -74,6 +75,54 @@ def sample_sizes(by_task: dict[str, list[Example]], limit: int) -> dict[str, int
     return {t: per * max(1, min(4, int(longest // max(mean_chars[t], 1.0)))) for t in sorted(by_task)}
 
 
+def select(data: Path, limit: int | None, seed: int) -> dict[str, list[Example]]:
+    """The test examples to score, by task: all of them, or a seeded sample sized by `sample_sizes`."""
+    by_task: dict[str, list[Example]] = defaultdict(list)
+    for ex in load_examples(data):
+        by_task[ex.task].append(ex)
+    if limit:
+        rng = random.Random(seed)
+        by_task = {t: rng.sample(by_task[t], min(n, len(by_task[t]))) for t, n in sample_sizes(by_task, limit).items()}
+    return {t: by_task[t] for t in sorted(by_task)}
+
+
+def score_all(by_task, outputs, data_dir: Path, db: str | None) -> dict[str, dict[str, list[dict]]]:
+    """Per candidate, per task, the metric dict of each example (in `by_task` order)."""
+    scores: dict[str, dict[str, list[dict]]] = {}
+    with sqlite_copy(data_dir, db) as conn:
+        for cand, out in outputs.items():
+            scores[cand] = {t: [M.score(t, out[e.id], e, conn) for e in exs] for t, exs in by_task.items()}
+    return scores
+
+
+def summarize(per_example: dict[str, list[dict]], losses: list[float] | None, seed: int) -> dict:
+    """A candidate's entry: per task n, each metric's mean and 95 % interval; loss and perplexity if known."""
+    tasks = {}
+    for task, scores in per_example.items():
+        keys = sorted({k for s in scores for k in s})
+        values = {k: [s.get(k, 0.0) for s in scores] for k in keys}
+        tasks[task] = {
+            "n": len(scores),
+            **{k: round(sum(v) / len(v), 4) for k, v in values.items()},
+            "ci95": {k: list(mean_ci(v, seed)) for k, v in values.items()},
+        }
+    entry: dict = {"tasks": tasks}
+    finite = [x for x in losses or [] if math.isfinite(x)]  # nan: prompt longer than the model's window
+    if finite:
+        mean = sum(finite) / len(finite)
+        entry["loss"] = round(mean, 4)
+        entry["perplexity"] = round(math.exp(mean), 3)
+    return entry
+
+
+def primary_scores(scores: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, list[float]]]:
+    """Candidate -> task -> the primary metric of each example, the values paired comparisons use."""
+    return {
+        c: {t: [s.get(M.PRIMARY.get(t, "token_f1"), 0.0) for s in v] for t, v in per.items()}
+        for c, per in scores.items()
+    }
+
+
 def evaluate(
     *,
     data: Path,
@@ -81,6 +130,7 @@ def evaluate(
     run: Path | None = None,
     model: str | None = None,
     adapter: Path | None = None,
+    gguf: Path | None = None,
     baselines: list[str] = ("zero_shot", "few_shot"),
     limit: int | None = None,
     seed: int = 42,
@@ -90,40 +140,83 @@ def evaluate(
     quiet: bool = False,
     allow_phi: bool = False,
 ) -> EvalResults:
+    """Score the fine-tuned model (HF, and/or the GGUF it shipped as) and the base model's baselines on
+    the same examples; every metric with its interval, every comparison paired."""
     # Test prompts and few-shot examples reach the model: a file prepare did not vouch for is screened first.
+    pool_path = DataDir(data.parent).split("train")
     gates = [
-        phi_gate(p, allow_phi, label)
-        for label, p in (("--data", data), ("few-shot pool", DataDir(data.parent).split("train")))
-        if p.is_file()
+        phi_gate(p, allow_phi, label) for label, p in (("--data", data), ("few-shot pool", pool_path)) if p.is_file()
     ]
-    examples = load_examples(data)
-    rng = random.Random(seed)
-    by_task: dict[str, list[Example]] = defaultdict(list)
-    for ex in examples:
-        by_task[ex.task].append(ex)
-    if limit:
-        by_task = {t: rng.sample(by_task[t], min(n, len(by_task[t]))) for t, n in sample_sizes(by_task, limit).items()}
-    chosen = [e for t in sorted(by_task) for e in by_task[t]]
-    train_path = DataDir(data.parent).split("train")
-    pool_rows = load_examples(train_path) if train_path.is_file() else []
+    by_task = select(data, limit, seed)
+    chosen = [e for exs in by_task.values() for e in exs]
+    pool_rows = load_examples(pool_path) if pool_path.is_file() else []
     pool: dict[str, list[Example]] = defaultdict(list)
     for e in pool_rows:
         pool[e.task].append(e)
 
-    m, tok, has_adapter = load_for_inference(run, model, adapter)
-    # A reply needs at most a bit more than the longest reference: the same bound for every candidate,
-    # so a base model that rambles costs seconds, not minutes.
-    budget = {
-        t: min(M.MAX_NEW_TOKENS.get(t, 128), int(1.25 * max(len(tok(e.reply)["input_ids"]) for e in exs)) + 16)
-        for t, exs in by_task.items()
-    }
-    cands = [b for b in baselines if b in CANDIDATES] + ["fine_tuned"]
-    outputs: dict[str, dict[str, str]] = {c: {} for c in cands}
-    privacy = None
-    bar = tqdm(total=len(cands), desc="eval", unit="candidate", disable=quiet, dynamic_ncols=True)
+    outputs: dict[str, dict[str, str]] = {}
     test_losses: dict[
         str, list[float]
     ] = {}  # per candidate, on `chosen`: perplexity, and reused by the membership probe
+    privacy = None
+    if run is not None or model is not None:
+        outputs, test_losses, privacy = run_hf(
+            run, model, adapter, by_task, pool, pool_rows, baselines, k, seed, batch_size, quiet, data.parent, db
+        )
+    if gguf is not None:
+        outputs[GGUF] = run_gguf(gguf, by_task, quiet)
+    if not outputs:
+        raise ClinituneError("eval needs --run RUN_DIR, --model MODEL or --gguf FILE")
+
+    scores = score_all(by_task, outputs, data.parent, db)
+    candidates = {c: summarize(scores[c], test_losses.get(c), seed) for c in outputs}
+    results = EvalResults(
+        candidates=candidates,
+        n_examples=len(chosen),
+        seed=seed,
+        phi_gate=[asdict(g) for g in gates],
+        privacy=privacy,
+        comparison=comparison_rows(candidates, primary_scores(scores), seed),
+        gguf=str(gguf) if gguf else None,
+    )
+    subject = "fine_tuned" if "fine_tuned" in outputs else GGUF
+    rows = [
+        {
+            "task": t,
+            "id": e.id,
+            "score": s.get(M.PRIMARY.get(t, ""), 0.0),
+            "instruction": e.instruction,
+            "input": e.input,
+            "reference": e.reply,
+            "prediction": outputs[subject][e.id],
+        }
+        for t, exs in by_task.items()
+        for e, s in zip(exs, scores[subject][t])
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    write_report(results, rows, out, run)
+    return results
+
+
+def budgets(by_task: dict[str, list[Example]], count) -> dict[str, int]:
+    """A reply needs at most a bit more than the longest reference: the same bound for every candidate,
+    so a base model that rambles costs seconds, not minutes."""
+    return {
+        t: min(M.MAX_NEW_TOKENS.get(t, 128), int(1.25 * max(count(e.reply) for e in exs)) + 16)
+        for t, exs in by_task.items()
+    }
+
+
+def run_hf(run, model, adapter, by_task, pool, pool_rows, baselines, k, seed, batch_size, quiet, data_dir, db):
+    """Replies of the fine-tuned model and its base (adapter off) through transformers; test losses; privacy."""
+    m, tok, has_adapter = load_for_inference(run, model, adapter)
+    budget = budgets(by_task, lambda text: len(tok(text)["input_ids"]))
+    chosen = [e for exs in by_task.values() for e in exs]
+    cands = [b for b in baselines if b in CANDIDATES] + ["fine_tuned"]
+    outputs: dict[str, dict[str, str]] = {}
+    test_losses: dict[str, list[float]] = {}
+    privacy = None
+    bar = tqdm(total=len(cands), desc="eval", unit="candidate", disable=quiet, dynamic_ncols=True)
     for cand in cands:  # baselines first: the fine-tuned pass merges the adapter into the weights
         if cand == "fine_tuned" and has_adapter:
             test_losses[cand] = example_losses(m, tok, chosen)
@@ -132,76 +225,38 @@ def evaluate(
                 tok,
                 pool_rows,
                 chosen,
-                data.parent,
+                data_dir,
                 db,
                 seed,  # needs the adapter switchable
                 test_losses=(test_losses.get("zero_shot"), test_losses[cand]),
             )
-            # Merged, generation runs on plain linear layers: in the quickstart 38 s instead of 76 s through the LoRA
-            # wrappers.
+            # Merged, generation runs on plain linear layers: in the quickstart 38 s instead of 76 s through the
+            # LoRA wrappers.
             m.merge_adapter()
-        ctx = m.disable_adapter() if (cand != "fine_tuned" and has_adapter) else contextlib.nullcontext()
-        with ctx:
+        with m.disable_adapter() if (cand != "fine_tuned" and has_adapter) else contextlib.nullcontext():
             # All tasks in shared batches: on a CPU a decode step costs about the same for 4 rows or 16.
             prompts, row_budget = [], []
-            for task in sorted(by_task):
+            for task, exs in by_task.items():
                 shot_rng = random.Random(f"{seed}:{task}")
-                prompts += [few_shot(e, pool, k, shot_rng) if cand == "few_shot" else e.prompt for e in by_task[task]]
-                row_budget += [budget[task]] * len(by_task[task])
-            preds = generate(m, tok, prompts, row_budget, batch_size, desc=cand)
-            outputs[cand].update({e.id: p for e, p in zip(chosen, preds)})
-            bar.set_postfix_str(cand)
-            bar.update(1)
-            if cand != "few_shot":
-                if cand not in test_losses:
-                    test_losses[cand] = example_losses(m, tok, chosen)
-                outputs[cand]["__losses__"] = test_losses[cand]  # type: ignore[assignment]
-
+                prompts += [few_shot(e, pool, k, shot_rng) if cand == "few_shot" else e.prompt for e in exs]
+                row_budget += [budget[task]] * len(exs)
+            preds = generate(m, tok, prompts, row_budget, batch_size, desc=cand, quiet=quiet)
+            outputs[cand] = {e.id: p for e, p in zip(chosen, preds)}
+            if cand != "few_shot" and cand not in test_losses:
+                test_losses[cand] = example_losses(m, tok, chosen)
+        bar.set_postfix_str(cand)
+        bar.update(1)
     bar.close()
-    candidates: dict[str, dict] = {}
-    rows = []
-    with sqlite_copy(data.parent, db) as conn:
-        for cand in cands:
-            tasks_out = {}
-            for task in sorted(by_task):
-                scores = []
-                for e in by_task[task]:
-                    s = M.score(task, outputs[cand][e.id], e, conn)
-                    scores.append(s)
-                    if cand == "fine_tuned":
-                        rows.append(
-                            {
-                                "task": task,
-                                "id": e.id,
-                                "score": s.get(M.PRIMARY.get(task, ""), 0.0),
-                                "instruction": e.instruction,
-                                "input": e.input,
-                                "reference": e.reply,
-                                "prediction": outputs[cand][e.id],
-                            }
-                        )
-                keys = sorted({k for s in scores for k in s})
-                tasks_out[task] = {
-                    "n": len(scores),
-                    **{k2: round(sum(s.get(k2, 0.0) for s in scores) / len(scores), 4) for k2 in keys},
-                }
-            entry = {"tasks": tasks_out}
-            losses = [
-                x for x in outputs[cand].get("__losses__") or [] if math.isfinite(x)
-            ]  # nan: prompt longer than the model's window
-            if losses:
-                mean = sum(losses) / len(losses)
-                entry["loss"] = round(mean, 4)
-                entry["perplexity"] = round(float(torch.tensor(mean).exp()), 3)
-            candidates[cand] = entry
-    results = EvalResults(
-        candidates=candidates,
-        n_examples=len(chosen),
-        seed=seed,
-        phi_gate=[asdict(g) for g in gates],
-        privacy=privacy,
-        comparison=comparison_rows(candidates),
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    write_report(results, rows, out, run)
-    return results
+    return outputs, test_losses, privacy
+
+
+def run_gguf(path: Path, by_task: dict[str, list[Example]], quiet: bool) -> dict[str, str]:
+    """Replies of a GGUF through llama.cpp, greedy, with the same prompts and budgets as the HF candidates."""
+    llm = load_llama(path)
+    budget = budgets(by_task, lambda text: len(llm.tokenize(text.encode(), add_bos=False, special=False)))
+    chosen = [(e, budget[t]) for t, exs in by_task.items() for e in exs]
+    out = {}
+    for e, n in tqdm(chosen, desc=f"gguf {path.name}", unit="example", disable=quiet, dynamic_ncols=True):
+        out[e.id] = llama_greedy(llm, e.prompt, n)
+    llm.close()  # now, not in a destructor at interpreter exit, where llama.cpp's bindings are already gone
+    return out

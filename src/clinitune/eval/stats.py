@@ -47,6 +47,22 @@ def mcnemar_exact(a: list[float], b: list[float]) -> float:
     return min(1.0, 2 * tail)
 
 
+def sign_flip_p(d: list[float], seed: int = 0, n_perm: int = 10000) -> float:
+    """Two-sided paired permutation p-value: how often flipping the signs of the differences gives a mean
+    at least as far from 0. Exact (every sign pattern) up to 16 pairs, Monte Carlo beyond; with 2 pairs it
+    can never go below 0.5, which is the point: two examples cannot make a difference significant."""
+    x = np.asarray(d, dtype=np.float64)
+    n = x.size
+    if n == 0 or not np.any(x):
+        return 1.0
+    observed = abs(x.mean()) - 1e-12
+    if n <= 16:
+        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+    else:
+        signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_perm, n))
+    return float((np.abs((signs * x).mean(axis=1)) >= observed).mean())
+
+
 @dataclass
 class Paired:
     """Candidate `a` minus candidate `b` on the same examples."""
@@ -54,7 +70,8 @@ class Paired:
     diff: float
     ci95: tuple[float, float]
     n: int
-    p_mcnemar: float | None  # for 0/1 metrics
+    p: float  # exact McNemar for 0/1 metrics, a paired sign-flip permutation test otherwise
+    test: str  # "mcnemar" or "sign-flip"
     verdict: str  # better, worse, or no significant difference (for `a`)
 
     def to_dict(self) -> dict:
@@ -63,16 +80,18 @@ class Paired:
 
 def paired(a: list[float], b: list[float], seed: int = 0) -> Paired:
     """The paired difference a - b with its bootstrap interval; the verdict needs the interval to exclude 0
-    and, for 0/1 metrics, the exact McNemar test to agree (p < 0.05)."""
+    and an exact test to agree (p < 0.05): McNemar for 0/1 metrics, a sign-flip permutation test otherwise.
+    The bootstrap alone is too narrow at small n (two equal differences give a zero-width interval)."""
     if len(a) != len(b):
         raise ValueError(f"paired comparison needs the same examples: {len(a)} against {len(b)}")
     d = [x - y for x, y in zip(a, b)]
     diff = round(float(np.mean(d)), 4) if d else float("nan")
     lo, hi = mean_ci(d, seed)
-    p = mcnemar_exact(a, b) if is_binary(a) and is_binary(b) else None
-    significant = p is None or p < ALPHA
+    binary = is_binary(a) and is_binary(b)
+    p = mcnemar_exact(a, b) if binary else sign_flip_p(d, seed)
+    significant = p < ALPHA
     verdict = BETTER if lo > 0 and significant else WORSE if hi < 0 and significant else SAME
-    return Paired(diff, (lo, hi), len(d), None if p is None else round(p, 5), verdict)
+    return Paired(diff, (lo, hi), len(d), round(p, 5), "mcnemar" if binary else "sign-flip", verdict)
 
 
 def overall(verdicts: list[str]) -> str:
@@ -93,6 +112,6 @@ def auc_ci(pos: list[float], neg: list[float], seed: int = 0, n_boot: int = BOOT
     out = np.empty(n_boot)
     for i in range(n_boot):
         ps, qs = p[rng.integers(0, p.size, p.size)], q[rng.integers(0, q.size, q.size)]
-        out[i] = ((ps[:, None] > qs[None, :]).mean() + 0.5 * (ps[:, None] == qs[None, :]).mean())
+        out[i] = (ps[:, None] > qs[None, :]).mean() + 0.5 * (ps[:, None] == qs[None, :]).mean()
     lo, hi = np.quantile(out, [ALPHA / 2, 1 - ALPHA / 2])
     return (round(float(lo), 4), round(float(hi), 4))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from llama_cpp import Llama
+from llama_cpp import Llama, LlamaGrammar
 from peft import PeftModel
 from tqdm import tqdm
 from transformers import DynamicCache, TextStreamer
@@ -103,7 +103,13 @@ def greedy(model, ids: torch.Tensor, mask: torch.Tensor, budgets: list[int], sto
 
 @torch.no_grad()
 def generate(
-    model, tok, prompts: list[list[dict]], max_new_tokens: int | list[int], batch_size: int = 16, desc: str = "generate"
+    model,
+    tok,
+    prompts: list[list[dict]],
+    max_new_tokens: int | list[int],
+    batch_size: int = 16,
+    desc: str = "generate",
+    quiet: bool = False,
 ) -> list[str]:
     """Greedy, batched, left-padded, with the KV cache and the chat template; replies in input order.
     Rows are batched by (budget, prompt length); each stops at its end-of-turn or its own budget."""
@@ -114,7 +120,7 @@ def generate(
     out: list[str] = [""] * len(encoded)
     stop = set(eos_ids(tok))
     batches = range(0, len(order), batch_size)
-    for s in tqdm(batches, desc=desc, unit="batch", leave=False, disable=len(order) <= batch_size):
+    for s in tqdm(batches, desc=desc, unit="batch", leave=False, disable=quiet or len(order) <= batch_size):
         idx = order[s : s + batch_size]
         width = max(len(encoded[i]) for i in idx)
         ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
@@ -171,6 +177,13 @@ def load_llama(path: Path, n_ctx: int = 4096, lora: Path | None = None, logits_a
     return Llama(
         model_path=str(path), n_ctx=n_ctx, logits_all=logits_all, verbose=False, lora_path=str(lora) if lora else None
     )
+
+
+def llama_greedy(llm: Llama, messages: list[dict], max_tokens: int, grammar: LlamaGrammar | None = None) -> str:
+    """llama.cpp's greedy reply to a chat, with the chat template stored in the GGUF (what Ollama and the
+    llama.cpp server render), optionally constrained to a grammar."""
+    out = llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=0.0, grammar=grammar)
+    return out["choices"][0]["message"]["content"].strip()
 
 
 class HFChat:

@@ -1,0 +1,67 @@
+"""The interval and test code on cases whose answer is known."""
+
+import math
+import random
+
+from clinitune.eval.stats import BETTER, SAME, WORSE, auc_ci, mcnemar_exact, mean_ci, overall, paired
+
+
+def test_identical_candidates_show_no_difference():
+    rng = random.Random(0)
+    a = [float(rng.random() < 0.5) for _ in range(200)]
+    p = paired(a, list(a))
+    assert p.diff == 0.0 and p.ci95 == (0.0, 0.0) and p.verdict == SAME and p.p == 1.0
+
+
+def test_all_right_against_all_wrong_is_significant_both_ways():
+    assert paired([1.0] * 20, [0.0] * 20).verdict == BETTER
+    assert paired([0.0] * 20, [1.0] * 20).verdict == WORSE
+    # exact McNemar: 20 discordant pairs all one way, p = 2 * 0.5**20
+    assert math.isclose(mcnemar_exact([1.0] * 20, [0.0] * 20), 2 * 0.5**20)
+
+
+def test_mcnemar_matches_the_binomial_by_hand():
+    a = [1.0] * 7 + [0.0] * 2 + [1.0] * 5  # 7 only-a, 2 only-b, 5 both
+    b = [0.0] * 7 + [1.0] * 2 + [1.0] * 5
+    expected = 2 * sum(math.comb(9, i) for i in range(3)) / 2**9  # two-sided, k = 2 of n = 9
+    assert math.isclose(mcnemar_exact(a, b), expected)
+    assert paired(a, b).verdict == SAME  # p = 0.18: a difference of 5 in 14 is not enough
+
+
+def test_small_samples_get_wide_intervals():
+    lo, hi = mean_ci([1.0, 0.0] * 2)  # n = 4, mean 0.5
+    assert lo <= 0.25 and hi >= 0.75
+    lo, hi = mean_ci([1.0, 0.0] * 200)  # n = 400
+    assert 0.44 < lo < 0.5 < hi < 0.56
+
+
+def test_interval_covers_the_true_mean_about_95_percent_of_the_time():
+    rng = random.Random(1)
+    hits = 0
+    for i in range(200):
+        xs = [float(rng.random() < 0.3) for _ in range(60)]
+        lo, hi = mean_ci(xs, seed=i, n_boot=500)
+        hits += lo <= 0.3 <= hi
+    assert 0.88 <= hits / 200 <= 0.99
+
+
+def test_overall_verdict_needs_every_baseline():
+    assert overall([BETTER, BETTER]) == BETTER
+    assert overall([BETTER, SAME]) == SAME
+    assert overall([BETTER, WORSE]) == WORSE
+    assert overall([]) == SAME
+
+
+def test_auc_interval_separates_separable_scores():
+    lo, hi = auc_ci([2.0] * 20, [1.0] * 20)
+    assert lo == hi == 1.0
+    rng = random.Random(2)
+    lo, hi = auc_ci([rng.random() for _ in range(40)], [rng.random() for _ in range(40)])
+    assert lo < 0.5 < hi
+
+
+def test_two_examples_never_make_a_continuous_difference_significant():
+    p = paired([0.9, 0.95], [0.1, 0.12])  # a large, consistent gap on two examples
+    assert p.ci95[0] > 0 and p.test == "sign-flip" and p.p == 0.5 and p.verdict == SAME
+    q = paired([0.9 + i / 1000 for i in range(12)], [0.1] * 12)
+    assert q.p < 0.001 and q.verdict == BETTER
