@@ -53,6 +53,7 @@ Overrides = Annotated[
 FLAG_KEYS = {
     "train": {"seed": "training.seed", "allow_phi": "data.allow_phi"},
     "eval": {
+        "constrain": "eval.constrain",
         "seed": "training.seed",
         "allow_phi": "data.allow_phi",
         "baseline": "eval.baselines",
@@ -412,6 +413,12 @@ def eval_(
             help="Also score this GGUF through llama.cpp (with --run: paired against the HF model it came from)."
         ),
     ] = None,
+    constrain: Annotated[
+        bool,
+        typer.Option(
+            "--constrain", help="Also score the GGUF with JSON answers held to their schema (eval.constrain)."
+        ),
+    ] = False,
     baseline: Annotated[str | None, typer.Option(help="zero-shot,few-shot or none (eval.baselines).")] = None,
     limit: Annotated[
         int | None,
@@ -457,6 +464,7 @@ def eval_(
             limit=limit,
             few_shot_k=few_shot_k,
             batch_size=batch_size,
+            constrain=constrain,
         ),
     )
     ec = cfg.eval
@@ -467,6 +475,7 @@ def eval_(
         model=model,
         adapter=adapter,
         gguf=gguf,
+        constrain=ec.constrain,
         baselines=[b.replace("-", "_") for b in ec.baselines],
         limit=ec.limit,
         seed=cfg.training.seed,
@@ -492,6 +501,12 @@ def infer(
     run: Annotated[Path | None, typer.Option(help="A training run dir.")] = None,
     gguf: Annotated[Path | None, typer.Option(help="A GGUF file, run with llama.cpp.")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Config for generation settings.")] = None,
+    json_schema: Annotated[
+        Path | None,
+        typer.Option(
+            "--json-schema", help="A JSON Schema file: with --gguf, every answer is valid JSON of that shape."
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Output JSONL for --file.")] = None,
     allow_phi: Annotated[
         bool, typer.Option("--allow-phi", help="Send prompts the PHI screen flags to the model anyway.")
@@ -509,6 +524,7 @@ def infer(
     if sum(x is not None and x is not False for x in (prompt, file, chat or None)) != 1:
         raise ClinituneError("infer needs exactly one of --prompt TEXT, --file PROMPTS.jsonl or --chat")
     gen = load_config(config).generation if config else _run_config(run, []).generation
+    schema = _read_schema(json_schema) if json_schema else None
     if seed is not None:
         from transformers import set_seed
 
@@ -516,14 +532,14 @@ def infer(
     if prompt is not None:
         messages = parse_prompt(prompt, "--prompt")
         screen_prompt(messages, "--prompt", allow_phi)  # before a model loads
-        backend(run, model, adapter, gguf).chat(messages, gen, stream=True)
+        backend(run, model, adapter, gguf, schema).chat(messages, gen, stream=True)
     elif file is not None:
         target = out or file.with_name(file.stem + ".outputs.jsonl")
         items = read_prompts(file, allow_phi)
-        n = run_file(backend(run, model, adapter, gguf), items, target, gen)
+        n = run_file(backend(run, model, adapter, gguf, schema), items, target, gen)
         typer.echo(f"{n} responses written to {target}")
     else:
-        b = backend(run, model, adapter, gguf)
+        b = backend(run, model, adapter, gguf, schema)
         history: list[dict] = []
         typer.echo("clinitune chat: empty line or Ctrl-D to quit", err=True)
         while True:
@@ -540,6 +556,18 @@ def infer(
                 continue
             history.append({"role": "user", "content": line})
             history.append({"role": "assistant", "content": b.chat(history, gen, stream=True)})
+
+
+def _read_schema(path: Path) -> dict:
+    if not path.is_file():
+        raise ClinituneError(f"{path}: JSON Schema file not found")
+    try:
+        schema = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ClinituneError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(schema, dict):
+        raise ClinituneError(f"{path}: a JSON Schema is an object, got {type(schema).__name__}")
+    return schema
 
 
 @app.command()

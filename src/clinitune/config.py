@@ -174,6 +174,9 @@ class EvalConfig(_Section):
         None, ge=1, description="N / tasks test examples per task, up to 4x for short-answer tasks; none: all."
     )
     batch_size: int = Field(16, ge=1)
+    constrain: bool = Field(
+        False, description="Also score the GGUF with record and FHIR answers constrained to their JSON Schema."
+    )
 
 
 class ExportConfig(_Section):

@@ -81,6 +81,15 @@ COMMON_NAMES = {
 }
 
 
+SCHEMA_FILES = {"record_generation": "patient_record.schema.json", "fhir_conversion": "fhir_bundle.schema.json"}
+
+
+def task_schema(task: str) -> dict | None:
+    """The JSON Schema a task's answer must satisfy (record and FHIR tasks), or None for free-text tasks."""
+    name = SCHEMA_FILES.get(task)
+    return json.loads(resources.files("clinitune.resources").joinpath(name).read_text()) if name else None
+
+
 def condition_name(code: str, description: str | None = None) -> str:
     if code in COMMON_NAMES:
         return COMMON_NAMES[code]

@@ -19,9 +19,16 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 
 GGUF = "gguf"  # the candidate scored through llama.cpp from `eval --gguf FILE`
-LABELS = {"fine_tuned": "fine-tuned", "zero_shot": "base zero-shot", "few_shot": "base few-shot", GGUF: "GGUF"}
+GGUF_SCHEMA = "gguf_schema"  # the same file with JSON answers constrained to their schema (`--constrain`)
+LABELS = {
+    "fine_tuned": "fine-tuned",
+    "zero_shot": "base zero-shot",
+    "few_shot": "base few-shot",
+    GGUF: "GGUF",
+    GGUF_SCHEMA: "GGUF + schema",
+}
 BASELINES = ("zero_shot", "few_shot")
-ORDER = ("zero_shot", "few_shot", "fine_tuned", GGUF)
+ORDER = ("zero_shot", "few_shot", "fine_tuned", GGUF, GGUF_SCHEMA)
 
 
 @dataclass

@@ -22,16 +22,18 @@ from tqdm import tqdm
 from ..data.example import Example
 from ..data.example import load as load_examples
 from ..data.manifest import phi_gate
+from ..data.tasks import task_schema
 from ..errors import ClinituneError
 from ..layout import DataDir
-from ..models.generate import example_losses, generate, llama_greedy, load_for_inference, load_llama
+from ..models.generate import example_losses, generate, llama_greedy, load_for_inference, load_llama, schema_grammar
 from . import metrics as M
 from .privacy import privacy_probes
-from .report import GGUF, EvalResults, comparison_rows, write_report
+from .report import GGUF, GGUF_SCHEMA, EvalResults, comparison_rows, write_report
 from .stats import mean_ci
 
 log = logging.getLogger(__name__)
 CANDIDATES = ("fine_tuned", "zero_shot", "few_shot")
+CONSTRAINED_TOKENS = 1024  # a bounded schema's longest answer (3 items per array, 40 characters per string) fits
 
 
 def few_shot(ex: Example, pool: dict[str, list[Example]], k: int, rng: random.Random) -> list[dict]:
@@ -131,6 +133,7 @@ def evaluate(
     model: str | None = None,
     adapter: Path | None = None,
     gguf: Path | None = None,
+    constrain: bool = False,
     baselines: list[str] = ("zero_shot", "few_shot"),
     limit: int | None = None,
     seed: int = 42,
@@ -163,8 +166,14 @@ def evaluate(
         outputs, test_losses, privacy = run_hf(
             run, model, adapter, by_task, pool, pool_rows, baselines, k, seed, batch_size, quiet, data.parent, db
         )
+    if constrain and gguf is None:
+        raise ClinituneError("--constrain needs --gguf: schema-constrained decoding runs through llama.cpp grammars")
     if gguf is not None:
         outputs[GGUF] = run_gguf(gguf, by_task, quiet)
+        if constrain:
+            schema_tasks = {t: exs for t, exs in by_task.items() if task_schema(t)}
+            constrained = run_gguf(gguf, schema_tasks, quiet, constrain=True)
+            outputs[GGUF_SCHEMA] = {**outputs[GGUF], **constrained}
     if not outputs:
         raise ClinituneError("eval needs --run RUN_DIR, --model MODEL or --gguf FILE")
 
@@ -250,13 +259,18 @@ def run_hf(run, model, adapter, by_task, pool, pool_rows, baselines, k, seed, ba
     return outputs, test_losses, privacy
 
 
-def run_gguf(path: Path, by_task: dict[str, list[Example]], quiet: bool) -> dict[str, str]:
-    """Replies of a GGUF through llama.cpp, greedy, with the same prompts and budgets as the HF candidates."""
+def run_gguf(path: Path, by_task: dict[str, list[Example]], quiet: bool, constrain: bool = False) -> dict[str, str]:
+    """Replies of a GGUF through llama.cpp, greedy, with the same prompts and budgets as the HF candidates;
+    with `constrain`, each answer is decoded under its task's JSON Schema grammar."""
     llm = load_llama(path)
     budget = budgets(by_task, lambda text: len(llm.tokenize(text.encode(), add_bos=False, special=False)))
-    chosen = [(e, budget[t]) for t, exs in by_task.items() for e in exs]
+    grammars = {t: schema_grammar(task_schema(t)) for t in by_task if constrain and task_schema(t)}
+    chosen = [(e, t) for t, exs in by_task.items() for e in exs]
     out = {}
-    for e, n in tqdm(chosen, desc=f"gguf {path.name}", unit="example", disable=quiet, dynamic_ncols=True):
-        out[e.id] = llama_greedy(llm, e.prompt, n)
+    desc = f"gguf {path.name}" + (" + schema" if constrain else "")
+    for e, t in tqdm(chosen, desc=desc, unit="example", disable=quiet, dynamic_ncols=True):
+        # A constrained answer always closes its JSON, but only within its budget: give it room to.
+        n = max(budget[t], CONSTRAINED_TOKENS) if t in grammars else budget[t]
+        out[e.id] = llama_greedy(llm, e.prompt, n, grammars.get(t))
     llm.close()  # now, not in a destructor at interpreter exit, where llama.cpp's bindings are already gone
     return out

@@ -6,6 +6,7 @@ llama.cpp for GGUF files), so a reply is produced and a loss is measured the sam
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -179,6 +180,37 @@ def load_llama(path: Path, n_ctx: int = 4096, lora: Path | None = None, logits_a
     )
 
 
+def bounded_schema(schema, max_items: int = 3, max_length: int = 40):
+    """The schema as llama.cpp's grammar converter can honour it, with every array and string bounded.
+
+    Unbounded, an untrained model fills an array until its token budget runs out, which leaves a
+    truncated (invalid) answer: bounds make every path through the grammar end. The converter also
+    drops string bounds on a union type (["string", "null"]) and fails on an escaped dot in a
+    pattern, so unions are spelled out as anyOf and `\\.` becomes `[.]`. Answers are still checked
+    against the full schema afterwards."""
+    if isinstance(schema, list):
+        return [bounded_schema(v, max_items, max_length) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: bounded_schema(v, max_items, max_length) for k, v in schema.items() if k not in ("$schema", "$id")}
+    if "pattern" in out:
+        out["pattern"] = out["pattern"].replace("\\.", "[.]")
+    kind = out.get("type")
+    if isinstance(kind, list) and len(kind) > 1:
+        rest = {k: v for k, v in out.items() if k != "type"}
+        return {"anyOf": [{"type": "null"} if t == "null" else bounded_schema({**rest, "type": t}) for t in kind]}
+    if kind == "array":
+        out.setdefault("maxItems", max_items)
+    if kind == "string" and "enum" not in out:
+        out.setdefault("maxLength", max_length)
+    return out
+
+
+def schema_grammar(schema: dict) -> LlamaGrammar:
+    """A llama.cpp grammar that only admits JSON of this schema's shape (bounded: see bounded_schema)."""
+    return LlamaGrammar.from_json_schema(json.dumps(bounded_schema(schema)), verbose=False)
+
+
 def llama_greedy(llm: Llama, messages: list[dict], max_tokens: int, grammar: LlamaGrammar | None = None) -> str:
     """llama.cpp's greedy reply to a chat, with the chat template stored in the GGUF (what Ollama and the
     llama.cpp server render), optionally constrained to a grammar."""
@@ -213,13 +245,16 @@ class HFChat:
 
 
 class LlamaChat:
-    """Chat with a GGUF through llama.cpp, with the chat template stored in the file."""
+    """Chat with a GGUF through llama.cpp, with the chat template stored in the file; with a JSON Schema,
+    every answer is decoded under its grammar."""
 
-    def __init__(self, gguf: Path):
+    def __init__(self, gguf: Path, schema: dict | None = None):
         self.llm = load_llama(gguf)
+        self.grammar = schema_grammar(schema) if schema is not None else None
 
     def chat(self, messages: list[dict], gen: GenerationConfig, stream: bool) -> str:
         kwargs = dict(
+            grammar=self.grammar,
             messages=messages,
             max_tokens=gen.max_new_tokens,
             temperature=gen.temperature,
@@ -239,5 +274,11 @@ class LlamaChat:
         return "".join(parts).strip()
 
 
-def chat_backend(run: Path | None, model: str | None, adapter: Path | None, gguf: Path | None) -> HFChat | LlamaChat:
-    return LlamaChat(gguf) if gguf is not None else HFChat(run, model, adapter)
+def chat_backend(
+    run: Path | None, model: str | None, adapter: Path | None, gguf: Path | None, schema: dict | None = None
+) -> HFChat | LlamaChat:
+    if gguf is not None:
+        return LlamaChat(gguf, schema)
+    if schema is not None:
+        raise ClinituneError("--json-schema needs --gguf: constrained decoding runs through llama.cpp grammars")
+    return HFChat(run, model, adapter)

