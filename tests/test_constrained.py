@@ -40,7 +40,7 @@ def test_constrained_answers_are_valid_json_of_the_schema(tmp_path, base_gguf, t
         RECORD_PROMPT
         if task == "record_generation"
         else (
-            'Convert this patient record to a FHIR R4 Bundle: '
+            "Convert this patient record to a FHIR R4 Bundle: "
             '{"patient_id": "PBCDFGHJKL", "age": 54, "gender": "female", '
             '"diagnoses": [{"code": "E11.9", "description": "Type 2 diabetes mellitus without complications"}]}'
         )
