@@ -9,7 +9,7 @@ TORCH  := torch==2.13.0
 DEEPSPEED := deepspeed==0.19.8
 PYTEST_ARGS ?=
 
-.PHONY: setup quickstart test test-fast lint postgres clean
+.PHONY: setup quickstart test test-fast lint postgres browser clean
 
 setup: $(STAMP)
 
@@ -40,7 +40,12 @@ lint: setup
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
 
-test: setup postgres lint
+# The report test opens report.html in a headless browser; chromium comes from Debian too.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing chromium (Debian package) for the report test"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: setup postgres browser lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup lint

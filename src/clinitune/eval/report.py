@@ -69,25 +69,24 @@ def comparison_rows(cands: dict[str, dict], scores: dict[str, dict[str, list[flo
     return rows
 
 
-def _task_plots(rows: list[dict], cands: list[str], path: Path) -> None:
-    """One panel per task: each candidate's score with its 95 % interval, so overlap is visible at a glance."""
+def task_plot(row: dict, cands: list[str], path: Path) -> None:
+    """One task: each candidate's score with its 95 % interval as an error bar, so overlap is visible at a glance."""
     order = [c for c in ORDER if c in cands]
-    cols = min(4, len(rows))
-    nrows = -(-len(rows) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.6 * nrows), dpi=110, squeeze=False)
-    for ax, r in zip(axes.flat, rows):
-        vals = [r.get(c) or 0.0 for c in order]
-        lo = [v - (r["ci95"][c] or [v, v])[0] for v, c in zip(vals, order)]
-        hi = [(r["ci95"][c] or [v, v])[1] - v for v, c in zip(vals, order)]
-        ax.bar(range(len(order)), vals, yerr=[lo, hi], capsize=4, color=[f"C{ORDER.index(c)}" for c in order])
-        ax.set_xticks(range(len(order)))
-        ax.set_xticklabels([LABELS[c] for c in order], fontsize=6, rotation=20)
-        ax.set_ylim(0, 1.05)
-        verdict = f"; {r['verdict']}" if r.get("verdict") else ""
-        ax.set_title(f"{r['task']} ({r['metric']}, n={r['n']}){verdict}", fontsize=7)
-    for ax in list(axes.flat)[len(rows) :]:
-        ax.axis("off")
-    fig.suptitle("clinitune eval: primary metric per task, 95 % bootstrap intervals", fontsize=9)
+    vals = [row.get(c) or 0.0 for c in order]
+    spans = [row["ci95"].get(c) or [v, v] for v, c in zip(vals, order)]
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(order), 2.8), dpi=110)
+    ax.bar(
+        range(len(order)),
+        vals,
+        color=[f"C{ORDER.index(c)}" for c in order],
+        yerr=[[v - lo for v, (lo, _) in zip(vals, spans)], [hi - v for v, (_, hi) in zip(vals, spans)]],
+        capsize=4,
+    )
+    ax.set_xticks(range(len(order)))
+    ax.set_xticklabels([LABELS[c] for c in order], fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(row["metric"], fontsize=8)
+    ax.set_title(f"{row['task']} (n={row['n']})" + (f": {row['verdict']}" if row.get("verdict") else ""), fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -145,7 +144,9 @@ def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | 
     cands = [c for c in ORDER if c in results.candidates]
     comp = results.comparison
     atomic_write_text(out / "metrics.json", json.dumps(results.to_dict(), indent=2))
-    _task_plots(comp, cands, out / "tasks.png")
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    for r in comp:
+        task_plot(r, cands, out / "plots" / f"{r['task']}.png")
     has_loss = False
     if run is not None and RunDir(run).loss_plot.is_file():
         shutil.copy(RunDir(run).loss_plot, out / "loss.png")
@@ -208,7 +209,7 @@ def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | 
         md.append("")
     if results.privacy is not None:
         md += ["## Privacy probes", "", "```json", json.dumps(results.privacy, indent=2), "```", ""]
-    md.append("![per-task scores with intervals](tasks.png)")
+    md += ["## Per task", ""] + [f"![{r['task']}](plots/{r['task']}.png)" for r in comp] + [""]
     if has_loss:
         md.append("![training loss](loss.png)")
     md += [
@@ -226,7 +227,13 @@ def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | 
     ]
     body += ["<tr>" + cells(row) + "</tr>" for row in table]
     body.append("</table>")
-    body.append('<img src="tasks.png" alt="per-task scores with intervals">')
+    # Each plot marks itself rendered once the browser has decoded it: the report's test reads that back.
+    body.append("<h2>Per task</h2>")
+    body += [
+        f'<figure><img src="plots/{html.escape(r["task"])}.png" alt="{html.escape(r["task"])}" '
+        'onload="this.dataset.rendered = this.naturalWidth > 0"></figure>'
+        for r in comp
+    ]
     if has_loss:
         body.append('<img src="loss.png" alt="training loss">')
     if results.privacy is not None:
