@@ -1,6 +1,7 @@
 """`clinitune eval --gguf`: the shipped file scored on the same tasks, paired against the HF model it came from."""
 
 import json
+from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
@@ -8,6 +9,7 @@ from typer.testing import CliRunner
 from clinitune.cli import app
 from clinitune.config import load_config
 from clinitune.export.run import export
+from clinitune.models.generate import llama_batched_greedy, llama_greedy, load_llama
 from clinitune.train.loop import train
 
 
@@ -68,6 +70,15 @@ def test_eval_gguf_scores_the_exported_file_beside_the_hf_model(tmp_path, tiny_l
     # An f16 file of the same weights answers as the HF model does: no significant difference on the task.
     assert row["gguf_vs_hf"]["verdict"] == "no significant difference"
     assert "What the GGUF costs on the tasks" in (tmp_path / "e" / "report.md").read_text()
+
+    # Batched llama.cpp decoding (what eval --gguf runs) gives exactly the one-at-a-time replies.
+    llm = load_llama(Path(gguf))
+    prompts = [[{"role": "user", "content": f"State coding rule {i}."}] for i in range(7)]
+    budgets = [3, 12, 1, 30, 7, 0, 20]
+    assert llama_batched_greedy(llm, prompts, budgets, n_seq=3) == [
+        llama_greedy(llm, p, n) if n else "" for p, n in zip(prompts, budgets)
+    ]
+    llm.close()
 
     alone = CliRunner().invoke(
         app, ["eval", "--gguf", gguf, "--data", str(d / "test.jsonl"), "--out", str(tmp_path / "g"), "-q"]

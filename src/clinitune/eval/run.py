@@ -25,7 +25,15 @@ from ..data.manifest import phi_gate
 from ..data.tasks import task_schema
 from ..errors import ClinituneError
 from ..layout import DataDir
-from ..models.generate import example_losses, generate, llama_greedy, load_for_inference, load_llama, schema_grammar
+from ..models.generate import (
+    example_losses,
+    generate,
+    llama_batched_greedy,
+    llama_greedy,
+    load_for_inference,
+    load_llama,
+    schema_grammar,
+)
 from . import metrics as M
 from .privacy import privacy_probes
 from .report import GGUF, GGUF_SCHEMA, EvalResults, comparison_rows, write_report
@@ -265,12 +273,14 @@ def run_gguf(path: Path, by_task: dict[str, list[Example]], quiet: bool, constra
     llm = load_llama(path)
     budget = budgets(by_task, lambda text: len(llm.tokenize(text.encode(), add_bos=False, special=False)))
     grammars = {t: schema_grammar(task_schema(t)) for t in by_task if constrain and task_schema(t)}
-    chosen = [(e, t) for t, exs in by_task.items() for e in exs]
-    out = {}
-    desc = f"gguf {path.name}" + (" + schema" if constrain else "")
-    for e, t in tqdm(chosen, desc=desc, unit="example", disable=quiet, dynamic_ncols=True):
+    free = [(e, t) for t, exs in by_task.items() for e in exs if t not in grammars]
+    held = [(e, t) for t, exs in by_task.items() for e in exs if t in grammars]
+    # Free answers share decode steps; a grammar-constrained one runs alone, under its task's grammar.
+    replies = llama_batched_greedy(llm, [e.prompt for e, _ in free], [budget[t] for _, t in free]) if free else []
+    out = {e.id: r for (e, _), r in zip(free, replies)}
+    desc = f"gguf {path.name} + schema"
+    for e, t in tqdm(held, desc=desc, unit="example", disable=quiet or not held, dynamic_ncols=True):
         # A constrained answer always closes its JSON, but only within its budget: give it room to.
-        n = max(budget[t], CONSTRAINED_TOKENS) if t in grammars else budget[t]
-        out[e.id] = llama_greedy(llm, e.prompt, n, grammars.get(t))
+        out[e.id] = llama_greedy(llm, e.prompt, max(budget[t], CONSTRAINED_TOKENS), grammars[t])
     llm.close()  # now, not in a destructor at interpreter exit, where llama.cpp's bindings are already gone
     return out

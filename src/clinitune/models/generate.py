@@ -7,11 +7,15 @@ llama.cpp for GGUF files), so a reply is produced and a loss is measured the sam
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
+import llama_cpp
+import numpy as np
 import torch
 import torch.nn.functional as F
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from llama_cpp import Llama, LlamaGrammar
 from peft import PeftModel
 from tqdm import tqdm
@@ -216,6 +220,91 @@ def llama_greedy(llm: Llama, messages: list[dict], max_tokens: int, grammar: Lla
     llama.cpp server render), optionally constrained to a grammar."""
     out = llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=0.0, grammar=grammar)
     return out["choices"][0]["message"]["content"].strip()
+
+
+def llama_prompt_ids(llm: Llama, messages: list[dict]) -> list[int]:
+    """A chat rendered with the template stored in the GGUF, as llama.cpp's own chat completion renders it."""
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    piece = lambda t: llm.detokenize([t], special=True).decode() if t >= 0 else ""  # noqa: E731
+    text = env.from_string(llm.metadata["tokenizer.chat_template"]).render(
+        messages=messages,
+        add_generation_prompt=True,
+        bos_token=piece(llm.token_bos()),
+        eos_token=piece(llm.token_eos()),
+    )
+    return llm.tokenize(text.encode(), add_bos=False, special=True)
+
+
+def llama_batched_greedy(llm: Llama, prompts: list[list[dict]], budgets: list[int], n_seq: int = 16) -> list[str]:
+    """Greedy replies for many chats at once: up to `n_seq` sequences share each llama.cpp decode step, each
+    in its own slot of one KV cache, and a finished sequence hands its slot to the next prompt. The replies
+    are the ones `llama_greedy` gives one at a time (tested); the gain is in the decode steps, which on a
+    CPU cost little more for 16 rows than for one."""
+    ids = [llama_prompt_ids(llm, p) for p in prompts]
+    model = llm._model.model  # llama-cpp-python exposes no multi-sequence API: the C API runs on its model
+    vocab = llama_cpp.llama_model_get_vocab(model)
+    n_vocab = llama_cpp.llama_n_vocab(vocab)
+    params = llama_cpp.llama_context_default_params()
+    params.n_seq_max = n_seq
+    params.kv_unified = True
+    params.n_ctx = n_seq * (max(len(p) + b for p, b in zip(ids, budgets)) + 8)
+    params.n_batch = params.n_ubatch = max(512, max(map(len, ids)))
+    params.n_threads = params.n_threads_batch = len(os.sched_getaffinity(0))  # the default oversubscribes
+    ctx = llama_cpp.llama_init_from_model(model, params)
+    memory = llama_cpp.llama_get_memory(ctx)
+    batch = llama_cpp.llama_batch_init(params.n_batch, 0, n_seq)
+    out: list[list[int]] = [[] for _ in ids]
+
+    def add(token: int, pos: int, seq: int, logits: bool) -> None:
+        i = batch.n_tokens
+        batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, pos, 1, logits
+        batch.seq_id[i][0] = seq
+        batch.n_tokens += 1
+
+    def decode() -> None:
+        if llama_cpp.llama_decode(ctx, batch) != 0:
+            raise ClinituneError("llama.cpp could not decode a batch (out of KV cache?); lower the batch size")
+
+    def best(i: int) -> int:
+        return int(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, i), shape=(n_vocab,)).argmax())
+
+    pending, free, live = list(range(len(ids))), list(range(n_seq)), {}  # live: slot -> [prompt, next pos, token]
+    try:
+        while pending or live:
+            while pending and free:  # prefill a waiting prompt into a free slot
+                k, slot = pending.pop(0), free.pop()
+                batch.n_tokens = 0
+                for pos, token in enumerate(ids[k]):
+                    add(token, pos, slot, pos == len(ids[k]) - 1)
+                decode()
+                token = best(batch.n_tokens - 1)
+                if llama_cpp.llama_vocab_is_eog(vocab, token) or budgets[k] == 0:
+                    llama_cpp.llama_memory_seq_rm(memory, slot, -1, -1)
+                    free.append(slot)
+                else:
+                    out[k].append(token)
+                    live[slot] = [k, len(ids[k]), token]
+            if not live:
+                continue
+            batch.n_tokens = 0
+            slots = list(live)
+            for slot in slots:
+                add(live[slot][2], live[slot][1], slot, True)
+            decode()
+            for i, slot in enumerate(slots):
+                k, pos, _ = live[slot]
+                token = best(i)
+                if llama_cpp.llama_vocab_is_eog(vocab, token) or len(out[k]) >= budgets[k]:
+                    llama_cpp.llama_memory_seq_rm(memory, slot, -1, -1)
+                    del live[slot]
+                    free.append(slot)
+                else:
+                    out[k].append(token)
+                    live[slot] = [k, pos + 1, token]
+    finally:
+        llama_cpp.llama_batch_free(batch)
+        llama_cpp.llama_free(ctx)
+    return [llm.detokenize(o, special=False).decode("utf-8", errors="replace").strip() for o in out]
 
 
 class HFChat:
