@@ -2,8 +2,9 @@
 
 Same examples (eval's own sample at --limit, seed 42), same zero-shot prompts, same per-task token
 budgets, same metrics; only the backend differs: transformers' batched greedy decoding with the KV
-cache (what `clinitune eval` runs today) against llama.cpp on the exported GGUF files, one sequence at
-a time. Run it alone on an idle machine, after `clinitune quickstart --workdir DIR`:
+cache (what `clinitune eval` runs for HF models) against llama.cpp on the exported GGUF files, one
+sequence at a time and 16 sequences batched (what `eval --gguf` runs). Run it alone on an idle
+machine, after `clinitune quickstart --workdir DIR`:
 
     .venv/bin/python bench/eval_throughput.py --workdir work/quickstart --limit 16
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from clinitune.eval import metrics as M
 from clinitune.eval.run import budgets, select, sqlite_copy
 from clinitune.layout import DataDir, RunDir
-from clinitune.models.generate import generate, llama_greedy, load_for_inference, load_llama
+from clinitune.models.generate import generate, llama_batched_greedy, llama_greedy, load_for_inference, load_llama
 
 
 def score(by_task, replies: dict[str, str], data_dir: Path) -> float:
@@ -65,6 +66,13 @@ def main() -> None:
         rows.append(
             (f"llama.cpp {gguf.name}, one sequence at a time", seconds, tokens, score(by_task, replies, data.path))
         )
+        t = time.perf_counter()
+        out = llama_batched_greedy(llm, [e.prompt for e in chosen], [budget[e.task] for e in chosen])
+        seconds = time.perf_counter() - t
+        replies = dict(zip([e.id for e in chosen], out))
+        tokens = sum(len(tok(r)["input_ids"]) for r in out)
+        name = f"llama.cpp {gguf.name}, 16 sequences batched (eval --gguf)"
+        rows.append((name, seconds, tokens, score(by_task, replies, data.path)))
         llm.close()
 
     base = rows[0][1]
