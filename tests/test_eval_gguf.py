@@ -71,7 +71,7 @@ def test_eval_gguf_scores_the_exported_file_beside_the_hf_model(tmp_path, tiny_l
     assert row["gguf_vs_hf"]["verdict"] == "no significant difference"
     assert "What the GGUF costs on the tasks" in (tmp_path / "e" / "report.md").read_text()
 
-    # Batched llama.cpp decoding (what eval --gguf runs) gives exactly the one-at-a-time replies.
+    # Batched llama.cpp decoding (what eval --gguf runs) gives the one-at-a-time replies on this f16 file.
     llm = load_llama(Path(gguf))
     prompts = [[{"role": "user", "content": f"State coding rule {i}."}] for i in range(7)]
     budgets = [3, 12, 1, 30, 7, 0, 20]
