@@ -28,7 +28,7 @@ def mean_ci(values: list[float], seed: int = 0, n_boot: int = BOOTSTRAP) -> tupl
     if x.size == 0:
         return (float("nan"), float("nan"))
     if x.size == 1 or np.all(x == x[0]):
-        return (float(x[0]), float(x[0]))  # every resample has the same mean
+        return (round(float(x[0]), 4), round(float(x[0]), 4))  # every resample has the same mean
     rng = np.random.default_rng(seed)
     means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
     lo, hi = np.quantile(means, [ALPHA / 2, 1 - ALPHA / 2])
