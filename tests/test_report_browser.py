@@ -36,6 +36,7 @@ def test_report_html_renders_a_plot_per_task(tmp_path):
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            "--disable-dev-shm-usage",
             "--allow-file-access-from-files",
             "--virtual-time-budget=5000",
             "--dump-dom",
