@@ -101,6 +101,21 @@ def tiny_model_dir(path: Path, model_type: str = "llama", tied: bool = True, sen
     return path
 
 
+def knowledge_rows(split: str, n: int) -> list[dict]:
+    """n prepared-style knowledge examples, one group each: a tiny train or test split for eval tests."""
+    return [
+        {
+            "id": f"{split}{i}",
+            "task": "knowledge",
+            "group": f"{split}{i}",
+            "instruction": f"State coding rule {i}.",
+            "input": "",
+            "output": f"Rule {i}: code to the highest specificity.",
+        }
+        for i in range(n)
+    ]
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("CLINITUNE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

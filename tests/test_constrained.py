@@ -103,3 +103,12 @@ def test_constraints_need_llama_cpp(tmp_path):
     schema.write_text("{}")
     res = CliRunner().invoke(app, ["infer", "--model", "x", "--prompt", "Code asthma.", "--json-schema", str(schema)])
     assert res.exit_code == 2 and "--json-schema needs --gguf" in res.output
+
+
+def test_a_pattern_the_grammar_cannot_express_is_refused_not_crashed(tmp_path, base_gguf):
+    schema = tmp_path / "s.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"zip": {"type": "string", "pattern": "^\\d{5}$"}}}))
+    res = CliRunner().invoke(
+        app, ["infer", "--gguf", str(base_gguf), "--prompt", "Code asthma.", "--json-schema", str(schema)]
+    )
+    assert res.exit_code == 2 and "write them as ranges ([0-9]" in res.output

@@ -5,7 +5,7 @@ import sqlite3
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_model_dir
+from conftest import knowledge_rows, tiny_model_dir
 
 from clinitune.config import GenerationConfig
 from clinitune.data.example import instruction as instruction_example
@@ -362,21 +362,8 @@ def test_eval_takes_unset_flags_from_the_runs_eval_section(tmp_path, tiny_llama)
     d = tmp_path / "data"
     d.mkdir()
 
-    def rows(split, n):
-        return [
-            {
-                "id": f"{split}{i}",
-                "task": "knowledge",
-                "group": f"{split}{i}",
-                "instruction": f"State coding rule {i}.",
-                "input": "",
-                "output": f"Rule {i}: code to the highest specificity.",
-            }
-            for i in range(n)
-        ]
-
     for split, n in (("train", 8), ("test", 6)):
-        (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(split, n)))
+        (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in knowledge_rows(split, n)))
     cfg = {
         "model": {"name_or_path": str(tiny_llama)},
         "data": {"train": str(d / "train.jsonl"), "max_seq_length": 64},

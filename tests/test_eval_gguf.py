@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import yaml
+from conftest import knowledge_rows
 from typer.testing import CliRunner
 
 from clinitune.cli import app
@@ -13,25 +14,11 @@ from clinitune.models.generate import llama_batched_greedy, llama_greedy, load_l
 from clinitune.train.loop import train
 
 
-def _rows(split: str, n: int) -> list[dict]:
-    return [
-        {
-            "id": f"{split}{i}",
-            "task": "knowledge",
-            "group": f"{split}{i}",
-            "instruction": f"State coding rule {i}.",
-            "input": "",
-            "output": f"Rule {i}: code to the highest specificity.",
-        }
-        for i in range(n)
-    ]
-
-
 def test_eval_gguf_scores_the_exported_file_beside_the_hf_model(tmp_path, tiny_llama):
     d = tmp_path / "data"
     d.mkdir()
     for split, n in (("train", 8), ("test", 6)):
-        (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(split, n)))
+        (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in knowledge_rows(split, n)))
     cfg = {
         "model": {"name_or_path": str(tiny_llama)},
         "data": {"train": str(d / "train.jsonl"), "max_seq_length": 64},

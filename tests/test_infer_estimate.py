@@ -17,21 +17,24 @@ from clinitune.train.estimate import Estimate, estimate, format_estimate, refuse
 PROMPTS = ["Code essential hypertension.", "Code type 2 diabetes.", "List the ICD-10 chapter for asthma."]
 
 
-def _greedy_reference(model_dir, prompt: str, n: int) -> str:
-    """What transformers' own greedy generate says for `prompt`, for comparison with infer's answer."""
+def _greedy_reference(model_dir, prompts: list[str], n: int) -> list[str]:
+    """What transformers' own greedy generate says for each prompt, for comparison with infer's answers."""
     model, tok, _ = load_for_inference(None, str(model_dir), None)
-    enc = tok.apply_chat_template(
-        [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
-    out = model.generate(
-        **enc,
-        max_new_tokens=n,
-        do_sample=False,
-        repetition_penalty=1.0,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=eos_ids(tok),
-    )
-    return tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+    out = []
+    for prompt in prompts:
+        enc = tok.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        ids = model.generate(
+            **enc,
+            max_new_tokens=n,
+            do_sample=False,
+            repetition_penalty=1.0,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=eos_ids(tok),
+        )
+        out.append(tok.decode(ids[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+    return out
 
 
 def _gen_config(tmp_path, n: int = 6):
@@ -64,7 +67,7 @@ def test_infer_file_answers_every_prompt_in_order(tmp_path, tiny_llama):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["ref"] for r in rows] == [0, 1, 2]  # the input line is kept, in order, with its answer added
     # Greedy answers are transformers' own greedy answers: the runtime layer renders the same chat template.
-    assert [r["response"] for r in rows] == [_greedy_reference(tiny_llama, p, 6) for p in PROMPTS]
+    assert [r["response"] for r in rows] == _greedy_reference(tiny_llama, PROMPTS, 6)
 
 
 def test_infer_refuses_a_prompt_with_phi_before_loading_a_model(tmp_path):

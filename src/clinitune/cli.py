@@ -86,8 +86,7 @@ def _run_config(run: Path | None, sets: list[str]):
     from .config import load_config
     from .layout import RunDir
 
-    config = RunDir(run).config if run is not None and RunDir(run).config.is_file() else None
-    return load_config(config, sets)
+    return RunDir(run).read_config(sets) if run is not None else load_config(None, sets)
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -210,7 +209,7 @@ def prepare(
 ) -> None:
     """Turn patient records into PHI-screened, split, versioned instruction data."""
     _setup_logging(quiet)
-    from .data.prepare import parse_tasks
+    from .data.prepare import COUNT_KEYS, parse_tasks
     from .data.prepare import prepare as run_prepare
 
     m = run_prepare(
@@ -230,17 +229,7 @@ def prepare(
         group_by=group_by,
     )
     c = m["counts"]
-    for key in (
-        "records",
-        "items_in",
-        "items_rejected",
-        "examples_built",
-        "invalid",
-        "duplicates_exact",
-        "duplicates_near",
-        "quarantined",
-        "redacted",
-    ):
+    for key in COUNT_KEYS:
         if c.get(key) is not None:
             typer.echo(f"  {key:<18} {c[key]}")
     typer.echo("  " + ", ".join(f"{s}: {n}" for s, n in c["total"].items()))

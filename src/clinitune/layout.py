@@ -115,9 +115,9 @@ class RunDir:
         ckpts = self.checkpoints(complete_only=True)
         return ckpts[-1] if ckpts else None
 
-    def read_config(self) -> Config:
-        """The resolved config the run trained with; the defaults for a directory without one."""
-        return load_config(self.config if self.config.is_file() else None)
+    def read_config(self, overrides: list[str] | None = None) -> Config:
+        """The resolved config the run trained with (the defaults for a directory without one), plus `--set`s."""
+        return load_config(self.config if self.config.is_file() else None, overrides)
 
     def read_summary(self) -> TrainSummary:
         if not self.summary_file.is_file():
@@ -146,14 +146,6 @@ class DataDir:
     @property
     def canaries(self) -> Path:
         return self.path / "canaries.json"
-
-    @property
-    def quarantine(self) -> Path:
-        return self.path / "quarantine.jsonl"
-
-    @property
-    def report(self) -> Path:
-        return self.path / "report.md"
 
     def read_manifest(self) -> dict | None:
         return json.loads(self.manifest.read_text()) if self.manifest.is_file() else None

@@ -36,6 +36,18 @@ from .split import SPLITS, split
 from .tasks import PATIENT_TASKS, TASKS, SqlStats, codebook, example, knowledge, text_to_sql
 
 log = logging.getLogger(__name__)
+# The manifest's counts, in the order the data moves; the report and the CLI print them in this order.
+COUNT_KEYS = (
+    "records",
+    "items_in",
+    "items_rejected",
+    "examples_built",
+    "invalid",
+    "duplicates_exact",
+    "duplicates_near",
+    "quarantined",
+    "redacted",
+)
 
 
 def parse_tasks(text: str | None) -> list[str]:
@@ -332,17 +344,7 @@ def report(m: dict) -> str:
         "| step | count |",
         "|---|---|",
     ]
-    for k in (
-        "records",
-        "items_in",
-        "items_rejected",
-        "examples_built",
-        "invalid",
-        "duplicates_exact",
-        "duplicates_near",
-        "quarantined",
-        "redacted",
-    ):
+    for k in COUNT_KEYS:
         if c.get(k) is not None:
             lines.append(f"| {k} | {c[k]} |")
     lines += ["", "## Examples per task and split", "", "| task | train | eval | test |", "|---|---|---|---|"]

@@ -272,7 +272,7 @@ def run_gguf(path: Path, by_task: dict[str, list[Example]], quiet: bool, constra
     with `constrain`, each answer is decoded under its task's JSON Schema grammar."""
     llm = load_llama(path)
     budget = budgets(by_task, lambda text: len(llm.tokenize(text.encode(), add_bos=False, special=False)))
-    grammars = {t: schema_grammar(task_schema(t)) for t in by_task if constrain and task_schema(t)}
+    grammars = {t: schema_grammar(task_schema(t), llm) for t in by_task if constrain and task_schema(t)}
     free = [(e, t) for t, exs in by_task.items() for e in exs if t not in grammars]
     held = [(e, t) for t, exs in by_task.items() for e in exs if t in grammars]
     # Free answers share decode steps; a grammar-constrained one runs alone, under its task's grammar.

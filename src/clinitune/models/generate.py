@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from llama_cpp import Llama, LlamaGrammar
+from llama_cpp.llama_grammar import json_schema_to_gbnf
 from peft import PeftModel
 from tqdm import tqdm
 from transformers import DynamicCache, TextStreamer
@@ -210,9 +211,22 @@ def bounded_schema(schema, max_items: int = 3, max_length: int = 40):
     return out
 
 
-def schema_grammar(schema: dict) -> LlamaGrammar:
-    """A llama.cpp grammar that only admits JSON of this schema's shape (bounded: see bounded_schema)."""
-    return LlamaGrammar.from_json_schema(json.dumps(bounded_schema(schema)), verbose=False)
+def schema_grammar(schema: dict, llm: Llama) -> LlamaGrammar:
+    """A llama.cpp grammar that only admits JSON of this schema's shape (bounded: see bounded_schema).
+
+    The converter writes grammar text without checking it, and llama.cpp crashes on text it cannot parse
+    (a `\\d` in a pattern, for one) when sampling starts; so the text is parsed here first, against the
+    model's vocabulary, and refused with a readable error."""
+    text = json_schema_to_gbnf(json.dumps(bounded_schema(schema)))
+    vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
+    sampler = llama_cpp.llama_sampler_init_grammar(vocab, text.encode(), b"root")
+    if not sampler:
+        raise ClinituneError(
+            "the JSON Schema holds a pattern llama.cpp's grammar cannot express (character classes such as "
+            "\\d or \\w); write them as ranges ([0-9], [A-Za-z0-9_]) and try again"
+        )
+    llama_cpp.llama_sampler_free(sampler)
+    return LlamaGrammar.from_string(text, verbose=False)
 
 
 def llama_greedy(llm: Llama, messages: list[dict], max_tokens: int, grammar: LlamaGrammar | None = None) -> str:
@@ -222,17 +236,15 @@ def llama_greedy(llm: Llama, messages: list[dict], max_tokens: int, grammar: Lla
     return out["choices"][0]["message"]["content"].strip()
 
 
-def llama_prompt_ids(llm: Llama, messages: list[dict]) -> list[int]:
-    """A chat rendered with the template stored in the GGUF, as llama.cpp's own chat completion renders it."""
+def llama_prompts_ids(llm: Llama, prompts: list[list[dict]]) -> list[list[int]]:
+    """Chats rendered with the template stored in the GGUF (compiled once), as llama.cpp's own chat
+    completion renders them, and tokenized."""
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    template = env.from_string(llm.metadata["tokenizer.chat_template"])
     piece = lambda t: llm.detokenize([t], special=True).decode() if t >= 0 else ""  # noqa: E731
-    text = env.from_string(llm.metadata["tokenizer.chat_template"]).render(
-        messages=messages,
-        add_generation_prompt=True,
-        bos_token=piece(llm.token_bos()),
-        eos_token=piece(llm.token_eos()),
-    )
-    return llm.tokenize(text.encode(), add_bos=False, special=True)
+    bos, eos = piece(llm.token_bos()), piece(llm.token_eos())
+    texts = [template.render(messages=m, add_generation_prompt=True, bos_token=bos, eos_token=eos) for m in prompts]
+    return [llm.tokenize(t.encode(), add_bos=False, special=True) for t in texts]
 
 
 def llama_batched_greedy(llm: Llama, prompts: list[list[dict]], budgets: list[int], n_seq: int = 16) -> list[str]:
@@ -243,7 +255,7 @@ def llama_batched_greedy(llm: Llama, prompts: list[list[dict]], budgets: list[in
     greedy choice: identical on the tiny test model and on 40/40 quickstart prompts in f16 at 96 tokens,
     while on the quickstart's q4_k_m the mean score moved from 0.362 to 0.415 (bench/eval_throughput.py).
     llama.cpp's server batches concurrent requests the same way, so both are what a deployment sees."""
-    ids = [llama_prompt_ids(llm, p) for p in prompts]
+    ids = llama_prompts_ids(llm, prompts)
     model = llm._model.model  # llama-cpp-python exposes no multi-sequence API: the C API runs on its model
     vocab = llama_cpp.llama_model_get_vocab(model)
     n_vocab = llama_cpp.llama_n_vocab(vocab)
@@ -342,7 +354,7 @@ class LlamaChat:
 
     def __init__(self, gguf: Path, schema: dict | None = None):
         self.llm = load_llama(gguf)
-        self.grammar = schema_grammar(schema) if schema is not None else None
+        self.grammar = schema_grammar(schema, self.llm) if schema is not None else None
 
     def chat(self, messages: list[dict], gen: GenerationConfig, stream: bool) -> str:
         kwargs = dict(
