@@ -1,5 +1,6 @@
 import json
 import random
+import re
 from pathlib import Path
 
 import jsonschema
@@ -16,7 +17,7 @@ from clinitune.data.quality import dedupe, example_problems
 from clinitune.data.records.db import connect
 from clinitune.data.records.patient import Patient
 from clinitune.data.records.synth import write_database
-from clinitune.data.split import split
+from clinitune.data.split import assign, split
 from clinitune.data.tasks import TASKS
 from clinitune.errors import ClinituneError
 
@@ -250,14 +251,14 @@ def test_split_is_grouped_and_stratified():
         for t in [rng.choice(["a", "b"])]
     ]
     exs += [instruction("k", f"k{i}", f"Question k{i}?", "An answer.") for i in range(100)]
-    parts = split(exs, seed=3)
+    parts = split(exs, assign(exs, seed=3))
     owner = {}
     for s, rows in parts.items():
         for e in rows:
             assert owner.setdefault(e.group, s) == s
     k_counts = {s: sum(e.task == "k" for e in rows) for s, rows in parts.items()}
     assert k_counts == {"train": 80, "eval": 10, "test": 10}
-    assert split(exs, seed=3) == parts and split(exs, seed=4) != parts
+    assert split(exs, assign(exs, seed=3)) == parts and split(exs, assign(exs, seed=4)) != parts
 
 
 def test_codebook_is_reference_data_in_train_only(prepared):
@@ -295,6 +296,41 @@ def test_knowledge_tests_recall_of_trained_facts_in_other_words(prepared):
             assert not any(it["question"] in e["instruction"] for it in items)  # ...but is asked in other words
     held = {e["group"] for s in ("eval", "test") for e in splits[s]}
     assert not held & {e["group"] for e in splits["train"]}  # a fact's paraphrases stay together
+
+
+def _pattern(template: str) -> re.Pattern:
+    """A phrasing template as a regex: its fixed words literally, each slot as any text."""
+    parts = re.split(r"\{\w+\}", template)
+    return re.compile("^" + "(.+?)".join(re.escape(p) for p in parts) + "$", re.S)
+
+
+def test_held_out_phrasings_never_reach_training(prepared):
+    from clinitune.data import phrasings
+
+    out, m = prepared
+    splits = {s: _read(out / f"{s}.jsonl") for s in ("train", "eval", "test")}
+    for key, table in phrasings.TASKS.items():
+        if not key.startswith("text_to_sql."):
+            assert len(table.seen) + len(table.held_out) >= 20, key
+        assert not set(table.seen) & set(table.held_out), key
+    sql = [p for k, t in phrasings.TASKS.items() if k.startswith("text_to_sql.") for p in t.seen + t.held_out]
+    assert len(sql) >= 20
+    # Every test task is asked both ways, and each slice is labelled.
+    test_tasks = {e["task"] for e in splits["test"]}
+    assert set(m["test_phrasings"]) == test_tasks
+    for task, n in m["test_phrasings"].items():
+        assert n["seen"] > 0 and n["held_out"] > 0, task
+    # The training and eval text holds no held-out phrasing: matched on the text itself, not the label.
+    held = [(k, _pattern(i), _pattern(inp)) for k, t in phrasings.TASKS.items() for i, inp in t.held_out]
+    for s in ("train", "eval"):
+        for e in splits[s]:
+            assert "held_out" not in e.get("phrasing", ""), e
+            for key, pi, pin in held:
+                assert not (pi.match(e["instruction"]) and pin.match(e["input"])), (s, key, e["instruction"])
+    labelled = [e for e in splits["test"] if "/held_out/" in e.get("phrasing", "")]
+    assert labelled and all(
+        any(pi.match(e["instruction"]) and pin.match(e["input"]) for _, pi, pin in held) for e in labelled
+    )
 
 
 def test_augment_stays_in_group(prepared):

@@ -65,3 +65,25 @@ def test_two_examples_never_make_a_continuous_difference_significant():
     assert p.ci95[0] > 0 and p.test == "sign-flip" and p.p == 0.5 and p.verdict == SAME
     q = paired([0.9 + i / 1000 for i in range(12)], [0.1] * 12)
     assert q.p < 0.001 and q.verdict == BETTER
+
+
+def test_phrasing_slices_split_scores_by_seen_and_held_out():
+    from clinitune.data.phrasings import held_out_version, phrased
+    from clinitune.eval.run import phrasing_rows
+
+    rng = random.Random(1)
+    exs = [phrased("icd10_lookup", f"p{i}", rng, f"E11.{i} is a code.", {"code": f"E11.{i}"}) for i in range(400)]
+    test = [held_out_version(e, seed=3) for e in exs]
+    held = ["/held_out/" in e.phrasing for e in test]
+    assert 150 < sum(held) < 250  # about half, chosen by hash
+    assert all(e.reply == t.reply and e.group == t.group for e, t in zip(exs, test))
+    assert all((e.instruction != t.instruction) == h for e, t, h in zip(exs, test, held))
+    # A model perfect on seen phrasings and lost on held-out ones shows the whole gap, significant.
+    scores = {"fine_tuned": {"icd10_lookup": [0.0 if h else 1.0 for h in held]}}
+    (row,) = phrasing_rows({"icd10_lookup": test}, scores, seed=0)
+    assert row["seen"]["mean"] == 1.0 and row["held_out"]["mean"] == 0.0 and row["gap"] == -1.0
+    assert row["seen"]["n"] + row["held_out"]["n"] == 400 and row["gap_ci95"] == [-1.0, -1.0]
+    # Identical scores on both slices: the gap's interval straddles 0.
+    same = [float(random.Random(i).random() < 0.5) for i in range(400)]
+    (row,) = phrasing_rows({"icd10_lookup": test}, {"fine_tuned": {"icd10_lookup": same}}, seed=0)
+    assert row["gap_ci95"][0] < 0 < row["gap_ci95"][1]

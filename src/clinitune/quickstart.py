@@ -161,7 +161,7 @@ def run_quickstart(
     )
     manifest = runner.run(
         "prepare",
-        _sha(db_path, seed, "knowledge-paraphrases"),
+        _sha(db_path, seed, "phrasings-held-out"),
         [data.manifest],
         lambda: prepare(
             source="database", db=db, path=None, out=data.path, tasks=list(TASKS), seed=seed, progress=True

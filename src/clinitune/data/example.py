@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import ClinituneError
 
 ROLES = ("system", "user", "assistant")
-META_KEYS = ("task", "group", "id", "augmented")
+META_KEYS = ("task", "group", "id", "augmented", "phrasing")
 SHAPE_KEYS = {
     "instruction": ("instruction", "input", "output"),
     "prompt": ("prompt", "completion"),
@@ -59,6 +59,8 @@ class Example:
     fields: dict = field(
         default_factory=dict, compare=False, hash=False
     )  # instruction/input/output when shape == instruction
+    phrasing: str = ""  # which built-in phrasing asked it (data/phrasings.py), for the held-out slice
+    slots: dict = field(default_factory=dict, compare=False, hash=False)  # its values, to ask it again; never written
 
     # ---------------------------------------------------------------- views
 
@@ -114,7 +116,8 @@ class Example:
                 for i, m in enumerate(self.messages)
             )
         extra = tuple((k, new.get(k, v)) for k, v in self.extra)
-        ex = replace(self, messages=msgs, fields=fields, extra=extra)
+        # The slots hold the unredacted values; an example asked again later must not bring them back.
+        ex = replace(self, messages=msgs, fields=fields, extra=extra, slots={})
         return replace(ex, id=content_id(ex))
 
     def to_dict(self) -> dict:
@@ -130,6 +133,8 @@ class Example:
             out["messages"] = self.conversation
         if self.augmented:
             out["augmented"] = True
+        if self.phrasing:
+            out["phrasing"] = self.phrasing
         return out
 
 
@@ -249,7 +254,18 @@ def parse(obj, where: str, group_by: str | None = None) -> Example:
         raise ExampleError(f"{where}: field 'task' must be a non-empty string, got {task!r}")
     carried = {k: v for k, v in obj.items() if k not in SHAPE_KEYS[shape] and k not in META_KEYS}
     extra = tuple(_extra_texts(carried, ""))
-    ex = Example(shape, tuple(msgs), task=task, extra=extra, augmented=bool(obj.get("augmented")), fields=fields)
+    phrasing = obj.get("phrasing", "")
+    if not isinstance(phrasing, str):
+        raise ExampleError(f"{where}: field 'phrasing' must be a string, got {phrasing!r}; or drop it")
+    ex = Example(
+        shape,
+        tuple(msgs),
+        task=task,
+        extra=extra,
+        augmented=bool(obj.get("augmented")),
+        fields=fields,
+        phrasing=phrasing,
+    )
     ex = replace(ex, id=content_id(ex))
     if group_by is not None:
         if group_by not in obj or obj[group_by] in (None, ""):

@@ -26,13 +26,14 @@ from ..errors import ClinituneError
 from . import quality
 from .example import Example, ExampleError, carried_keys, json_lines
 from .example import parse as parse_example
+from .phrasings import HELD_OUT, SEEN, held_out_version, slice_of
 from .privacy import phi, surrogates
 from .privacy.deid import deidentify
 from .records import sources
 from .records.coherence import check_record
 from .records.db import masked_url
 from .records.sources import nested_patient
-from .split import SPLITS, split
+from .split import SPLITS, assign, split, split_of
 from .tasks import PATIENT_TASKS, TASKS, SqlStats, codebook, example, knowledge, text_to_sql
 
 log = logging.getLogger(__name__)
@@ -243,6 +244,12 @@ def prepare(
             for ex in text_to_sql(stats, db, random.Random(f"{seed}:sql"), limit=max(40, counts["records"] // 2))
         )
     counts["examples_built"] = len(candidates)
+    # The split is fixed before anything is written, so that test examples can be asked in held-out
+    # phrasings before the quality gate and the PHI screen read them.
+    where = assign([ex for ex, _ in candidates], seed)
+    candidates = [
+        (held_out_version(ex, seed) if split_of(ex, where) == "test" else ex, names) for ex, names in candidates
+    ]
     carried = Counter(k for ex, _ in candidates for k in carried_keys(ex))
 
     # quality gate
@@ -263,7 +270,7 @@ def prepare(
     if max_examples is not None and len(clean) > max_examples:
         clean = sorted(clean, key=lambda e: hashlib.sha256(f"{seed}:{e.id}".encode()).hexdigest())[:max_examples]
         clean.sort(key=lambda e: e.id)
-    parts = split(clean, seed)
+    parts = split(clean, where)
     if do_augment:
         parts = {s: augment(rows, seed) for s, rows in parts.items()}
     canary_spec = plant_canaries(parts["train"], canaries, seed) if canaries else None
@@ -279,6 +286,7 @@ def prepare(
     if canary_spec:
         files["canaries.json"] = json.dumps(canary_spec, indent=2) + "\n"
     per_split = {s: dict(sorted(Counter(e.task for e in parts[s]).items())) for s in SPLITS}
+    phrasing_slices = Counter((e.task, slice_of(e.phrasing)) for e in parts["test"] if slice_of(e.phrasing))
     manifest = {
         "tool": "clinitune",
         "tool_version": __version__,
@@ -299,6 +307,11 @@ def prepare(
         "phi": {**phi_stats, "screen": phi.describe()},
         "phi_findings_by_type": phi_stats["examples_by_type"],
         "carried_fields": dict(sorted(carried.items())),  # screened, never written to the splits
+        # test examples per task asked in a phrasing training saw, and in one it never saw
+        "test_phrasings": {
+            t: {sl: phrasing_slices[(t, sl)] for sl in (SEEN, HELD_OUT)}
+            for t in sorted({t for t, _ in phrasing_slices})
+        },
         "files": {
             name: {"sha256": hashlib.sha256(text.encode()).hexdigest(), "lines": text.count("\n")}
             for name, text in sorted(files.items())
@@ -352,6 +365,10 @@ def report(m: dict) -> str:
     for t in tasks:
         lines.append(f"| {t} | " + " | ".join(str(c["per_split"][s].get(t, 0)) for s in SPLITS) + " |")
     lines.append("| **total** | " + " | ".join(str(c["total"][s]) for s in SPLITS) + " |")
+    if m.get("test_phrasings"):
+        lines += ["", "## Test examples by phrasing (held out: a phrasing training never saw)", ""]
+        lines += ["| task | seen | held out |", "|---|---|---|"]
+        lines += [f"| {t} | {v[SEEN]} | {v[HELD_OUT]} |" for t, v in m["test_phrasings"].items()]
     lines += [
         "",
         f"## PHI findings (action: {m['phi']['action']}; examples and identifiers, by type)",

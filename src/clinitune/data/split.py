@@ -26,13 +26,14 @@ def _assign(groups: list[str], seed: int, ratios: tuple[float, float, float]) ->
     return out
 
 
-def split(
-    examples: list[Example], seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
-) -> dict[str, list[Example]]:
-    """Groups that span tasks (patients) are split together; groups of one task are split within it."""
+def assign(examples: list[Example], seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> dict[str, str]:
+    """Group to split. Groups that span tasks (patients) are split together; groups of one task within it.
+
+    Reference groups (the code table, the knowledge questions) are not assigned: they always train.
+    """
     tasks_of: dict[str, set] = defaultdict(set)
     for ex in examples:
-        if not ex.group.startswith(REFERENCE_PREFIX):  # reference data (code table, knowledge questions) teaches
+        if not ex.group.startswith(REFERENCE_PREFIX):
             tasks_of[ex.group].add(ex.task)
     multi = [g for g, t in tasks_of.items() if len(t) > 1]
     by_task: dict[str, list[str]] = defaultdict(list)
@@ -42,7 +43,15 @@ def split(
     where = _assign(multi, seed, ratios)
     for task in sorted(by_task):
         where.update(_assign(by_task[task], seed, ratios))
-    out: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    return where
+
+
+def split_of(ex: Example, where: dict[str, str]) -> str:
+    return "train" if ex.group.startswith(REFERENCE_PREFIX) else where[ex.group]
+
+
+def split(examples: list[Example], where: dict[str, str]) -> dict[str, list[Example]]:
+    out: dict[str, list[Example]] = {s: [] for s in SPLITS}
     for ex in examples:
-        out["train" if ex.group.startswith(REFERENCE_PREFIX) else where[ex.group]].append(ex)
+        out[split_of(ex, where)].append(ex)
     return out

@@ -1,12 +1,12 @@
 """Task builders: de-identified records (and the database) to instruction examples.
 
 Every example has id, task, group (its source patient, or its own key for examples not drawn
-from one patient), instruction, input and output. Each task has several phrasings chosen by the
-seeded RNG, so the model learns the task rather than a sentence. Outputs are verified: codes
-against the ICD-10-CM table, SQL by running it, validation errors by the coherence checker,
-FHIR by fhir.resources.
+from one patient), instruction, input and output. Each task is asked in one of its phrasings
+(data/phrasings.py) chosen by the seeded RNG, so the model learns the task rather than a sentence.
+Outputs are verified: codes against the ICD-10-CM table, SQL by running it, validation errors by the
+coherence checker, FHIR by fhir.resources.
 
-Longer than 400 lines because it holds one builder per task, eight of them, each with its phrasings.
+Longer than 400 lines because it holds one builder per task, eight of them, and the SQL templates.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import text
 
 from ..errors import ClinituneError
+from . import phrasings
 from .example import Example
 from .example import instruction as example
+from .phrasings import phrased
 from .records import catalog as cat
 from .records.coherence import check_record
 from .records.db import connect
@@ -101,6 +103,18 @@ def _age_text(age) -> str:
     return "90-or-older" if age == "90+" else f"{age}-year-old"
 
 
+def _person(rec: dict) -> dict:
+    """The slots a phrasing may name about the patient: `54-year-old`, `54`, `male`, `M`."""
+    age = _age_text(rec["age"])
+    return {
+        "age": age,
+        "Age": age.capitalize(),
+        "years": str(rec["age"]),
+        "gender": rec["gender"],
+        "sx": {"male": "M", "female": "F"}.get(rec["gender"], "U"),
+    }
+
+
 def _dumps(obj) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
@@ -118,39 +132,6 @@ def compact(rec: dict, dx: int = 3, meds: int = 2, labs: int = 2) -> dict:
 
 
 # ------------------------------------------------------------------ per-patient tasks
-
-RECORD_PHRASES = [
-    "Generate a patient record for a {age} {gender} with {cond}.",
-    "Create a de-identified patient record in JSON for a {age} {gender} diagnosed with {cond}.",
-    "Write a synthetic EHR record (JSON) for a {age} {gender} patient who has {cond}.",
-    "Produce a structured patient record for a {age} {gender} with {cond}.",
-]
-CODING_PHRASES = [
-    ("What ICD-10 code represents {desc}?", ""),
-    ("What is the ICD-10-CM code for {name}?", ""),
-    ("Assign the ICD-10-CM code for the diagnosis in this note.", "{age} {gender} seen today; assessment: {name}."),
-    ("Which ICD-10-CM code should be used for {desc}?", ""),
-]
-LOOKUP_PHRASES = [
-    "What does ICD-10-CM code {code} describe?",
-    "Give the official description of ICD-10-CM code {code}.",
-    "What condition is coded as {code} in ICD-10-CM?",
-]
-EXTRACT_PHRASES = [
-    "Extract the diagnoses (with ICD-10-CM codes), medications and vitals from this clinical note as JSON.",
-    "Read the note and return JSON with diagnoses, medications and vitals.",
-    "Convert this clinical note into structured JSON: diagnoses with codes, medications with doses, and vitals.",
-]
-VALIDATE_PHRASES = [
-    "Validate this patient record and list any data-quality errors as JSON.",
-    "Check this patient record for errors. Return JSON with valid and errors.",
-    "Validate this patient record.",
-]
-FHIR_PHRASES = [
-    "Convert this patient record to FHIR R4 Patient and Condition resources (a collection Bundle, JSON).",
-    "Express this record as a FHIR R4 Bundle containing a Patient and its Conditions.",
-    "Write the FHIR R4 resources (Patient, Condition) for this patient record as a JSON Bundle.",
-]
 
 
 def _primary(rec: dict, rng: random.Random) -> dict | None:
@@ -171,34 +152,28 @@ def record_generation(rec: dict, group: str, rng: random.Random) -> list[Example
     r["diagnoses"].sort(key=lambda x: x["code"] != d["code"])
     # Kept short: a record the model can learn to emit whole within a 512-token row.
     r["diagnoses"], r["medications"], r["lab_results"] = r["diagnoses"][:3], r["medications"][:2], r["lab_results"][:3]
-    text = rng.choice(RECORD_PHRASES).format(
-        age=_age_text(rec["age"]), gender=rec["gender"], cond=condition_name(d["code"], d["description"])
-    )
-    return [example("record_generation", group, text, _dumps(r))]
+    slots = {**_person(rec), "cond": condition_name(d["code"], d["description"])}
+    return [phrased("record_generation", group, rng, _dumps(r), slots)]
 
 
 def icd10_coding(rec: dict, group: str, rng: random.Random) -> list[Example]:
     out = []
     for d in rng.sample(rec["diagnoses"], min(4, len(rec["diagnoses"]))):
-        instr, inp = rng.choice(CODING_PHRASES)
-        fmt = {
-            "desc": d["description"][0].lower() + d["description"][1:],
-            "name": condition_name(d["code"], d["description"]),
-            "age": _age_text(rec["age"]).capitalize(),
-            "gender": rec["gender"],
-        }
-        answer = f"The ICD-10-CM code for {fmt['desc']} is {d['code']}."
-        out.append(example("icd10_coding", group, instr.format(**fmt), answer, inp.format(**fmt)))
+        desc = d["description"][0].lower() + d["description"][1:]
+        slots = {**_person(rec), "desc": desc, "name": condition_name(d["code"], d["description"])}
+        answer = f"The ICD-10-CM code for {desc} is {d['code']}."
+        out.append(phrased("icd10_coding", group, rng, answer, slots))
     return out
 
 
 def icd10_lookup(rec: dict, group: str, rng: random.Random) -> list[Example]:
     return [
-        example(
+        phrased(
             "icd10_lookup",
             group,
-            rng.choice(LOOKUP_PHRASES).format(code=d["code"]),
+            rng,
             f"{d['code']} is the ICD-10-CM code for {d['description']}.",
+            {"code": d["code"]},
         )
         for d in rng.sample(rec["diagnoses"], min(2, len(rec["diagnoses"])))
     ]
@@ -245,7 +220,7 @@ def extraction(rec: dict, group: str, rng: random.Random) -> list[Example]:
         "medications": [{"name": m["name"], "dose": m["dose"], "frequency": m["frequency"]} for m in meds],
         "vitals": vitals,
     }
-    return [example("extraction", group, rng.choice(EXTRACT_PHRASES), _dumps(target), " ".join(parts))]
+    return [phrased("extraction", group, rng, _dumps(target), {"input": " ".join(parts)})]
 
 
 def _plant(rec: dict, rng: random.Random) -> list[dict]:
@@ -338,15 +313,7 @@ def validation(rec: dict, group: str, rng: random.Random) -> list[Example]:
     if found != {p["rule"] for p in planted}:
         return []  # a plant the checker cannot confirm is not a verified label
     planted.sort(key=lambda p: p["field"])
-    return [
-        example(
-            "validation",
-            group,
-            rng.choice(VALIDATE_PHRASES),
-            _dumps({"valid": not planted, "errors": planted}),
-            _dumps(r),
-        )
-    ]
+    return [phrased("validation", group, rng, _dumps({"valid": not planted, "errors": planted}), {"input": _dumps(r)})]
 
 
 def fhir_resources(rec: dict) -> dict:
@@ -372,15 +339,12 @@ def fhir_conversion(rec: dict, group: str, rng: random.Random) -> list[Example]:
     r["diagnoses"] = rec["diagnoses"][:2]
     bundle = fhir_resources(r)
     Bundle.model_validate(bundle)  # the label must be valid FHIR R4
-    return [example("fhir_conversion", group, rng.choice(FHIR_PHRASES), _dumps(bundle), _dumps(r))]
+    return [phrased("fhir_conversion", group, rng, _dumps(bundle), {"input": _dumps(r)})]
 
 
 # ------------------------------------------------------------------ code table
 
 REFERENCE_PREFIX = "reference:"  # groups that are reference data, not patients: training split only
-
-
-QUESTION_PHRASES = [p for p in CODING_PHRASES if not p[1]]  # the coding phrasings that need no patient note
 
 
 def codebook(rng: random.Random) -> list[Example]:
@@ -399,7 +363,8 @@ def codebook(rng: random.Random) -> list[Example]:
         bare = re.sub(r"\s*\([^)]*\)", "", low)
         names = list(dict.fromkeys([low, bare] + ([COMMON_NAMES[c]] if c in COMMON_NAMES else [])))
         for name in names:
-            instr, _ = rng.choice(QUESTION_PHRASES)
+            # Asked without a patient: the phrasings that carry a note need age and sex.
+            instr, _ = rng.choice([p for p in phrasings.CODING.seen if not p[1]])
             out.append(
                 example(
                     "icd10_coding",
@@ -409,11 +374,8 @@ def codebook(rng: random.Random) -> list[Example]:
                 )
             )
         out.append(
-            example(
-                "icd10_lookup",
-                f"{REFERENCE_PREFIX}icd10",
-                rng.choice(LOOKUP_PHRASES).format(code=c),
-                f"{c} is the ICD-10-CM code for {desc}.",
+            phrased(
+                "icd10_lookup", f"{REFERENCE_PREFIX}icd10", rng, f"{c} is the ICD-10-CM code for {desc}.", {"code": c}
             )
         )
     return out
@@ -431,8 +393,6 @@ PATIENT_TASKS = {
 
 # ------------------------------------------------------------------ knowledge
 
-KNOWLEDGE_PREFIXES = ["{q}", "Question: {q}", "{q} Answer briefly."]
-
 
 def knowledge_items() -> list[dict]:
     text = resources.files("clinitune.resources").joinpath("knowledge.jsonl").read_text()
@@ -448,17 +408,9 @@ def knowledge(rng: random.Random) -> list[Example]:
     """
     out = []
     for i, item in enumerate(knowledge_items()):
-        out.append(
-            example(
-                "knowledge",
-                f"{REFERENCE_PREFIX}knowledge",
-                rng.choice(KNOWLEDGE_PREFIXES).format(q=item["question"]),
-                item["answer"],
-            )
-        )
+        out.append(phrased("knowledge", f"{REFERENCE_PREFIX}knowledge", rng, item["answer"], {"q": item["question"]}))
         out += [
-            example("knowledge", f"knowledge:{i}", rng.choice(KNOWLEDGE_PREFIXES).format(q=q), item["answer"])
-            for q in item.get("paraphrases", ())
+            phrased("knowledge", f"knowledge:{i}", rng, item["answer"], {"q": q}) for q in item.get("paraphrases", ())
         ]
     return out
 
@@ -496,18 +448,21 @@ class SqlStats:
                 self.flag_high[o.code] += 1
 
 
-def _sql_candidates(stats: SqlStats, rng: random.Random):
-    """(template key, question, sql, expected rows) for the whole database."""
-    q = lambda *options: rng.choice(options)  # noqa: E731
+def _lit(value: str) -> str:
+    """A value as an SQL string literal: the answer is SQL text, so a quote in the data is doubled, not pasted."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _sql_candidates(stats: SqlStats):
+    """(template key, question kind, its slots, sql, expected rows) for the whole database."""
     for code in sorted(stats.code_patients):
         name = condition_name(code)
+        c = _lit(code)
         yield (
             f"count:{code}",
-            q(
-                f"How many patients have {name} (ICD-10-CM {code})?",
-                f"Count the patients diagnosed with {name} ({code}).",
-            ),
-            f"SELECT COUNT(DISTINCT patient_id) FROM conditions WHERE code = '{code}';",
+            "count",
+            {"name": name, "code": code},
+            f"SELECT COUNT(DISTINCT patient_id) FROM conditions WHERE code = {c};",
             [(len(stats.code_patients[code]),)],
         )
         for sex, word in (("F", "female"), ("M", "male")):
@@ -515,71 +470,68 @@ def _sql_candidates(stats: SqlStats, rng: random.Random):
             if n:
                 yield (
                     f"sex:{code}:{sex}",
-                    q(f"How many {word} patients have {name}?", f"Count {word} patients with ICD-10-CM {code}."),
+                    "sex",
+                    {"word": word, "name": name, "code": code},
                     f"SELECT COUNT(DISTINCT c.patient_id) FROM conditions c JOIN patients p ON p.id = c.patient_id "
-                    f"WHERE c.code = '{code}' AND p.sex = '{sex}';",
+                    f"WHERE c.code = {c} AND p.sex = '{sex}';",
                     [(n,)],
                 )
         if stats.code_drugs.get(code):
             yield (
                 f"drugs:{code}",
-                q(
-                    f"List the distinct drugs prescribed for {name}.",
-                    f"Which medications are prescribed to treat {code}?",
-                ),
+                "drugs",
+                {"name": name, "code": code},
                 f"SELECT DISTINCT m.drug FROM medications m JOIN conditions c ON c.id = m.condition_id WHERE c.code "
-                f"= '{code}' ORDER BY m.drug;",
+                f"= {c} ORDER BY m.drug;",
                 [(d,) for d in sorted(stats.code_drugs[code])],
             )
     for substance in sorted(stats.allergy_patients):
         yield (
             f"allergy:{substance}",
-            q(
-                f"How many patients are allergic to {substance}?",
-                f"Count the patients with a recorded {substance} allergy.",
-            ),
-            f"SELECT COUNT(DISTINCT patient_id) FROM allergies WHERE substance = '{substance}';",
+            "allergy",
+            {"substance": substance},
+            f"SELECT COUNT(DISTINCT patient_id) FROM allergies WHERE substance = {_lit(substance)};",
             [(len(stats.allergy_patients[substance]),)],
         )
     for drug in sorted(stats.drug_patients):
         yield (
             f"drug:{drug}",
-            q(f"How many patients take {drug}?", f"Count the patients with a {drug} prescription."),
-            f"SELECT COUNT(DISTINCT patient_id) FROM medications WHERE drug = '{drug}';",
+            "drug",
+            {"drug": drug},
+            f"SELECT COUNT(DISTINCT patient_id) FROM medications WHERE drug = {_lit(drug)};",
             [(len(stats.drug_patients[drug]),)],
         )
     for etype in sorted(stats.encounter_types):
         yield (
             f"enc:{etype}",
-            q(f"How many {etype} encounters are recorded?", f"Count the encounters of type {etype}."),
-            f"SELECT COUNT(*) FROM encounters WHERE type = '{etype}';",
+            "enc",
+            {"etype": etype},
+            f"SELECT COUNT(*) FROM encounters WHERE type = {_lit(etype)};",
             [(stats.encounter_types[etype],)],
         )
     for loinc in sorted(stats.flag_high):
         name = cat.MEASURES[loinc].name if loinc in cat.MEASURES else loinc
         yield (
             f"high:{loinc}",
-            q(
-                f"How many {name} results are flagged high?",
-                f"Count observations of {name} (LOINC {loinc}) with a high flag.",
-            ),
-            f"SELECT COUNT(*) FROM observations WHERE code = '{loinc}' AND flag = 'H';",
+            "high",
+            {"name": name, "loinc": loinc},
+            f"SELECT COUNT(*) FROM observations WHERE code = {_lit(loinc)} AND flag = 'H';",
             [(stats.flag_high[loinc],)],
         )
 
 
 def text_to_sql(stats: SqlStats, db_url: str, rng: random.Random, limit: int | None = None) -> list[Example]:
     """Questions over the clinical DB with SQL answers, each run read-only and checked against `stats`."""
-    cands = list(_sql_candidates(stats, rng))
+    cands = list(_sql_candidates(stats))
     if limit is not None and len(cands) > limit:
         cands = rng.sample(cands, limit)
     out = []
     with connect(db_url, readonly=True) as conn:
-        for key, question, sql, expected in cands:
+        for key, kind, slots, sql, expected in cands:
             rows = [tuple(r) for r in conn.execute(text(sql))]
             if rows != expected:
                 raise ClinituneError(
                     f"text_to_sql verification failed for {key}: the SQL returned {rows[:3]}, expected {expected[:3]}"
                 )
-            out.append(example("text_to_sql", f"sql:{key}", question, sql))
+            out.append(phrased("text_to_sql", f"sql:{key}", rng, sql, slots, key=f"text_to_sql.{kind}"))
     return out

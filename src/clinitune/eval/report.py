@@ -43,6 +43,7 @@ class EvalResults:
     privacy: dict | None = None
     comparison: list[dict] = field(default_factory=list)  # comparison_rows(...)
     gguf: str | None = None  # the file behind the "gguf" candidate
+    phrasings: list[dict] = field(default_factory=list)  # seen against held-out phrasing slices (run.phrasing_rows)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -140,6 +141,24 @@ def verdict_line(results: EvalResults) -> str:
     return out
 
 
+PHRASING_HEAD = ["task", "candidate", "seen (n)", "seen", "held out (n)", "held out", "held out minus seen"]
+
+
+def phrasing_table(rows: list[dict]) -> list[list[str]]:
+    return [
+        [
+            r["task"],
+            LABELS[r["candidate"]],
+            str(r["seen"]["n"]),
+            cell(r["seen"]["mean"], r["seen"]["ci95"]),
+            str(r["held_out"]["n"]),
+            cell(r["held_out"]["mean"], r["held_out"]["ci95"]),
+            f"{r['gap']:+.3f} [{r['gap_ci95'][0]:.3f}, {r['gap_ci95'][1]:.3f}]",
+        ]
+        for r in rows
+    ]
+
+
 def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | None) -> None:
     cands = [c for c in ORDER if c in results.candidates]
     comp = results.comparison
@@ -196,6 +215,15 @@ def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | 
             g = r["gguf_vs_hf"]
             ci = f"[{g['ci95'][0]:.3f}, {g['ci95'][1]:.3f}]"
             md.append(f"| {r['task']} | {g['diff']:+.3f} {ci} p={g['p']:.3g} | {g['verdict']} |")
+    if results.phrasings:
+        md += [
+            "",
+            "## Seen and held-out phrasings (primary metric; held out: phrasings training never saw)",
+            "",
+            "| " + " | ".join(PHRASING_HEAD) + " |",
+            "|" + "---|" * len(PHRASING_HEAD),
+        ]
+        md += ["| " + " | ".join(row) + " |" for row in phrasing_table(results.phrasings)]
     md += ["", "## All metrics", ""]
     for c in cands:
         e = results.candidates[c]
@@ -227,6 +255,11 @@ def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | 
     ]
     body += ["<tr>" + cells(row) + "</tr>" for row in table]
     body.append("</table>")
+    if results.phrasings:
+        body.append("<h2>Seen and held-out phrasings</h2><table border=1 cellpadding=4><tr>")
+        body.append("".join(f"<th>{html.escape(h)}</th>" for h in PHRASING_HEAD) + "</tr>")
+        body += ["<tr>" + cells(row) + "</tr>" for row in phrasing_table(results.phrasings)]
+        body.append("</table>")
     # Each plot marks itself rendered once the browser has decoded it: the report's test reads that back.
     body.append("<h2>Per task</h2>")
     body += [

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ..data.example import Example
 from ..data.example import load as load_examples
 from ..data.manifest import phi_gate
+from ..data.phrasings import HELD_OUT, SEEN, slice_of
 from ..data.tasks import task_schema
 from ..errors import ClinituneError
 from ..layout import DataDir
@@ -37,7 +38,7 @@ from ..models.generate import (
 from . import metrics as M
 from .privacy import privacy_probes
 from .report import GGUF, GGUF_SCHEMA, EvalResults, comparison_rows, write_report
-from .stats import mean_ci
+from .stats import mean_ci, unpaired_diff_ci
 
 log = logging.getLogger(__name__)
 CANDIDATES = ("fine_tuned", "zero_shot", "few_shot")
@@ -133,6 +134,31 @@ def primary_scores(scores: dict[str, dict[str, list[dict]]]) -> dict[str, dict[s
     }
 
 
+def phrasing_rows(by_task: dict[str, list[Example]], primary: dict[str, dict[str, list[float]]], seed: int):
+    """Per task and candidate: the primary metric on test examples asked in a phrasing training saw, and in one
+    it never saw, with intervals; `gap` is held-out minus seen. Tasks without both slices are left out."""
+    rows = []
+    for task, exs in by_task.items():
+        where = [slice_of(e.phrasing) for e in exs]
+        if SEEN not in where or HELD_OUT not in where:
+            continue
+        for cand, per in primary.items():
+            seen = [v for v, w in zip(per[task], where) if w == SEEN]
+            held = [v for v, w in zip(per[task], where) if w == HELD_OUT]
+            mean = lambda v: round(sum(v) / len(v), 4)  # noqa: E731
+            rows.append(
+                {
+                    "task": task,
+                    "candidate": cand,
+                    SEEN: {"n": len(seen), "mean": mean(seen), "ci95": list(mean_ci(seen, seed))},
+                    HELD_OUT: {"n": len(held), "mean": mean(held), "ci95": list(mean_ci(held, seed))},
+                    "gap": round(mean(held) - mean(seen), 4),
+                    "gap_ci95": list(unpaired_diff_ci(held, seen, seed)),
+                }
+            )
+    return rows
+
+
 def evaluate(
     *,
     data: Path,
@@ -186,6 +212,7 @@ def evaluate(
         raise ClinituneError("eval needs --run RUN_DIR, --model MODEL or --gguf FILE")
 
     scores = score_all(by_task, outputs, data.parent, db)
+    primary = primary_scores(scores)
     candidates = {c: summarize(scores[c], test_losses.get(c), seed) for c in outputs}
     results = EvalResults(
         candidates=candidates,
@@ -193,8 +220,9 @@ def evaluate(
         seed=seed,
         phi_gate=[asdict(g) for g in gates],
         privacy=privacy,
-        comparison=comparison_rows(candidates, primary_scores(scores), seed),
+        comparison=comparison_rows(candidates, primary, seed),
         gguf=str(gguf) if gguf else None,
+        phrasings=phrasing_rows(by_task, primary, seed),
     )
     subject = "fine_tuned" if "fine_tuned" in outputs else GGUF
     rows = [
@@ -202,6 +230,7 @@ def evaluate(
             "task": t,
             "id": e.id,
             "score": s.get(M.PRIMARY.get(t, ""), 0.0),
+            "phrasing": e.phrasing,
             "instruction": e.instruction,
             "input": e.input,
             "reference": e.reply,

@@ -94,6 +94,17 @@ def paired(a: list[float], b: list[float], seed: int = 0) -> Paired:
     return Paired(diff, (lo, hi), len(d), round(p, 5), "mcnemar" if binary else "sign-flip", verdict)
 
 
+def unpaired_diff_ci(a: list[float], b: list[float], seed: int = 0, n_boot: int = BOOTSTRAP) -> tuple[float, float]:
+    """95 % bootstrap interval of mean(a) - mean(b) for two different sets of examples, each resampled alone."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.size == 0 or y.size == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    d = x[rng.integers(0, x.size, (n_boot, x.size))].mean(1) - y[rng.integers(0, y.size, (n_boot, y.size))].mean(1)
+    lo, hi = np.quantile(d, [ALPHA / 2, 1 - ALPHA / 2])
+    return (round(float(lo), 4), round(float(hi), 4))
+
+
 def overall(verdicts: list[str]) -> str:
     """Against every baseline run: better only if better than all, worse if worse than any."""
     if not verdicts:
