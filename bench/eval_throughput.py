@@ -1,88 +1,101 @@
-"""Evaluation throughput, side by side: the fine-tuned model's replies through each generation backend.
+"""Evaluation throughput, side by side: `clinitune eval` as it was at a past revision against this tree.
 
-Same examples (eval's own sample at --limit, seed 42), same zero-shot prompts, same per-task token
-budgets, same metrics; only the backend differs: transformers' batched greedy decoding with the KV
-cache (what `clinitune eval` runs for HF models) against llama.cpp on the exported GGUF files, one
-sequence at a time and 16 sequences batched (what `eval --gguf` runs). Run it alone on an idle
-machine, after `clinitune quickstart --workdir DIR`:
+Both run the whole HF evaluation (fine-tuned, zero-shot and few-shot replies, test losses, privacy
+probes) on the same run, the same test examples (eval's own seeded sample at --limit), the same
+budgets and metrics. The past revision is checked out into a temporary git worktree and imported from
+there, in its own process; then this tree runs in a fresh process. One process at a time, so neither
+slows the other. With --gguf, the exported file is also scored through llama.cpp (`eval --gguf`).
 
-    .venv/bin/python bench/eval_throughput.py --workdir work/quickstart --limit 16
+    .venv/bin/python bench/eval_throughput.py --workdir work/quickstart --limit 160 --before 99e091c
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
-from clinitune.eval import metrics as M
-from clinitune.eval.run import budgets, select, sqlite_copy
-from clinitune.layout import DataDir, RunDir
-from clinitune.models.generate import generate, llama_batched_greedy, llama_greedy, load_for_inference, load_llama
+ROOT = Path(__file__).resolve().parent.parent
+# Run inside the child process: import clinitune from `src`, time evaluate() alone, print its summary.
+CHILD = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from clinitune.eval.run import evaluate
+kw = json.loads(sys.argv[2])
+kw = {k: Path(v) if k in ("data", "out", "run", "gguf") else v for k, v in kw.items()}
+t = time.perf_counter()
+r = evaluate(quiet=True, **kw)
+seconds = time.perf_counter() - t
+primary = {row["task"]: {c: row.get(c) for c in r.candidates} for row in r.comparison}
+summary = {"seconds": seconds, "n": r.n_examples, "candidates": list(r.candidates), "primary": primary}
+print("RESULT " + json.dumps(summary))
+"""
 
 
-def score(by_task, replies: dict[str, str], data_dir: Path) -> float:
-    """Mean over tasks of each task's mean primary metric."""
-    per_task = []
-    with sqlite_copy(data_dir, None) as conn:
-        for task, exs in by_task.items():
-            key = M.PRIMARY[task]
-            per_task.append(sum(M.score(task, replies[e.id], e, conn).get(key, 0.0) for e in exs) / len(exs))
-    return sum(per_task) / len(per_task)
+def run(src: Path, **kw) -> dict:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(src),
+            json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in kw.items()}),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"{src}: evaluate failed:\n{out.stderr[-3000:]}")
+    return json.loads(line.removeprefix("RESULT "))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", type=Path, default=Path("work/quickstart"))
-    ap.add_argument("--limit", type=int, default=16)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--workdir", type=Path, default=Path("work/quickstart"), help="a finished quickstart")
+    ap.add_argument("--limit", type=int, default=160)
+    ap.add_argument("--before", default="99e091c", help="the git revision to compare against")
+    ap.add_argument("--gguf", action="store_true", help="also score the exported q4_k_m GGUF through llama.cpp")
     args = ap.parse_args()
-    data, run = DataDir(args.workdir / "data"), RunDir(args.workdir / "run")
-    by_task = select(data.split("test"), args.limit, 42)
-    chosen = [e for exs in by_task.values() for e in exs]
+    data, run_dir = args.workdir / "data" / "test.jsonl", args.workdir / "run"
     rows = []
-
-    model, tok, has_adapter = load_for_inference(run.path, None, None)
-    if has_adapter:
-        model.merge_adapter()  # as eval does before the fine-tuned pass
-    budget = budgets(by_task, lambda text: len(tok(text)["input_ids"]))
-    t = time.perf_counter()
-    out = generate(model, tok, [e.prompt for e in chosen], [budget[e.task] for e in chosen], args.batch_size)
-    seconds = time.perf_counter() - t
-    replies = dict(zip([e.id for e in chosen], out))
-    tokens = sum(len(tok(r)["input_ids"]) for r in out)
-    rows.append(("HF transformers, batched greedy (eval today)", seconds, tokens, score(by_task, replies, data.path)))
-    del model
-
-    for gguf in sorted(run.export_dir.glob("*.gguf")) or sorted((args.workdir / "export").glob("*.gguf")):
-        if "lora" in gguf.name or gguf.name.startswith("base-"):
-            continue
-        llm = load_llama(gguf)
-        t = time.perf_counter()
-        replies = {e.id: llama_greedy(llm, e.prompt, budget[e.task]) for e in chosen}
-        seconds = time.perf_counter() - t
-        tokens = sum(len(tok(r)["input_ids"]) for r in replies.values())
-        rows.append(
-            (f"llama.cpp {gguf.name}, one sequence at a time", seconds, tokens, score(by_task, replies, data.path))
-        )
-        t = time.perf_counter()
-        out = llama_batched_greedy(llm, [e.prompt for e in chosen], [budget[e.task] for e in chosen])
-        seconds = time.perf_counter() - t
-        replies = dict(zip([e.id for e in chosen], out))
-        tokens = sum(len(tok(r)["input_ids"]) for r in out)
-        name = f"llama.cpp {gguf.name}, 16 sequences batched (eval --gguf)"
-        rows.append((name, seconds, tokens, score(by_task, replies, data.path)))
-        llm.close()
+    with tempfile.TemporaryDirectory(prefix="clinitune-before-") as tmp:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", tmp, args.before], check=True)
+        try:
+            kw = dict(data=data, out=Path(tmp) / "eval-before", run=run_dir, limit=args.limit, seed=42)
+            rows.append((f"eval at {args.before}", run(Path(tmp) / "src", **kw)))
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", tmp], check=True)
+    kw = dict(data=data, out=args.workdir / "eval-bench", run=run_dir, limit=args.limit, seed=42)
+    rows.append(("eval, this tree", run(ROOT / "src", **kw)))
+    if args.gguf:
+        gguf = next((args.workdir / "export").glob("*-q4_k_m.gguf"))
+        kw = dict(data=data, out=args.workdir / "eval-bench-gguf", gguf=gguf, limit=args.limit, seed=42)
+        rows.append((f"eval --gguf {gguf.name} (fine-tuned only)", run(ROOT / "src", **kw)))
 
     base = rows[0][1]
-    print(f"\n{len(chosen)} examples ({', '.join(f'{t} {len(v)}' for t, v in by_task.items())})\n")
-    print("| backend | seconds | examples/s | reply tokens/s | vs HF | mean primary score |")
-    print("|---|---|---|---|---|---|")
-    for name, sec, toks, sc in rows:
-        print(f"| {name} | {sec:.1f} | {len(chosen) / sec:.3f} | {toks / sec:.1f} | {base / sec:.2f}x | {sc:.3f} |")
+    print(f"\n{base['n']} test examples, limit {args.limit}, run {run_dir}\n")
+    print("| version | candidates | seconds | replies/s | vs before |")
+    print("|---|---|---|---|---|")
+    for name, r in rows:
+        replies = r["n"] * len(r["candidates"])
+        speed = replies / r["seconds"]
+        ratio = speed / (base["n"] * len(base["candidates"]) / base["seconds"])
+        print(f"| {name} | {', '.join(r['candidates'])} | {r['seconds']:.1f} | {speed:.2f} | {ratio:.2f}x |")
+    print("\nPrimary metric per task (same examples; a difference is decoding numerics, not the model):\n")
+    cands = base["candidates"]
+    print("| task | " + " | ".join(f"{c} ({name})" for name, r in rows[:2] for c in cands) + " |")
+    print("|---|" + "---|" * (2 * len(cands)))
+    for task in base["primary"]:
+        cells = [rows[i][1]["primary"][task].get(c) for i in range(min(2, len(rows))) for c in cands]
+        print(f"| {task} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in cells) + " |")
     out_path = Path(__file__).parent / "results" / "eval_throughput.json"
-    out_path.write_text(json.dumps([dict(zip(("backend", "seconds", "tokens", "score"), r)) for r in rows], indent=2))
+    out_path.write_text(json.dumps([{"version": name, **r} for name, r in rows], indent=2))
 
 
 if __name__ == "__main__":

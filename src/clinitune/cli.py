@@ -204,12 +204,19 @@ def prepare(
             "one patient's examples never straddle train and test.",
         ),
     ] = None,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="Train, eval and test shares of the patients (or groups), e.g. 0.6,0.1,0.3 for a larger test set.",
+        ),
+    ] = "0.8,0.1,0.1",
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
     """Turn patient records into PHI-screened, split, versioned instruction data."""
     _setup_logging(quiet)
-    from .data.prepare import COUNT_KEYS, parse_tasks
+    from .data.prepare import COUNT_KEYS, parse_ratios, parse_tasks
     from .data.prepare import prepare as run_prepare
 
     m = run_prepare(
@@ -227,6 +234,7 @@ def prepare(
         use_codebook=codebook,
         phi_action=phi_action,
         group_by=group_by,
+        ratios=parse_ratios(split),
     )
     c = m["counts"]
     for key in COUNT_KEYS:
@@ -404,9 +412,7 @@ def eval_(
     ] = None,
     constrain: Annotated[
         bool,
-        typer.Option(
-            "--constrain", help="Also score the GGUF with JSON answers held to their schema (eval.constrain)."
-        ),
+        typer.Option("--constrain", help="Also score JSON answers held to their schema, HF and GGUF (eval.constrain)."),
     ] = False,
     baseline: Annotated[str | None, typer.Option(help="zero-shot,few-shot or none (eval.baselines).")] = None,
     limit: Annotated[
@@ -493,7 +499,8 @@ def infer(
     json_schema: Annotated[
         Path | None,
         typer.Option(
-            "--json-schema", help="A JSON Schema file: with --gguf, every answer is valid JSON of that shape."
+            "--json-schema",
+            help="A JSON Schema file: every answer is decoded as valid JSON of that shape (HF or --gguf).",
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Output JSONL for --file.")] = None,
@@ -508,7 +515,7 @@ def infer(
     from .config import load_config
     from .data.example import parse_prompt
     from .infer import read_prompts, run_file, screen_prompt
-    from .models.generate import chat_backend as backend
+    from .models.chat import chat_backend as backend
 
     if sum(x is not None and x is not False for x in (prompt, file, chat or None)) != 1:
         raise ClinituneError("infer needs exactly one of --prompt TEXT, --file PROMPTS.jsonl or --chat")

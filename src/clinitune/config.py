@@ -173,9 +173,9 @@ class EvalConfig(_Section):
     limit: int | None = Field(
         None, ge=1, description="N / tasks test examples per task, up to 4x for short-answer tasks; none: all."
     )
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(32, ge=1)
     constrain: bool = Field(
-        False, description="Also score the GGUF with record and FHIR answers constrained to their JSON Schema."
+        False, description="Also score record and FHIR answers constrained to their JSON Schema (HF and GGUF)."
     )
 
 

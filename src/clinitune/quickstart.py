@@ -21,25 +21,29 @@ from .data.prepare import prepare
 from .data.records.synth import write_database
 from .data.tasks import TASKS
 from .errors import ClinituneError
-from .eval.report import EvalResults, console_table, verdict_line
+from .eval.report import EvalResults, console_table, phrasing_line, verdict_line
 from .eval.run import evaluate
 from .eval.stats import BETTER
 from .export.run import export
 from .layout import DataDir, RunDir, TrainSummary
-from .models.generate import LlamaChat
+from .models.chat import LlamaChat
 from .paths import atomic_write_text
 from .train.estimate import Estimate, estimate
 from .train.loop import train
 
 PROFILES = {
     # fast: minutes on a 2-core CPU; full: longer training and a larger eval, for better metrics.
-    "fast": {"patients": 150, "max_steps": 100, "eval_limit": 16},
+    # A test split of 30 % of the patients holds enough examples per task for the eval's sample (the
+    # full profile's limit 160 takes 20 per long task and up to 80 per short one); training is bounded
+    # by its steps, not by the data.
+    "fast": {"patients": 400, "split": (0.6, 0.1, 0.3), "max_steps": 100, "eval_limit": 32},
     # Early stopping on 32 held-out examples every 50 steps is noise at lr 2e-3: it ended a 1,200-step
     # run at step 450 (best 300, work/full4). The long run checks less often, on more examples.
     "full": {
         "patients": 500,
+        "split": (0.6, 0.1, 0.3),
         "max_steps": 1200,
-        "eval_limit": 80,
+        "eval_limit": 160,
         "training": {"eval_steps": 100, "save_steps": 100},
         "data": {"eval_max_examples": 96},
     },
@@ -161,10 +165,17 @@ def run_quickstart(
     )
     manifest = runner.run(
         "prepare",
-        _sha(db_path, seed, "phrasings-held-out"),
+        _sha(db_path, seed, "phrasings-held-out", prof["split"]),
         [data.manifest],
         lambda: prepare(
-            source="database", db=db, path=None, out=data.path, tasks=list(TASKS), seed=seed, progress=True
+            source="database",
+            db=db,
+            path=None,
+            out=data.path,
+            tasks=list(TASKS),
+            seed=seed,
+            progress=True,
+            ratios=prof["split"],
         ),
     )
     cfg_path = _train_config(workdir, prof, seed)
@@ -254,6 +265,8 @@ def _print_summary(s: QuickstartSummary, results: EvalResults, cfg: Config) -> N
     for line in console_table(results):
         typer.echo(line)
     typer.echo(verdict_line(results) + (": train longer (--profile full, or --steps N)" if s.behind_base else ""))
+    if line := phrasing_line(results):
+        typer.echo(line)
     typer.echo("\nllama.cpp answers (q4_k_m GGUF):")
     for p, a in s.answers.items():
         typer.echo(f"  Q: {p}\n  A: {a[:300]}")

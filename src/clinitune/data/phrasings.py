@@ -10,8 +10,6 @@ A phrasing is (instruction template, input template); slots are named in braces.
 inside the instruction template moves the record or note before or after the request. Each example
 records its phrasing id (`task/seen/3`, `task/held_out/0`) and keeps the slot values (in memory only)
 so it can be asked again in other words.
-
-Longer than 400 lines because it is the phrasing tables themselves: eight tasks, 22 or more each.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Order matters for privacy: records are de-identified field by field before any text is
 rendered, then every rendered example is screened, and anything the screen flags is
 quarantined before the split, so it can never reach train, eval or test.
+
+Longer than 400 lines because `validate` shares the pipeline's parsers, gate and report with it.
 """
 
 from __future__ import annotations
@@ -59,6 +61,17 @@ def parse_tasks(text: str | None) -> list[str]:
     if unknown:
         raise ClinituneError(f"--tasks: unknown task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
     return chosen
+
+
+def parse_ratios(text: str) -> tuple[float, float, float]:
+    """`--split 0.8,0.1,0.1`: three non-negative shares with a positive train share, summing to 1."""
+    try:
+        ratios = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        ratios = ()
+    if len(ratios) != 3 or min(ratios) < 0 or ratios[0] <= 0 or abs(sum(ratios) - 1) > 1e-6:
+        raise ClinituneError(f"--split {text!r}: give train,eval,test shares that sum to 1, e.g. 0.8,0.1,0.1")
+    return ratios
 
 
 def _sha256(path: Path) -> str:
@@ -215,6 +228,7 @@ def prepare(
     use_codebook: bool | None = None,
     phi_action: str = "quarantine",
     group_by: str | None = None,
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
 ) -> dict:
     if phi_action not in PHI_ACTIONS:
         raise ClinituneError(f"--phi-action {phi_action!r}: expected one of {', '.join(PHI_ACTIONS)}")
@@ -246,7 +260,7 @@ def prepare(
     counts["examples_built"] = len(candidates)
     # The split is fixed before anything is written, so that test examples can be asked in held-out
     # phrasings before the quality gate and the PHI screen read them.
-    where = assign([ex for ex, _ in candidates], seed)
+    where = assign([ex for ex, _ in candidates], seed, ratios)
     candidates = [
         (held_out_version(ex, seed) if split_of(ex, where) == "test" else ex, names) for ex, names in candidates
     ]
@@ -297,6 +311,7 @@ def prepare(
         "max_examples": max_examples,
         "codebook": use_codebook,
         "group_by": group_by,
+        "split": list(ratios),
         "limits": {
             "min_instruction": limits.min_instruction,
             "min_output": limits.min_output,

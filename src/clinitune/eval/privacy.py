@@ -1,6 +1,6 @@
 """Privacy probes for a fine-tuned adapter: membership inference, extraction, canary exposure.
 
-- Membership inference: how well the loss ratio (fine-tuned / base, base = adapter switched off)
+- Membership inference: how well the loss ratio (fine-tuned / base, the same weights before the adapter)
   separates training examples from held-out ones; AUC 0.5 means no signal.
 - Extraction: prompts that start a record with a real patient's name from the source DB must not
   make the model produce any identifier from that DB.
@@ -41,36 +41,21 @@ def non_members(train_rows: list[Example], test_rows: list[Example]) -> list[int
     return [i for i, r in enumerate(test_rows) if r.reply not in trained]
 
 
-def membership(
-    model,
-    tok,
-    train_rows: list[Example],
-    test_rows: list[Example],
-    n: int,
-    seed: int,
-    test_losses: tuple[list[float] | None, list[float]] | None = None,
-) -> dict:
-    """`test_losses`: (base, fine-tuned) losses on `test_rows` that eval computed anyway, reused when
-    the whole test set fits in `n`."""
-    keep = non_members(train_rows, test_rows)
-    test_rows = [test_rows[i] for i in keep]
-    if test_losses is not None:
-        test_losses = (
-            None if test_losses[0] is None else [test_losses[0][i] for i in keep],
-            [test_losses[1][i] for i in keep],
-        )
+def membership_sample(
+    train_rows: list[Example], test_rows: list[Example], n: int, seed: int
+) -> tuple[list[Example], list[Example]]:
+    """(members, non-members): n training examples and n test examples whose answer was never trained on."""
     rng = random.Random(seed)
     members = rng.sample(train_rows, min(n, len(train_rows)))
-    reuse = test_losses is not None and len(test_rows) <= n
-    non = test_rows if reuse else rng.sample(test_rows, min(n, len(test_rows)))
-    ft_m = example_losses(model, tok, members)
-    ft_n = test_losses[1] if reuse else example_losses(model, tok, non)
-    with model.disable_adapter():
-        base_m = example_losses(model, tok, members)
-        base_n = test_losses[0] if reuse and test_losses[0] is not None else example_losses(model, tok, non)
-    # Lower fine-tuned/base loss ratio = more likely a member; score = -ratio.
-    score_m = [-(f / max(b, 1e-6)) for f, b in zip(ft_m, base_m) if math.isfinite(f + b)]
-    score_n = [-(f / max(b, 1e-6)) for f, b in zip(ft_n, base_n) if math.isfinite(f + b)]
+    non = [test_rows[i] for i in non_members(train_rows, test_rows)]
+    return members, rng.sample(non, min(n, len(non)))
+
+
+def membership(ft: tuple[list[float], list[float]], base: tuple[list[float], list[float]], seed: int) -> dict:
+    """AUC of the loss-ratio attack from (members, non-members) losses of the fine-tuned and the base model:
+    a lower fine-tuned/base ratio marks a likely member."""
+    score = lambda f, b: [-(x / max(y, 1e-6)) for x, y in zip(f, b) if math.isfinite(x + y)]  # noqa: E731
+    score_m, score_n = score(ft[0], base[0]), score(ft[1], base[1])
     return {
         "auc": round(auc(score_m, score_n), 4),
         "auc_ci95": list(auc_ci(score_m, score_n, seed)),
@@ -143,15 +128,17 @@ def canary_exposure(model, tok, data_dir: Path, candidates: int, seed: int) -> d
 def privacy_probes(
     model,
     tok,
-    train_rows,
-    test_rows,
+    members: list[Example],
+    non: list[Example],
+    base_losses: tuple[list[float], list[float]],
     data_dir: Path,
     db: str | None,
     seed: int,
-    n: int = 32,
-    test_losses: tuple[list[float] | None, list[float]] | None = None,
 ) -> dict:
-    result = {"membership_inference": membership(model, tok, train_rows, test_rows, n, seed, test_losses)}
+    """The probes on the fine-tuned model; `base_losses` are the base model's on (members, non) from
+    `membership_sample`, measured before the adapter was merged in."""
+    ft = (example_losses(model, tok, members), example_losses(model, tok, non))
+    result = {"membership_inference": membership(ft, base_losses, seed)}
     result["extraction"] = extraction_probe(model, tok, db, data_dir, 8, seed)
     canaries = canary_exposure(model, tok, data_dir, 200, seed)
     if canaries:

@@ -20,15 +20,17 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen befor
 
 GGUF = "gguf"  # the candidate scored through llama.cpp from `eval --gguf FILE`
 GGUF_SCHEMA = "gguf_schema"  # the same file with JSON answers constrained to their schema (`--constrain`)
+HF_SCHEMA = "fine_tuned_schema"  # the fine-tuned model with JSON answers constrained likewise
 LABELS = {
     "fine_tuned": "fine-tuned",
     "zero_shot": "base zero-shot",
     "few_shot": "base few-shot",
+    HF_SCHEMA: "fine-tuned + schema",
     GGUF: "GGUF",
     GGUF_SCHEMA: "GGUF + schema",
 }
 BASELINES = ("zero_shot", "few_shot")
-ORDER = ("zero_shot", "few_shot", "fine_tuned", GGUF, GGUF_SCHEMA)
+ORDER = ("zero_shot", "few_shot", "fine_tuned", HF_SCHEMA, GGUF, GGUF_SCHEMA)
 
 
 @dataclass
@@ -157,6 +159,19 @@ def phrasing_table(rows: list[dict]) -> list[list[str]]:
         ]
         for r in rows
     ]
+
+
+def phrasing_line(results: EvalResults, candidate: str = "fine_tuned", tolerance: float = 0.10) -> str | None:
+    """How the model does on phrasings it never saw: the tasks whose held-out slice is within `tolerance`
+    (relative) of the seen slice, and those whose gap's interval lies wholly below -tolerance x seen."""
+    rows = [r for r in results.phrasings if r["candidate"] == candidate]
+    if not rows:
+        return None
+    close = [r["task"] for r in rows if abs(r["gap"]) <= tolerance * max(r["seen"]["mean"], 1e-9)]
+    behind = [r["task"] for r in rows if r["gap_ci95"][1] < -tolerance * r["seen"]["mean"]]
+    out = f"held-out phrasings ({LABELS[candidate]}): within {tolerance:.0%} of seen phrasings on {len(close)} of "
+    out += f"{len(rows)} tasks"
+    return out + (f"; significantly behind on {', '.join(behind)}" if behind else "")
 
 
 def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | None) -> None:

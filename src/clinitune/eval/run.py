@@ -29,19 +29,21 @@ from ..layout import DataDir
 from ..models.generate import (
     example_losses,
     generate,
+    inference_parts,
     llama_batched_greedy,
     llama_greedy,
-    load_for_inference,
     load_llama,
-    schema_grammar,
 )
+from ..models.loading import load_adapter
+from ..models.structured import schema_grammar
 from . import metrics as M
-from .privacy import privacy_probes
-from .report import GGUF, GGUF_SCHEMA, EvalResults, comparison_rows, write_report
+from .privacy import membership_sample, privacy_probes
+from .report import GGUF, GGUF_SCHEMA, HF_SCHEMA, EvalResults, comparison_rows, write_report
 from .stats import mean_ci, unpaired_diff_ci
 
 log = logging.getLogger(__name__)
 CANDIDATES = ("fine_tuned", "zero_shot", "few_shot")
+MEMBERSHIP_N = 32  # members and non-members the membership probe scores
 CONSTRAINED_TOKENS = 1024  # a bounded schema's longest answer (3 items per array, 40 characters per string) fits
 
 
@@ -66,7 +68,7 @@ def sqlite_copy(data_dir: Path, db: str | None):
         return
     tmp = Path(tempfile.mkdtemp(prefix="clinitune-eval-"))
     shutil.copy(src, tmp / "db.sqlite")
-    conn = sqlite3.connect(f"file:{tmp / 'db.sqlite'}?mode=ro", uri=True)
+    conn = M.guard(sqlite3.connect(f"file:{tmp / 'db.sqlite'}?mode=ro", uri=True))
     try:
         yield conn
     finally:
@@ -173,7 +175,7 @@ def evaluate(
     seed: int = 42,
     k: int = 2,
     db: str | None = None,
-    batch_size: int = 16,
+    batch_size: int = 32,
     quiet: bool = False,
     allow_phi: bool = False,
 ) -> EvalResults:
@@ -198,10 +200,21 @@ def evaluate(
     privacy = None
     if run is not None or model is not None:
         outputs, test_losses, privacy = run_hf(
-            run, model, adapter, by_task, pool, pool_rows, baselines, k, seed, batch_size, quiet, data.parent, db
+            run,
+            model,
+            adapter,
+            by_task,
+            pool,
+            pool_rows,
+            baselines,
+            k,
+            seed,
+            batch_size,
+            quiet,
+            data.parent,
+            db,
+            constrain,
         )
-    if constrain and gguf is None:
-        raise ClinituneError("--constrain needs --gguf: schema-constrained decoding runs through llama.cpp grammars")
     if gguf is not None:
         outputs[GGUF] = run_gguf(gguf, by_task, quiet)
         if constrain:
@@ -253,47 +266,69 @@ def budgets(by_task: dict[str, list[Example]], count) -> dict[str, int]:
     }
 
 
-def run_hf(run, model, adapter, by_task, pool, pool_rows, baselines, k, seed, batch_size, quiet, data_dir, db):
-    """Replies of the fine-tuned model and its base (adapter off) through transformers; test losses; privacy."""
-    m, tok, has_adapter = load_for_inference(run, model, adapter)
+def run_hf(
+    run, model, adapter, by_task, pool, pool_rows, baselines, k, seed, batch_size, quiet, data_dir, db, constrain
+):
+    """Replies of the base model (baselines) and then of the fine-tuned model through transformers; test
+    losses; privacy; with `constrain`, the fine-tuned model's JSON answers again, under their schemas.
+
+    The baselines run on the plain base model, before the adapter is merged into it: LoRA wrappers, even
+    switched off, cost a decode step about as much again."""
+    m, tok, adapter_dir, allow_pickle = inference_parts(run, model, adapter)
     budget = budgets(by_task, lambda text: len(tok(text)["input_ids"]))
     chosen = [e for exs in by_task.values() for e in exs]
     cands = [b for b in baselines if b in CANDIDATES] + ["fine_tuned"]
     outputs: dict[str, dict[str, str]] = {}
-    test_losses: dict[str, list[float]] = {}
-    privacy = None
-    bar = tqdm(total=len(cands), desc="eval", unit="candidate", disable=quiet, dynamic_ncols=True)
-    for cand in cands:  # baselines first: the fine-tuned pass merges the adapter into the weights
-        if cand == "fine_tuned" and has_adapter:
-            test_losses[cand] = example_losses(m, tok, chosen)
-            privacy = privacy_probes(
-                m,
-                tok,
-                pool_rows,
-                chosen,
-                data_dir,
-                db,
-                seed,  # needs the adapter switchable
-                test_losses=(test_losses.get("zero_shot"), test_losses[cand]),
-            )
-            # Merged, generation runs on plain linear layers: in the quickstart 38 s instead of 76 s through the
-            # LoRA wrappers.
-            m.merge_adapter()
-        with m.disable_adapter() if (cand != "fine_tuned" and has_adapter) else contextlib.nullcontext():
-            # All tasks in shared batches: on a CPU a decode step costs about the same for 4 rows or 16.
-            prompts, row_budget = [], []
+    test_losses: dict[str, list[float]] = {}  # per candidate, on `chosen`: perplexity
+    if adapter_dir is not None:
+        members, non = membership_sample(pool_rows, chosen, MEMBERSHIP_N, seed)
+        base_probe = (example_losses(m, tok, members), example_losses(m, tok, non))
+    bar = tqdm(total=2, desc="eval", unit="model", disable=quiet, dynamic_ncols=True)
+    # One pass per model: the baselines share the base model's batches (a decode step costs about the same for
+    # 8 rows as for 32 on a CPU), then the adapter is merged in for the fine-tuned pass.
+    for group in ([c for c in cands if c != "fine_tuned"], ["fine_tuned"]):
+        if not group:
+            continue
+        if group == ["fine_tuned"] and adapter_dir is not None:
+            m = load_adapter(m, adapter_dir, allow_pickle).merge_and_unload()
+        prompts, row_budget = [], []
+        for cand in group:
             for task, exs in by_task.items():
                 shot_rng = random.Random(f"{seed}:{task}")
                 prompts += [few_shot(e, pool, k, shot_rng) if cand == "few_shot" else e.prompt for e in exs]
                 row_budget += [budget[task]] * len(exs)
-            preds = generate(m, tok, prompts, row_budget, batch_size, desc=cand, quiet=quiet)
-            outputs[cand] = {e.id: p for e, p in zip(chosen, preds)}
-            if cand != "few_shot" and cand not in test_losses:
+        preds = generate(m, tok, prompts, row_budget, batch_size, desc=" + ".join(group), quiet=quiet)
+        for i, cand in enumerate(group):
+            outputs[cand] = {e.id: p for e, p in zip(chosen, preds[i * len(chosen) : (i + 1) * len(chosen)])}
+            if cand != "few_shot":
                 test_losses[cand] = example_losses(m, tok, chosen)
-        bar.set_postfix_str(cand)
+        bar.set_postfix_str(group[-1])
         bar.update(1)
     bar.close()
+    privacy = None
+    if adapter_dir is not None:
+        privacy = privacy_probes(m, tok, members, non, base_probe, data_dir, db, seed)
+    if constrain:
+        outputs[HF_SCHEMA] = {**outputs["fine_tuned"], **hf_constrained(m, tok, by_task, quiet)}
     return outputs, test_losses, privacy
+
+
+def hf_constrained(m, tok, by_task, quiet: bool) -> dict[str, str]:
+    """Replies of the model to the JSON tasks, each decoded under its task's JSON Schema."""
+    tasks = {t: exs for t, exs in by_task.items() if task_schema(t)}
+    budget = budgets(tasks, lambda text: len(tok(text)["input_ids"]))
+    chosen = [(e, t) for t, exs in tasks.items() for e in exs]
+    # A constrained answer always closes its JSON, but only within its budget: give it room to.
+    preds = generate(
+        m,
+        tok,
+        [e.prompt for e, _ in chosen],
+        [max(budget[t], CONSTRAINED_TOKENS) for _, t in chosen],
+        desc="fine_tuned + schema",
+        quiet=quiet,
+        schemas=[task_schema(t) for _, t in chosen],
+    )
+    return {e.id: p for (e, _), p in zip(chosen, preds)}
 
 
 def run_gguf(path: Path, by_task: dict[str, list[Example]], quiet: bool, constrain: bool = False) -> dict[str, str]:

@@ -18,6 +18,7 @@ from safetensors.numpy import load_file
 from transformers import AutoTokenizer
 
 from ..errors import ClinituneError
+from ..models.loading import refuse_remote_code
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ def _is_sentencepiece_bpe(tj: dict) -> bool:
 
 
 def _tokenizer_metadata(writer, model_dir: Path, vocab_size: int, model_type: str) -> None:
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    refuse_remote_code(model_dir, False)  # the writer runs on clinitune's own merged export, never custom code
+    tok = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
     tj = json.loads((model_dir / "tokenizer.json").read_text()) if (model_dir / "tokenizer.json").is_file() else None
     if tj is None or tj.get("model", {}).get("type") != "BPE":
         kind = tj.get("model", {}).get("type") if tj else "no tokenizer.json"

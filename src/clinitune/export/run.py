@@ -18,7 +18,6 @@ import llama_cpp
 import numpy as np
 import torch
 from gguf import GGUFReader
-from peft import PeftModel
 
 from ..config import Config
 from ..data.example import Example
@@ -28,7 +27,7 @@ from ..data.tokenize import tokenize
 from ..errors import ClinituneError
 from ..layout import RunDir
 from ..models.generate import load_llama
-from ..models.loading import load_causal_lm, load_tokenizer
+from ..models.loading import load_adapter, load_causal_lm, load_tokenizer
 from ..models.registry import resolve_model
 from ..paths import atomic_dir, atomic_write_text
 from .gguf_writer import write_gguf, write_lora_gguf
@@ -48,13 +47,15 @@ DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Huggin
 def merge(run: Path, out: Path) -> Path:
     """LoRA merged into a full-precision base, saved as safetensors with its tokenizer."""
     s = RunDir(run).read_summary()
+    allowed = RunDir(run).read_config().model
     src = Path(s.output)
-    tok = load_tokenizer(src)
+    tok = load_tokenizer(src, allowed.trust_remote_code)
+    load = dict(dtype="float32", trust_remote_code=allowed.trust_remote_code, allow_pickle=allowed.allow_pickle)
     if s.method == "full":
-        model = load_causal_lm(src, dtype="float32")
+        model = load_causal_lm(src, **load)
     else:
         # Always an unquantized fp32 base, even for QLoRA: merging into 4-bit weights would round the update away.
-        model = PeftModel.from_pretrained(load_causal_lm(s.base_model, dtype="float32"), str(src)).merge_and_unload()
+        model = load_adapter(load_causal_lm(s.base_model, **load), src, allowed.allow_pickle).merge_and_unload()
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)

@@ -6,9 +6,7 @@ llama.cpp for GGUF files), so a reply is produced and a loss is measured the sam
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from pathlib import Path
 
 import llama_cpp
@@ -17,43 +15,53 @@ import torch
 import torch.nn.functional as F
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from llama_cpp import Llama, LlamaGrammar
-from llama_cpp.llama_grammar import json_schema_to_gbnf
-from peft import PeftModel
 from tqdm import tqdm
-from transformers import DynamicCache, TextStreamer
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
-from ..config import GenerationConfig
 from ..data.example import Example
 from ..data.tokenize import IGNORE, collate, pack, prompt_ids, tokenize
 from ..errors import ClinituneError
 from ..layout import RunDir
 from .adapt import cpu_has_bf16
-from .loading import load_causal_lm, load_tokenizer
-from .registry import DEFAULT_MODEL, resolve_model
+from .loading import load_adapter, load_causal_lm, load_tokenizer
+from .registry import resolve_model
+from .structured import mask_logits, schema_matcher
 
 SCORE_CHUNK = 1024  # response tokens per head chunk when scoring: bounds fp32 logits to CHUNK x vocab
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "</s>", "<|endoftext|>")
 
 
-def load_for_inference(run: Path | None, model: str | None, adapter: Path | None):
-    """(model, tokenizer, has_adapter) from a run dir, or a base model with an optional adapter.
-    The model is in bf16 where the CPU or GPU has it, in eval mode."""
+def inference_parts(run: Path | None, model: str | None, adapter: Path | None):
+    """(base model, tokenizer, adapter dir or None, allow_pickle) from a run dir, or a base model with an
+    optional adapter: the base loaded in bf16 where the CPU or GPU has it, in eval mode, adapter not yet applied.
+    A run's own config says whether its files may hold pickle weights or custom code."""
+    trust, pickle = False, False
     if run is not None:
         summary = RunDir(run).read_summary()
         if summary.method == "full":
             model, adapter = summary.output, None
         else:
             model, adapter = summary.base_model, Path(summary.output)
+        saved = RunDir(run).read_config().model  # what the run was allowed to load, it may load again
+        trust, pickle = saved.trust_remote_code, saved.allow_pickle
     if model is None:
         raise ClinituneError("needs --run RUN_DIR or --model MODEL")
-    base_dir = resolve_model(model)
+    base_dir = resolve_model(model, allow_pickle=pickle)
     cuda = torch.cuda.is_available()
     dtype = "bfloat16" if (cuda and torch.cuda.is_bf16_supported()) or (not cuda and cpu_has_bf16()) else "float32"
-    m = load_causal_lm(base_dir, dtype=dtype)
-    tok = load_tokenizer(adapter or base_dir)
-    if adapter is not None:
-        m = PeftModel.from_pretrained(m, str(adapter))
+    m = load_causal_lm(base_dir, dtype=dtype, trust_remote_code=trust, allow_pickle=pickle)
+    tok = load_tokenizer(adapter or base_dir, trust)
     m.to("cuda" if cuda else "cpu").eval()
+    return m, tok, adapter, pickle
+
+
+def load_for_inference(run: Path | None, model: str | None, adapter: Path | None):
+    """(model, tokenizer, has_adapter): `inference_parts` with the adapter merged into the weights, so
+    generation runs on plain linear layers."""
+    m, tok, adapter, pickle = inference_parts(run, model, adapter)
+    if adapter is not None:
+        m = load_adapter(m, adapter, pickle).merge_and_unload()
     return m, tok, adapter is not None
 
 
@@ -67,22 +75,67 @@ def eos_ids(tok) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
+class GrowingLayer(DynamicLayer):
+    """A KV cache layer with room to grow: each step writes into a buffer that doubles when full.
+    transformers' DynamicLayer concatenates, copying the whole cache every step: at eval's 300-700 token
+    contexts that copy was over a third of decoding time on a CPU."""
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        super().lazy_initialization(key_states, value_states)
+        self.length, self.key_buf, self.value_buf = 0, None, None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n = self.length + key_states.shape[-2]
+        if self.key_buf is None or n > self.key_buf.shape[-2]:
+            shape = (*key_states.shape[:-2], 2 * n, key_states.shape[-1])
+            key_buf, value_buf = key_states.new_empty(shape), value_states.new_empty(shape)
+            if self.length:
+                key_buf[..., : self.length, :] = self.keys
+                value_buf[..., : self.length, :] = self.values
+            self.key_buf, self.value_buf = key_buf, value_buf
+        self.key_buf[..., self.length : n, :] = key_states
+        self.value_buf[..., self.length : n, :] = value_states
+        self.length = n
+        self.keys, self.values = self.key_buf[..., :n, :], self.value_buf[..., :n, :]
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.key_buf is not None:
+            self.key_buf, self.value_buf = self.key_buf[indices], self.value_buf[indices]
+            self.keys, self.values = self.key_buf[..., : self.length, :], self.value_buf[..., : self.length, :]
+
+
+class GrowingCache(DynamicCache):
+    def __init__(self):
+        super().__init__()
+        self.layer_class_to_replicate = GrowingLayer
+
+
 @torch.no_grad()
-def greedy(model, ids: torch.Tensor, mask: torch.Tensor, budgets: list[int], stop: set[int]) -> list[list[int]]:
+def greedy(
+    model, ids: torch.Tensor, mask: torch.Tensor, budgets: list[int], stop: set[int], matchers: list | None = None
+) -> list[list[int]]:
     """Greedy decoding of a left-padded batch with the KV cache. A row leaves the batch (and the cache)
     at its end-of-turn or its own budget, so a row that rambles costs its own steps, not the batch's:
-    transformers' generate keeps computing finished rows until the last one stops."""
+    transformers' generate keeps computing finished rows until the last one stops. A row with a schema
+    matcher (structured.schema_matcher) only picks tokens that keep its answer valid."""
     out: list[list[int]] = [[] for _ in range(ids.shape[0])]
     alive = list(range(ids.shape[0]))
-    cache = DynamicCache()
+    cache = GrowingCache()
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     logits = model(
         input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, logits_to_keep=1
     ).logits[:, -1]
     while True:
+        if matchers is not None:
+            mask_logits(logits, [matchers[row] for row in alive])
         nxt = logits.argmax(-1).tolist()
         keep = []
         for j, (row, token) in enumerate(zip(alive, nxt)):
+            if matchers is not None and matchers[row] is not None:
+                matchers[row].consume_token(token)
             if token in stop:
                 continue
             out[row].append(token)
@@ -116,15 +169,18 @@ def generate(
     batch_size: int = 16,
     desc: str = "generate",
     quiet: bool = False,
+    schemas: list[dict | None] | None = None,
 ) -> list[str]:
     """Greedy, batched, left-padded, with the KV cache and the chat template; replies in input order.
-    Rows are batched by (budget, prompt length); each stops at its end-of-turn or its own budget."""
+    Rows are batched by (budget, prompt length); each stops at its end-of-turn or its own budget.
+    A row given a JSON Schema is decoded under it."""
     device = next(model.parameters()).device
     encoded = [prompt_ids(tok, p) for p in prompts]
     budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(encoded)
     order = sorted(range(len(encoded)), key=lambda i: (budgets[i], len(encoded[i])))
     out: list[str] = [""] * len(encoded)
     stop = set(eos_ids(tok))
+    matchers = [schema_matcher(tok, sc, sorted(stop)) if sc else None for sc in schemas] if schemas else None
     batches = range(0, len(order), batch_size)
     for s in tqdm(batches, desc=desc, unit="batch", leave=False, disable=quiet or len(order) <= batch_size):
         idx = order[s : s + batch_size]
@@ -134,7 +190,9 @@ def generate(
         for row, i in enumerate(idx):
             ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
             mask[row, width - len(encoded[i]) :] = 1
-        for i, tokens in zip(idx, greedy(model, ids.to(device), mask.to(device), [budgets[i] for i in idx], stop)):
+        rows = [matchers[i] for i in idx] if matchers else None
+        replies = greedy(model, ids.to(device), mask.to(device), [budgets[i] for i in idx], stop, rows)
+        for i, tokens in zip(idx, replies):
             out[i] = tok.decode(tokens, skip_special_tokens=True).strip()
     return out
 
@@ -183,50 +241,6 @@ def load_llama(path: Path, n_ctx: int = 4096, lora: Path | None = None, logits_a
     return Llama(
         model_path=str(path), n_ctx=n_ctx, logits_all=logits_all, verbose=False, lora_path=str(lora) if lora else None
     )
-
-
-def bounded_schema(schema, max_items: int = 3, max_length: int = 40):
-    """The schema as llama.cpp's grammar converter can honour it, with every array and string bounded.
-
-    Unbounded, an untrained model fills an array until its token budget runs out, which leaves a
-    truncated (invalid) answer: bounds make every path through the grammar end. The converter also
-    drops string bounds on a union type (["string", "null"]) and fails on an escaped dot in a
-    pattern, so unions are spelled out as anyOf and `\\.` becomes `[.]`. Answers are still checked
-    against the full schema afterwards."""
-    if isinstance(schema, list):
-        return [bounded_schema(v, max_items, max_length) for v in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: bounded_schema(v, max_items, max_length) for k, v in schema.items() if k not in ("$schema", "$id")}
-    if "pattern" in out:
-        out["pattern"] = out["pattern"].replace("\\.", "[.]")
-    kind = out.get("type")
-    if isinstance(kind, list) and len(kind) > 1:
-        rest = {k: v for k, v in out.items() if k != "type"}
-        return {"anyOf": [{"type": "null"} if t == "null" else bounded_schema({**rest, "type": t}) for t in kind]}
-    if kind == "array":
-        out.setdefault("maxItems", max_items)
-    if kind == "string" and "enum" not in out:
-        out.setdefault("maxLength", max_length)
-    return out
-
-
-def schema_grammar(schema: dict, llm: Llama) -> LlamaGrammar:
-    """A llama.cpp grammar that only admits JSON of this schema's shape (bounded: see bounded_schema).
-
-    The converter writes grammar text without checking it, and llama.cpp crashes on text it cannot parse
-    (a `\\d` in a pattern, for one) when sampling starts; so the text is parsed here first, against the
-    model's vocabulary, and refused with a readable error."""
-    text = json_schema_to_gbnf(json.dumps(bounded_schema(schema)))
-    vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
-    sampler = llama_cpp.llama_sampler_init_grammar(vocab, text.encode(), b"root")
-    if not sampler:
-        raise ClinituneError(
-            "the JSON Schema holds a pattern llama.cpp's grammar cannot express (character classes such as "
-            "\\d or \\w); write them as ranges ([0-9], [A-Za-z0-9_]) and try again"
-        )
-    llama_cpp.llama_sampler_free(sampler)
-    return LlamaGrammar.from_string(text, verbose=False)
 
 
 def llama_greedy(llm: Llama, messages: list[dict], max_tokens: int, grammar: LlamaGrammar | None = None) -> str:
@@ -320,69 +334,3 @@ def llama_batched_greedy(llm: Llama, prompts: list[list[dict]], budgets: list[in
         llama_cpp.llama_batch_free(batch)
         llama_cpp.llama_free(ctx)
     return [llm.detokenize(o, special=False).decode("utf-8", errors="replace").strip() for o in out]
-
-
-class HFChat:
-    """Chat with a transformers model (a base, a base plus adapter, or a run), sampling per GenerationConfig."""
-
-    def __init__(self, run: Path | None, model: str | None, adapter: Path | None):
-        self.model, self.tok, _ = load_for_inference(run, model or (DEFAULT_MODEL if run is None else None), adapter)
-        self.stop = eos_ids(self.tok)
-
-    def chat(self, messages: list[dict], gen: GenerationConfig, stream: bool) -> str:
-        enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        enc = {k: v.to(self.model.device) for k, v in enc.items()}
-        sample = gen.temperature > 0
-        kwargs = dict(
-            max_new_tokens=gen.max_new_tokens,
-            do_sample=sample,
-            repetition_penalty=gen.repetition_penalty,
-            eos_token_id=self.stop,
-            pad_token_id=self.tok.pad_token_id,
-        )
-        if sample:
-            kwargs.update(temperature=gen.temperature, top_p=gen.top_p, top_k=gen.top_k)
-        streamer = TextStreamer(self.tok, skip_prompt=True, skip_special_tokens=True) if stream else None
-        with torch.no_grad():
-            out = self.model.generate(**enc, streamer=streamer, **kwargs)
-        return self.tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
-
-
-class LlamaChat:
-    """Chat with a GGUF through llama.cpp, with the chat template stored in the file; with a JSON Schema,
-    every answer is decoded under its grammar."""
-
-    def __init__(self, gguf: Path, schema: dict | None = None):
-        self.llm = load_llama(gguf)
-        self.grammar = schema_grammar(schema, self.llm) if schema is not None else None
-
-    def chat(self, messages: list[dict], gen: GenerationConfig, stream: bool) -> str:
-        kwargs = dict(
-            grammar=self.grammar,
-            messages=messages,
-            max_tokens=gen.max_new_tokens,
-            temperature=gen.temperature,
-            top_p=gen.top_p,
-            top_k=gen.top_k,
-            repeat_penalty=gen.repetition_penalty,
-        )
-        if not stream:
-            return self.llm.create_chat_completion(**kwargs)["choices"][0]["message"]["content"].strip()
-        parts = []
-        for chunk in self.llm.create_chat_completion(stream=True, **kwargs):
-            piece = chunk["choices"][0]["delta"].get("content", "")
-            parts.append(piece)
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-        sys.stdout.write("\n")
-        return "".join(parts).strip()
-
-
-def chat_backend(
-    run: Path | None, model: str | None, adapter: Path | None, gguf: Path | None, schema: dict | None = None
-) -> HFChat | LlamaChat:
-    if gguf is not None:
-        return LlamaChat(gguf, schema)
-    if schema is not None:
-        raise ClinituneError("--json-schema needs --gguf: constrained decoding runs through llama.cpp grammars")
-    return HFChat(run, model, adapter)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoModelForCausalLM
 
 from ..config import Config
 from ..data.example import load as load_examples
@@ -24,7 +24,7 @@ from ..data.tokenize import tokenize
 from ..errors import ClinituneError
 from ..layout import RunDir
 from ..models.adapt import plan as make_plan
-from ..models.loading import load_tokenizer
+from ..models.loading import load_model_config, load_tokenizer
 from ..models.registry import resolve_model
 from .loop import train
 from .loss import CE_CHUNK
@@ -53,8 +53,8 @@ def spec_row(n_params: int) -> dict:
     return {"model_size": size, "vram_qlora": qlora, "vram_full": full, "training_time": hours}
 
 
-def _meta_model(model_dir):
-    cfg = AutoConfig.from_pretrained(str(model_dir))
+def _meta_model(model_dir, trust_remote_code: bool):
+    cfg = load_model_config(model_dir, trust_remote_code)
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(cfg), cfg
 
@@ -95,7 +95,7 @@ def estimate(cfg: Config, measured_tokens_per_s: float | None = None) -> Estimat
     (real steps: train.loop.measure_tokens_per_s)."""
     t = cfg.training
     model_dir = resolve_model(cfg.model.name_or_path, allow_pickle=cfg.model.allow_pickle)
-    meta, mcfg = _meta_model(model_dir)
+    meta, mcfg = _meta_model(model_dir, cfg.model.trust_remote_code)
     n_params = sum(p.numel() for p in meta.parameters())
     p = make_plan(cfg)
     wbytes = 0.56 if p.four_bit else torch.finfo(p.weight_dtype).bits / 8
@@ -133,7 +133,7 @@ def estimate(cfg: Config, measured_tokens_per_s: float | None = None) -> Estimat
     # Time: tokens per epoch from the real data, FLOPs per token from the parameter count.
     tokens = None
     if cfg.data.train:
-        tok = load_tokenizer(model_dir)
+        tok = load_tokenizer(model_dir, cfg.model.trust_remote_code)
         data = tokenize(tok, load_examples(cfg.data.train), cfg.data.max_seq_length)
         tokens = sum(len(x) for x in data.input_ids)
     flops_per_token = (6 if cfg.lora.method == "full" else 4) * n_params
