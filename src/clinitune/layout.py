@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config import Config, load_config
 from .errors import ClinituneError
+from .paths import exclusive
 
 SPLITS = ("train", "eval", "test")
 
@@ -64,6 +65,34 @@ class RunDir:
     @property
     def name(self) -> str:
         return self.path.resolve().name or "model"
+
+    @property
+    def marker(self) -> Path:
+        """Present in every directory clinitune made a run: only those may be written into."""
+        return self.path / ".clinitune-run"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / ".lock"
+
+    def claim(self) -> None:
+        """Make `path` a run directory, or refuse: an existing directory that is neither empty nor a run (a
+        user's project, `output_dir: ""`) is never written into."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ClinituneError(f"training.output_dir {self.path}: is a file; give a directory for the run")
+        # A run from before the marker existed is still a run: it has a summary or checkpoints.
+        legacy = self.summary_file.is_file() or bool(self.checkpoints())
+        if self.path.is_dir() and not self.marker.is_file() and not legacy and any(self.path.iterdir()):
+            raise ClinituneError(
+                f"training.output_dir {str(self.path) or '.'}: an existing directory that is not a clinitune run "
+                "(no .clinitune-run); set training.output_dir to a new or empty directory"
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.marker.touch()
+
+    def lock(self):
+        """Hold the run for this process: a second `train` into the same directory is refused while it runs."""
+        return exclusive(self.lock_file, "writing this run")
 
     @property
     def config(self) -> Path:

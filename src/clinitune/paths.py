@@ -9,6 +9,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .errors import ClinituneError
+
 
 def cache_dir() -> Path:
     """`$CLINITUNE_CACHE`, else `~/.cache/clinitune`."""
@@ -23,6 +25,44 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, but alive
+    return True
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path, doing: str):
+    """A lock file holding this process's pid for as long as the block runs. A second process is refused
+    with the holder's pid; a lock whose process is gone (killed) is stale and taken over."""
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            pid = int(lock_file.read_text().strip() or 0)
+        except (OSError, ValueError):
+            pid = 0
+        if pid and pid != os.getpid() and _alive(pid):
+            raise ClinituneError(
+                f"{lock_file.parent}: another clinitune process (pid {pid}) is {doing}; wait for it to finish, or "
+                "write somewhere else"
+            ) from None
+        lock_file.unlink(missing_ok=True)
+        fd = os.open(lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    try:
+        yield
+    finally:
+        lock_file.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import ClinituneError
+from ..paths import exclusive
 from . import quality
 from .example import Example, ExampleError, carried_keys, json_lines
 from .example import parse as parse_example
@@ -235,107 +236,109 @@ def prepare(
     if out.exists() and not out.is_dir():
         raise ClinituneError(f"--out {out}: is a file; give a directory for the prepared dataset")
     phi.check_available()  # fail closed before reading a single record
-    counts: Counter = Counter()
-    stats = SqlStats() if source == "database" and "text_to_sql" in tasks else None
+    # One writer per dataset: a second prepare into the same --out is refused, not interleaved.
+    with exclusive(out.parent / f".{out.name}.lock", f"preparing {out}"):
+        counts: Counter = Counter()
+        stats = SqlStats() if source == "database" and "text_to_sql" in tasks else None
 
-    records, user_examples, source_desc, rejects = _read_source(source, db, path, group_by, skip_invalid, counts)
-    # The code table and the knowledge facts are reference data for records; a user's own examples get
-    # the code table only when asked, and the facts not at all.
-    builtin = source in RECORD_SOURCES or not user_examples
-    if use_codebook is None:
-        use_codebook = builtin
-    candidates: list[tuple[Example, tuple]] = [(ex, ()) for ex in user_examples]
-    if use_codebook and {"icd10_coding", "icd10_lookup"} & set(tasks):
-        # First, so that dedupe keeps the table entry and drops a patient example that repeats it word for word.
-        candidates[:0] = [(ex, ()) for ex in codebook(random.Random(f"{seed}:codebook")) if ex.task in tasks]
-    candidates.extend(build_examples(records, tasks, seed, stats, counts, progress))
-    if "knowledge" in tasks and builtin:
-        candidates.extend((ex, ()) for ex in knowledge(random.Random(f"{seed}:knowledge")))
-    if stats is not None:
-        # One question per two patients keeps the task mix balanced; the DB offers far more.
-        candidates.extend(
-            (ex, ())
-            for ex in text_to_sql(stats, db, random.Random(f"{seed}:sql"), limit=max(40, counts["records"] // 2))
-        )
-    counts["examples_built"] = len(candidates)
-    # The split is fixed before anything is written, so that test examples can be asked in held-out
-    # phrasings before the quality gate and the PHI screen read them.
-    where = assign([ex for ex, _ in candidates], seed, ratios)
-    candidates = [
-        (held_out_version(ex, seed) if split_of(ex, where) == "test" else ex, names) for ex, names in candidates
-    ]
-    carried = Counter(k for ex, _ in candidates for k in carried_keys(ex))
+        records, user_examples, source_desc, rejects = _read_source(source, db, path, group_by, skip_invalid, counts)
+        # The code table and the knowledge facts are reference data for records; a user's own examples get
+        # the code table only when asked, and the facts not at all.
+        builtin = source in RECORD_SOURCES or not user_examples
+        if use_codebook is None:
+            use_codebook = builtin
+        candidates: list[tuple[Example, tuple]] = [(ex, ()) for ex in user_examples]
+        if use_codebook and {"icd10_coding", "icd10_lookup"} & set(tasks):
+            # First, so that dedupe keeps the table entry and drops a patient example that repeats it word for word.
+            candidates[:0] = [(ex, ()) for ex in codebook(random.Random(f"{seed}:codebook")) if ex.task in tasks]
+        candidates.extend(build_examples(records, tasks, seed, stats, counts, progress))
+        if "knowledge" in tasks and builtin:
+            candidates.extend((ex, ()) for ex in knowledge(random.Random(f"{seed}:knowledge")))
+        if stats is not None:
+            # One question per two patients keeps the task mix balanced; the DB offers far more.
+            candidates.extend(
+                (ex, ())
+                for ex in text_to_sql(stats, db, random.Random(f"{seed}:sql"), limit=max(40, counts["records"] // 2))
+            )
+        counts["examples_built"] = len(candidates)
+        # The split is fixed before anything is written, so that test examples can be asked in held-out
+        # phrasings before the quality gate and the PHI screen read them.
+        where = assign([ex for ex, _ in candidates], seed, ratios)
+        candidates = [
+            (held_out_version(ex, seed) if split_of(ex, where) == "test" else ex, names) for ex, names in candidates
+        ]
+        carried = Counter(k for ex, _ in candidates for k in carried_keys(ex))
 
-    # quality gate
-    invalid, kept = [], []
-    for ex, names in candidates:
-        reasons = quality.example_problems(ex, limits)
-        (invalid.append({**ex.to_dict(), "reasons": reasons}) if reasons else kept.append((ex, names)))
-    counts["invalid"] = len(invalid)
-    names_of = {ex.id: names for ex, names in kept}
-    deduped, counts["duplicates_exact"], counts["duplicates_near"] = quality.dedupe([ex for ex, _ in kept])
+        # quality gate
+        invalid, kept = [], []
+        for ex, names in candidates:
+            reasons = quality.example_problems(ex, limits)
+            (invalid.append({**ex.to_dict(), "reasons": reasons}) if reasons else kept.append((ex, names)))
+        counts["invalid"] = len(invalid)
+        names_of = {ex.id: names for ex, names in kept}
+        deduped, counts["duplicates_exact"], counts["duplicates_near"] = quality.dedupe([ex for ex, _ in kept])
 
-    # PHI screen on every text of every example; the action decides what a finding does.
-    hits = phi.screen_examples(deduped, [names_of.get(ex.id, ()) for ex in deduped], progress=progress)
-    clean, quarantine, phi_stats = apply_phi_action(deduped, hits, phi_action, seed)
-    counts["quarantined"] = len(quarantine)
-    counts["redacted"] = phi_stats["examples_flagged"] if phi_action == "redact" else 0
+        # PHI screen on every text of every example; the action decides what a finding does.
+        hits = phi.screen_examples(deduped, [names_of.get(ex.id, ()) for ex in deduped], progress=progress)
+        clean, quarantine, phi_stats = apply_phi_action(deduped, hits, phi_action, seed)
+        counts["quarantined"] = len(quarantine)
+        counts["redacted"] = phi_stats["examples_flagged"] if phi_action == "redact" else 0
 
-    if max_examples is not None and len(clean) > max_examples:
-        clean = sorted(clean, key=lambda e: hashlib.sha256(f"{seed}:{e.id}".encode()).hexdigest())[:max_examples]
-        clean.sort(key=lambda e: e.id)
-    parts = split(clean, where)
-    if do_augment:
-        parts = {s: augment(rows, seed) for s, rows in parts.items()}
-    canary_spec = plant_canaries(parts["train"], canaries, seed) if canaries else None
-    for s in SPLITS:
-        random.Random(f"{seed}:order:{s}").shuffle(parts[s])
+        if max_examples is not None and len(clean) > max_examples:
+            clean = sorted(clean, key=lambda e: hashlib.sha256(f"{seed}:{e.id}".encode()).hexdigest())[:max_examples]
+            clean.sort(key=lambda e: e.id)
+        parts = split(clean, where)
+        if do_augment:
+            parts = {s: augment(rows, seed) for s, rows in parts.items()}
+        canary_spec = plant_canaries(parts["train"], canaries, seed) if canaries else None
+        for s in SPLITS:
+            random.Random(f"{seed}:order:{s}").shuffle(parts[s])
 
-    files = {f"{s}.jsonl": _jsonl([e.to_dict() for e in parts[s]]) for s in SPLITS}
-    files["quarantine.jsonl"] = _jsonl(quarantine)
-    if invalid:
-        files["invalid.jsonl"] = _jsonl(invalid)
-    if rejects:
-        files["rejects.jsonl"] = "".join(json.dumps(asdict(r)) + "\n" for r in rejects)
-    if canary_spec:
-        files["canaries.json"] = json.dumps(canary_spec, indent=2) + "\n"
-    per_split = {s: dict(sorted(Counter(e.task for e in parts[s]).items())) for s in SPLITS}
-    phrasing_slices = Counter((e.task, slice_of(e.phrasing)) for e in parts["test"] if slice_of(e.phrasing))
-    manifest = {
-        "tool": "clinitune",
-        "tool_version": __version__,
-        "seed": seed,
-        "source": source_desc,
-        "tasks": tasks,
-        "augment": do_augment,
-        "max_examples": max_examples,
-        "codebook": use_codebook,
-        "group_by": group_by,
-        "split": list(ratios),
-        "limits": {
-            "min_instruction": limits.min_instruction,
-            "min_output": limits.min_output,
-            "max_output": limits.max_output,
-        },
-        "counts": {**dict(counts), "per_split": per_split, "total": {s: len(parts[s]) for s in SPLITS}},
-        "balance": quality.balance([e for s in SPLITS for e in parts[s]]),
-        "phi": {**phi_stats, "screen": phi.describe()},
-        "phi_findings_by_type": phi_stats["examples_by_type"],
-        "carried_fields": dict(sorted(carried.items())),  # screened, never written to the splits
-        # test examples per task asked in a phrasing training saw, and in one it never saw
-        "test_phrasings": {
-            t: {sl: phrasing_slices[(t, sl)] for sl in (SEEN, HELD_OUT)}
-            for t in sorted({t for t, _ in phrasing_slices})
-        },
-        "files": {
-            name: {"sha256": hashlib.sha256(text.encode()).hexdigest(), "lines": text.count("\n")}
-            for name, text in sorted(files.items())
-        },
-    }
-    files["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
-    files["report.md"] = report(manifest)
-    write_dataset(out, files)
-    return manifest
+        files = {f"{s}.jsonl": _jsonl([e.to_dict() for e in parts[s]]) for s in SPLITS}
+        files["quarantine.jsonl"] = _jsonl(quarantine)
+        if invalid:
+            files["invalid.jsonl"] = _jsonl(invalid)
+        if rejects:
+            files["rejects.jsonl"] = "".join(json.dumps(asdict(r)) + "\n" for r in rejects)
+        if canary_spec:
+            files["canaries.json"] = json.dumps(canary_spec, indent=2) + "\n"
+        per_split = {s: dict(sorted(Counter(e.task for e in parts[s]).items())) for s in SPLITS}
+        phrasing_slices = Counter((e.task, slice_of(e.phrasing)) for e in parts["test"] if slice_of(e.phrasing))
+        manifest = {
+            "tool": "clinitune",
+            "tool_version": __version__,
+            "seed": seed,
+            "source": source_desc,
+            "tasks": tasks,
+            "augment": do_augment,
+            "max_examples": max_examples,
+            "codebook": use_codebook,
+            "group_by": group_by,
+            "split": list(ratios),
+            "limits": {
+                "min_instruction": limits.min_instruction,
+                "min_output": limits.min_output,
+                "max_output": limits.max_output,
+            },
+            "counts": {**dict(counts), "per_split": per_split, "total": {s: len(parts[s]) for s in SPLITS}},
+            "balance": quality.balance([e for s in SPLITS for e in parts[s]]),
+            "phi": {**phi_stats, "screen": phi.describe()},
+            "phi_findings_by_type": phi_stats["examples_by_type"],
+            "carried_fields": dict(sorted(carried.items())),  # screened, never written to the splits
+            # test examples per task asked in a phrasing training saw, and in one it never saw
+            "test_phrasings": {
+                t: {sl: phrasing_slices[(t, sl)] for sl in (SEEN, HELD_OUT)}
+                for t in sorted({t for t, _ in phrasing_slices})
+            },
+            "files": {
+                name: {"sha256": hashlib.sha256(text.encode()).hexdigest(), "lines": text.count("\n")}
+                for name, text in sorted(files.items())
+            },
+        }
+        files["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
+        files["report.md"] = report(manifest)
+        write_dataset(out, files)
+        return manifest
 
 
 def write_dataset(out: Path, files: dict[str, str]) -> None:

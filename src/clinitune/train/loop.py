@@ -12,6 +12,7 @@ resume needs (trainable weights, optimizer, scheduler, RNG states, data position
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -117,11 +118,15 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False) -> TrainSum
     if not cfg.data.train:
         raise ClinituneError("data.train is not set; point it at train.jsonl from clinitune prepare")
     plan = make_plan(cfg)
+    run = RunDir(Path(cfg.training.output_dir))
+    run.claim()
     dist = init_distributed(plan.device, cfg.training.fsdp, cfg.training.deepspeed, cfg.training)
     try:
-        session = setup(cfg, plan, dist, resume=resume, quiet=quiet)
-        timing = fit(session)
-        summary = finish(session, timing)
+        # Rank 0 holds the run: a second `train` into the same directory stops before writing anything.
+        with run.lock() if dist.rank == 0 else contextlib.nullcontext():
+            session = setup(cfg, plan, dist, resume=resume, quiet=quiet)
+            timing = fit(session)
+            summary = finish(session, timing)
     except BaseException:
         dist.close(wait=False)
         raise
@@ -143,7 +148,6 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool) -> 
     gates = [
         asdict(phi_gate(path, cfg.data.allow_phi, key)) for key, path in data_files if path and Path(path).is_file()
     ]
-    run.path.mkdir(parents=True, exist_ok=True)
     seed_everything(t.seed)
     model_dir = resolve_model(cfg.model.name_or_path, allow_pickle=cfg.model.allow_pickle)
     tok = load_tokenizer(model_dir, cfg.model.trust_remote_code)
