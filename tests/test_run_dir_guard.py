@@ -69,3 +69,20 @@ def test_a_second_prepare_into_the_same_out_is_refused(tmp_path):
         other.kill()
         other.wait()
     assert not out.exists()
+
+
+def test_a_data_file_its_manifest_does_not_match_is_refused(tmp_path):
+    import hashlib
+    import json
+
+    from clinitune.data.manifest import phi_gate
+
+    line = json.dumps({"instruction": "What does ICD-10-CM code I10 describe?", "output": "Essential hypertension."})
+    train = tmp_path / "train.jsonl"
+    train.write_text(line + "\n")
+    sha = hashlib.sha256(train.read_bytes()).hexdigest()
+    (tmp_path / "manifest.json").write_text(json.dumps({"files": {"train.jsonl": {"sha256": sha}}}))
+    assert phi_gate(train, allow_phi=False).status == "manifest"
+    train.write_text(line + "\n" + line.replace("I10", "E11.9") + "\n")  # a newer train.jsonl beside the old manifest
+    with pytest.raises(ClinituneError, match="mixes two datasets"):
+        phi_gate(train, allow_phi=False)

@@ -18,16 +18,30 @@ from .example import read_jsonl
 from .privacy import phi
 
 
-def vouched(path: Path) -> bool:
-    """True when the manifest.json beside `path` lists it with this exact content."""
+def listed_sha256(path: Path) -> str | None:
+    """The sha256 the manifest.json beside `path` records for it, if one does."""
     m = DataDir(path.parent).manifest
     if not m.is_file():
-        return False
+        return None
     try:
         entry = json.loads(m.read_text(encoding="utf-8")).get("files", {}).get(path.name)
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None
+    return entry.get("sha256") if isinstance(entry, dict) else None
+
+
+def vouched(path: Path, label: str = "data.train") -> bool:
+    """True when the manifest.json beside `path` lists it with this exact content. A file the manifest lists
+    with other content is refused: the directory mixes two datasets (an interrupted or overlapping write)."""
+    listed = listed_sha256(path)
+    if listed is None:
         return False
-    return isinstance(entry, dict) and entry.get("sha256") == sha256_file(path)
+    if listed != sha256_file(path):
+        raise ClinituneError(
+            f"{label} {path}: differs from the {path.name} its manifest ({DataDir(path.parent).manifest}) lists, "
+            "so the directory mixes two datasets; run clinitune prepare again into it, or move the file elsewhere"
+        )
+    return True
 
 
 @dataclass
@@ -46,7 +60,7 @@ _SCREENED: dict[tuple[str, str], GateResult] = {}  # (path, sha256): screened on
 def phi_gate(path: str | Path, allow_phi: bool, label: str = "data.train") -> GateResult:
     """Screen a data file unless a manifest vouches for it; refuse on a hit unless `allow_phi`."""
     p = Path(path)
-    if vouched(p):
+    if vouched(p, label):
         return GateResult(str(p), "manifest")
     key = (str(p.resolve()), sha256_file(p))
     if key not in _SCREENED:
