@@ -135,3 +135,27 @@ def test_quickstart_profiles_write_valid_train_configs(tmp_path):
         assert cfgs[name].training.max_steps == prof["max_steps"] and cfgs[name].training.seed == 7
     assert cfgs["full"].training.eval_steps == 100 and cfgs["full"].data.eval_max_examples == 96
     assert cfgs["fast"].training.eval_steps == 50 and cfgs["fast"].data.eval_max_examples == 32
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "the config is empty"),
+        ("lora:\n  r: 8\n  r: 16\n", ":3: key 'r' appears twice"),
+        ("lora:\n  r: true\n", "expected a number"),
+        ("training:\n  max_steps: 0\n", "0 steps would train nothing"),
+        ("training:\n  seed: 4294967296\n", "training.seed"),
+    ],
+)
+def test_config_surprises_are_errors_naming_the_line_or_field(tmp_path, text, message):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ClinituneError, match=message):
+        load_config(p)
+
+
+def test_a_utf16_config_gets_one_line(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("lora:\n  r: 8\n", encoding="utf-16")
+    res = runner.invoke(app, ["train", "--config", str(p)])
+    assert res.exit_code == 2 and "not UTF-8 text" in res.output and "Traceback" not in res.output

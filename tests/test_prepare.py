@@ -358,3 +358,23 @@ def test_unknown_task_and_dedupe_near():
     lines = [SPEC_LINES[1], dict(SPEC_LINES[1]), {**SPEC_LINES[1], "instruction": SPEC_LINES[1]["instruction"].upper()}]
     kept, exact, near = dedupe([parse(x, "t") for x in lines])
     assert (len(kept), exact, near) == (1, 1, 1)
+
+
+def test_sql_answers_quote_values_from_the_database(tmp_path):
+    import random as _random
+
+    from clinitune.data.records.sources import iter_database
+    from clinitune.data.tasks import SqlStats, text_to_sql
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    write_database(url, 30, seed=3, progress=False)
+    with connect(url, readonly=False) as conn:
+        sql = "UPDATE allergies SET substance = :s WHERE id = (SELECT min(id) FROM allergies)"
+        conn.execute(text(sql), {"s": "St. John's wort"})
+        conn.commit()
+    stats = SqlStats()
+    for p in iter_database(url):
+        stats.add(p)
+    exs = text_to_sql(stats, url, _random.Random(0))  # every question, each verified by running its SQL
+    wort = [e for e in exs if "St. John" in e.instruction]
+    assert wort and "'St. John''s wort'" in wort[0].reply

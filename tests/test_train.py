@@ -161,9 +161,12 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path, tiny_llama):
     assert (run / "checkpoint-4").is_dir() and not (run / "adapter").exists()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "--resume" in again.stderr  # refuses to overwrite checkpoints silently
-    # A checkpoint's RNG state is JSON: a pickle planted where the old format kept it is never loaded.
+    # A checkpoint holds no pickle (RNG, optimizer and scheduler state are JSON and safetensors), and pickles
+    # planted where the old format kept them are never loaded.
+    assert not list((run / "checkpoint-4").glob("*.pt"))
     marker = tmp_path / "pwned"
-    (run / "checkpoint-4" / "rng.pt").write_bytes(pickle.dumps(_Payload(str(marker))))
+    for name in ("rng.pt", "optimizer.pt", "scheduler.pt"):
+        (run / "checkpoint-4" / name).write_bytes(pickle.dumps(_Payload(str(marker))))
     resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert not marker.exists()

@@ -48,6 +48,15 @@ SPEC_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value, info):
+        # YAML reads `r: true` as a bool, and pydantic would take it as 1: a typo must not become a setting.
+        kind = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool) and kind in (int, float, int | None, float | None):
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
+
 
 class ModelConfig(_Section):
     name_or_path: str = Field("smollm2-135m-instruct", description="Alias, hub id, local HF dir or .gguf file.")
@@ -135,10 +144,18 @@ class TrainingConfig(_Section):
     max_grad_norm: float = Field(1.0, gt=0.0)
     num_train_epochs: float = Field(3, gt=0, le=1000)
     max_steps: int = Field(-1, ge=-1, description="-1: train for num_train_epochs.")
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps(cls, v: int) -> int:
+        if v == 0:
+            raise ValueError("0 steps would train nothing; use -1 to train num_train_epochs, or a positive count")
+        return v
+
     optim: Literal["adamw_torch", "paged_adamw_8bit", "adamw_8bit"] = "adamw_torch"
     gradient_checkpointing: bool = True
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    seed: int = Field(42, ge=0)
+    seed: int = Field(42, ge=0, le=2**32 - 1)  # numpy's seed range
     logging_steps: int = Field(10, ge=1)
     eval_steps: int = Field(50, ge=1)
     save_steps: int = Field(100, ge=1)
@@ -317,6 +334,24 @@ def validate(data: dict, source: str = "<config>", root: yaml.Node | None = None
         raise ClinituneError("invalid config:\n  " + "\n  ".join(lines)) from None
 
 
+def duplicate_key(node) -> tuple[str, int] | None:
+    """The first key that repeats within one YAML mapping (PyYAML keeps the last one silently), with its line."""
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode):
+                if k.value in seen:
+                    return k.value, k.start_mark.line + 1
+                seen.add(k.value)
+            if found := duplicate_key(v):
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for v in node.value:
+            if found := duplicate_key(v):
+                return found
+    return None
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
     """Read, override and validate a YAML config. `path=None` gives the defaults plus overrides."""
     data: dict = {}
@@ -328,7 +363,12 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise ClinituneError(
                 f"{p}: config file not found; shipped configs are in configs/ (e.g. configs/lora_config.yaml)"
             )
-        text = p.read_text(encoding="utf-8")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ClinituneError(f"{p}: not UTF-8 text; save the config as UTF-8") from None
+        if not text.strip():
+            raise ClinituneError(f"{p}: the config is empty; start from configs/lora_config.yaml")
         try:
             root = yaml.compose(text)
             data = yaml.safe_load(text) or {}
@@ -340,6 +380,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise ClinituneError(
                 f"{p}: a config is a mapping of sections (model:, lora:, training: ...), got {type(data).__name__}"
             )
+        if dup := duplicate_key(root):
+            key, line = dup
+            raise ClinituneError(f"{p}:{line}: key {key!r} appears twice in one section; keep one")
     if overrides:
         data = apply_overrides(data, overrides)
         source += " (with --set)"

@@ -1,8 +1,7 @@
 """Checkpoints that resume exactly: trainable weights, optimizer, scheduler, every RNG, data position.
 
-Nothing here is unpickled from a file a user could have been handed: weights are safetensors,
-RNG state and progress are JSON, and the optimizer and scheduler states load with
-`torch.load(weights_only=True)`, which refuses anything but tensors and plain containers.
+Nothing here is unpickled from a file a user could have been handed: weights and the optimizer's
+tensors are safetensors; RNG state, progress, the scheduler and the optimizer's structure are JSON.
 """
 
 from __future__ import annotations
@@ -62,6 +61,45 @@ def set_rng_state(rng: dict) -> None:
         torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in rng["cuda"]])
 
 
+def _encode(obj, tensors: dict):
+    """A state dict as JSON with its tensors set aside: dict keys keep their type (optimizer states are keyed by
+    parameter index), tuples stay tuples."""
+    if isinstance(obj, torch.Tensor):
+        key = str(len(tensors))
+        tensors[key] = obj.detach().cpu().contiguous().clone()
+        return {"tensor": key}
+    if isinstance(obj, dict):
+        return {"dict": [[_encode(k, tensors), _encode(v, tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return {type(obj).__name__: [_encode(v, tensors) for v in obj]}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return {"value": obj}
+    raise TypeError(f"cannot save {type(obj).__name__} in a checkpoint state without pickle")
+
+
+def _decode(node, tensors: dict):
+    ((kind, v),) = node.items()
+    if kind == "tensor":
+        return tensors[v]
+    if kind == "dict":
+        return {_decode(k, tensors): _decode(x, tensors) for k, x in v}
+    if kind in ("list", "tuple"):
+        items = [_decode(x, tensors) for x in v]
+        return items if kind == "list" else tuple(items)
+    return v
+
+
+def save_state(folder: Path, name: str, state: dict) -> None:
+    """`name.json` (structure and plain values) and `name.safetensors` (tensors): read back without pickle."""
+    tensors: dict = {}
+    atomic_write_text(folder / f"{name}.json", json.dumps(_encode(state, tensors)))
+    save_file(tensors, str(folder / f"{name}.safetensors"))
+
+
+def load_state(folder: Path, name: str) -> dict:
+    return _decode(json.loads((folder / f"{name}.json").read_text()), load_file(str(folder / f"{name}.safetensors")))
+
+
 def save_checkpoint(run: RunDir, root, model, opt, sched, st: State, keep: int, dist: Dist = Dist()) -> Path | None:
     """Every rank calls it (sharded weights and optimizer states are gathered, or written by each rank); rank 0
     commits."""
@@ -76,8 +114,8 @@ def save_checkpoint(run: RunDir, root, model, opt, sched, st: State, keep: int, 
         if dist.main:
             save_file(weights, str(tmp / "trainable.safetensors"))
             if optim is not None:
-                torch.save(optim, tmp / "optimizer.pt")
-            torch.save(sched.state_dict(), tmp / "scheduler.pt")
+                save_state(tmp, "optimizer", optim)
+            save_state(tmp, "scheduler", sched.state_dict())
             atomic_write_text(tmp / "rng.json", json.dumps({"ranks": rngs}))
             atomic_write_text(tmp / "state.json", json.dumps(asdict(st), indent=2))
     if not dist.main:
@@ -99,19 +137,19 @@ def restore_checkpoint(ckpt: Path, root, model, opt, sched, dist: Dist = Dist())
             load_lr_scheduler_states=False,
             load_module_strict=False,
         )
-    elif (ckpt / "optimizer.pt").is_file():
-        load_optimizer_state(root, opt, torch.load(ckpt / "optimizer.pt", weights_only=True))
+    elif (ckpt / "optimizer.json").is_file():
+        load_optimizer_state(root, opt, load_state(ckpt, "optimizer"))
+    elif (ckpt / "optimizer.pt").is_file() or not (ckpt / "rng.json").is_file():
+        # Older checkpoints kept optimizer and RNG state in pickles; a tampered one could run code, so none is loaded.
+        raise ClinituneError(
+            f"{ckpt}: a checkpoint from an older clinitune (pickle state files), or incomplete; "
+            "start the run again without --resume"
+        )
     else:
         raise ClinituneError(
             f"{ckpt} holds DeepSpeed optimizer partitions; resume it with the same DeepSpeed config and world size"
         )
-    sched.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
-    if not (ckpt / "rng.json").is_file():
-        # Older checkpoints kept RNG state in a pickle (rng.pt); a tampered one could run code, so it is never loaded.
-        raise ClinituneError(
-            f"{ckpt}: no rng.json (a checkpoint from an older clinitune, or incomplete); "
-            "start the run again without --resume"
-        )
+    sched.load_state_dict(load_state(ckpt, "scheduler"))
     ranks = json.loads((ckpt / "rng.json").read_text())["ranks"]
     set_rng_state(ranks[dist.rank] if len(ranks) == dist.world else ranks[0])
     return State(**json.loads((ckpt / "state.json").read_text()))
