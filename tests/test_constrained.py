@@ -134,3 +134,9 @@ def test_a_pattern_the_grammar_cannot_express_is_refused_not_crashed(tmp_path, b
         app, ["infer", "--gguf", str(base_gguf), "--prompt", "Code asthma.", "--json-schema", str(schema)]
     )
     assert res.exit_code == 2 and "write them as ranges ([0-9]" in res.output
+
+
+def test_a_prompt_longer_than_the_context_is_refused_in_one_line(base_gguf):
+    res = CliRunner().invoke(app, ["infer", "--gguf", str(base_gguf), "--prompt", "hypertension " * 4500])
+    assert res.exit_code == 2 and "exceeds the model's context" in res.output
+    assert "Traceback" not in res.output

@@ -86,3 +86,20 @@ def test_a_data_file_its_manifest_does_not_match_is_refused(tmp_path):
     train.write_text(line + "\n" + line.replace("I10", "E11.9") + "\n")  # a newer train.jsonl beside the old manifest
     with pytest.raises(ClinituneError, match="mixes two datasets"):
         phi_gate(train, allow_phi=False)
+
+
+def test_export_of_no_run_or_a_run_without_weights_writes_nothing(tmp_path):
+    import json
+
+    from clinitune.export.run import export
+
+    with pytest.raises(ClinituneError, match="not a finished training run"):
+        export(tmp_path / "nothing")
+    assert not (tmp_path / "nothing").exists()
+    run = tmp_path / "run"
+    run.mkdir()
+    summary = {"run_dir": str(run), "output": str(run / "adapter"), "base_model": "x", "method": "lora"}
+    (run / "train_summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ClinituneError, match="weights .* are missing"):
+        export(run)
+    assert not (run / "export").exists()

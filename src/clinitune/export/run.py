@@ -164,6 +164,9 @@ def modelfile(gguf_name: str, tok, gen, adapter_name: str | None = None) -> str:
 def export(run: Path, cfg: Config | None = None, verify_n: int = 8) -> dict:
     """Export a run as `cfg.export` says (format, quantize, out_dir, lora_gguf); `cfg` defaults to the run's own."""
     rd = RunDir(run)
+    s = rd.read_summary()  # before anything is written: a directory that is no finished run gets one line
+    if not Path(s.output).exists():
+        raise ClinituneError(f"{run}: the run's weights ({s.output}) are missing; train it again, or give another run")
     cfg = cfg or rd.read_config()
     x = cfg.export
     out = Path(x.out_dir) if x.out_dir else rd.export_dir
@@ -198,7 +201,6 @@ def export(run: Path, cfg: Config | None = None, verify_n: int = 8) -> dict:
     if x.lora_gguf:
         # The base as its own f16 GGUF plus the adapter: one base file serves many adapters. Verified
         # like the others: llama.cpp with the adapter applied must reproduce the merged HF model.
-        s = rd.read_summary()
         if s.method == "full":
             raise ClinituneError(
                 f"{run}: --lora-gguf needs a LoRA or QLoRA run; this run trained every weight (method full)"

@@ -13,9 +13,20 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, TextStreamer
 
 from ..config import GenerationConfig
-from .generate import eos_ids, load_for_inference, load_llama
+from ..errors import ClinituneError
+from .generate import eos_ids, llama_prompts_ids, load_for_inference, load_llama
 from .registry import DEFAULT_MODEL
 from .structured import mask_logits, schema_grammar, schema_matcher
+
+
+def check_fits(n_prompt: int, max_new_tokens: int, context: int) -> None:
+    """Refuse a prompt that leaves no room for the reply in the model's context, before any work: past its
+    window a model decodes garbage for minutes, and llama.cpp stops with a traceback."""
+    if n_prompt + max_new_tokens > context:
+        raise ClinituneError(
+            f"the prompt is {n_prompt} tokens; with generation.max_new_tokens {max_new_tokens} it exceeds the "
+            f"model's context of {context} tokens; shorten the prompt or lower max_new_tokens"
+        )
 
 
 class SchemaLogits(LogitsProcessor):
@@ -43,6 +54,9 @@ class HFChat:
     def chat(self, messages: list[dict], gen: GenerationConfig, stream: bool) -> str:
         enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        if context:
+            check_fits(enc["input_ids"].shape[1], gen.max_new_tokens, context)
         sample = gen.temperature > 0
         kwargs = dict(
             max_new_tokens=gen.max_new_tokens,
@@ -71,6 +85,8 @@ class LlamaChat:
         self.grammar = schema_grammar(schema, self.llm) if schema is not None else None
 
     def chat(self, messages: list[dict], gen: GenerationConfig, stream: bool) -> str:
+        (ids,) = llama_prompts_ids(self.llm, [messages])
+        check_fits(len(ids), gen.max_new_tokens, self.llm.n_ctx())
         kwargs = dict(
             grammar=self.grammar,
             messages=messages,
