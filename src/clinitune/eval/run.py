@@ -272,8 +272,8 @@ def run_hf(
     """Replies of the base model (baselines) and then of the fine-tuned model through transformers; test
     losses; privacy; with `constrain`, the fine-tuned model's JSON answers again, under their schemas.
 
-    The baselines run on the plain base model, before the adapter is merged into it: LoRA wrappers, even
-    switched off, cost a decode step about as much again."""
+    The baselines run on the plain base model, before the adapter is merged into it, so no pass goes through
+    LoRA wrappers and one model is in memory."""
     m, tok, adapter_dir, allow_pickle = inference_parts(run, model, adapter)
     budget = budgets(by_task, lambda text: len(tok(text)["input_ids"]))
     chosen = [e for exs in by_task.values() for e in exs]
