@@ -66,7 +66,7 @@ def conn(tmp_path):
     c.executemany("INSERT INTO conditions VALUES (?, ?, ?)", [(1, 1, "I10"), (2, 2, "I10"), (3, 2, "E11.9")])
     c.commit()
     c.close()
-    ro = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    ro = M.guard(sqlite3.connect(f"file:{db}?mode=ro", uri=True))  # as eval's sqlite_copy opens it
     yield ro
     ro.close()
 
