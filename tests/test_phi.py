@@ -245,8 +245,11 @@ def test_train_refuses_an_unscreened_file_with_phi_and_trusts_a_prepared_one(tmp
     assert phi_gate(tmp_path / "prep" / "train.jsonl", allow_phi=False).status == "manifest"
     tampered = tmp_path / "prep" / "train.jsonl"
     tampered.write_text(tampered.read_text() + json.dumps(CHATS[1]) + "\n")
+    with pytest.raises(ClinituneError, match="mixes two datasets"):
+        phi_gate(tampered, allow_phi=False)  # the manifest lists other content: refused, not trusted
+    tampered.rename(tmp_path / "moved.jsonl")  # away from any manifest, the file is screened where it enters
     with pytest.raises(ClinituneError, match="flags 1 example"):
-        phi_gate(tampered, allow_phi=False)  # the manifest no longer vouches for the file
+        phi_gate(tmp_path / "moved.jsonl", allow_phi=False)
 
 
 EPONYMS = [
