@@ -514,3 +514,22 @@ def test_lr_schedules_shape():
     assert all(wsd(s) >= wsd(s + 1) for s in range(10, 110))
     cos = lr_lambda("cosine", 10, 110)
     assert cos(60) == pytest.approx(0.5) and cos(110) == pytest.approx(0.0)
+
+
+def test_resume_passes_over_a_damaged_checkpoint_and_a_half_written_metrics_line(tmp_path, tiny_llama, caplog):
+    cfg = load_config(_cfg(tmp_path, tiny_llama, max_steps=6, save_steps=2, eval_steps=6, save_total_limit=3))
+    train(cfg, quiet=True)
+    run = tmp_path / "run"
+    assert [p.name for p in sorted(run.glob("checkpoint-*"))] == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
+    weights = run / "checkpoint-6" / "trainable.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-64:] = bytes(64)  # finite garbage in place: still loads, but is not what was written
+    weights.write_bytes(bytes(blob))
+    (run / "checkpoint-4" / "optimizer.safetensors").unlink()
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 7, "lo')  # killed mid-append
+    with caplog.at_level("WARNING"):
+        train(cfg, resume=True, quiet=True)
+    assert "checkpoint-6 is damaged" in caplog.text and "checkpoint-4 is damaged" in caplog.text
+    steps = [m["step"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in m]
+    assert steps == list(range(1, 7))  # resumed from checkpoint-2: steps 3-6 again, none twice

@@ -140,10 +140,6 @@ class RunDir:
             found = [p for p in found if (p / "state.json").is_file()]
         return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
 
-    def latest_checkpoint(self) -> Path | None:
-        ckpts = self.checkpoints(complete_only=True)
-        return ckpts[-1] if ckpts else None
-
     def read_config(self, overrides: list[str] | None = None) -> Config:
         """The resolved config the run trained with (the defaults for a directory without one), plus `--set`s."""
         return load_config(self.config if self.config.is_file() else None, overrides)

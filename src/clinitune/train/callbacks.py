@@ -51,7 +51,10 @@ class Monitor:
         kept = []
         if self.path.is_file():  # a resumed run drops what the crashed run logged after its checkpoint
             for line in self.path.read_text().splitlines():
-                rec = json.loads(line)
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line half-written when the run was killed: it is after the checkpoint anyway
                 if rec.get("step", 0) <= resume_step:
                     kept.append(line)
                     if "loss" in rec:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -19,8 +20,10 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import ClinituneError
 from ..layout import RunDir
-from ..paths import atomic_dir, atomic_write_text
+from ..paths import atomic_dir, atomic_write_text, sha256_file
 from .distributed import Dist, load_optimizer_state, load_trainable, optimizer_state, trainable_state
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -118,11 +121,45 @@ def save_checkpoint(run: RunDir, root, model, opt, sched, st: State, keep: int, 
             save_state(tmp, "scheduler", sched.state_dict())
             atomic_write_text(tmp / "rng.json", json.dumps({"ranks": rngs}))
             atomic_write_text(tmp / "state.json", json.dumps(asdict(st), indent=2))
+            # Last: what each file must hash to, so a resume can tell a damaged checkpoint from a good one.
+            sums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+            atomic_write_text(tmp / CHECKSUMS, json.dumps(sums, indent=2))
     if not dist.main:
         return None
     for old in run.checkpoints()[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+CHECKSUMS = "checksums.json"
+
+
+def damage(ckpt: Path) -> str | None:
+    """What is wrong with a checkpoint's files (missing, or not what was written), or None if intact."""
+    sums_file = ckpt / CHECKSUMS
+    if not sums_file.is_file():
+        return f"no {CHECKSUMS} (incomplete, or from an older clinitune)"
+    try:
+        sums = json.loads(sums_file.read_text())
+    except json.JSONDecodeError:
+        return f"{CHECKSUMS} is damaged"
+    for name, digest in sums.items():
+        f = ckpt / name
+        if not f.is_file():
+            return f"{name} is missing"
+        if sha256_file(f) != digest:
+            return f"{name} differs from what was written"
+    return None
+
+
+def intact_checkpoint(run: RunDir) -> Path | None:
+    """The newest checkpoint whose files hash as written; each damaged one passed over is named in a warning."""
+    for ckpt in reversed(run.checkpoints(complete_only=True)):
+        problem = damage(ckpt)
+        if problem is None:
+            return ckpt
+        log.warning("%s is damaged (%s); trying the checkpoint before it", ckpt.name, problem)
+    return None
 
 
 def restore_checkpoint(ckpt: Path, root, model, opt, sched, dist: Dist = Dist()) -> State:

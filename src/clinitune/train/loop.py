@@ -41,7 +41,7 @@ from ..models.loading import load_tokenizer
 from ..models.registry import resolve_model
 from ..paths import atomic_dir, atomic_write_text
 from .callbacks import Monitor, Silent
-from .checkpoints import State, load_best, restore_checkpoint, save_best, save_checkpoint
+from .checkpoints import State, intact_checkpoint, load_best, restore_checkpoint, save_best, save_checkpoint
 from .collate import epoch_rows, load_data, micro_batches
 from .distributed import Dist, deepspeed_engine, full_tensor, init_distributed, reshard, trainable_state, wrap
 from .optim import lr_lambda, make_optimizer
@@ -172,9 +172,9 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool) -> 
         root = deepspeed_engine(root, opt, dist)
 
     st = State()
-    ckpt = run.latest_checkpoint() if resume else None
+    ckpt = intact_checkpoint(run) if resume else None
     if resume and ckpt is None:
-        log.warning("--resume: no checkpoint in %s; starting from step 0", run.path)
+        log.warning("--resume: no intact checkpoint in %s; starting from step 0", run.path)
     if ckpt is not None:
         st = restore_checkpoint(ckpt, root, model, opt, sched, dist)
         log.info("resumed from %s (step %d)", ckpt.name, st.step)
