@@ -533,3 +533,15 @@ def test_resume_passes_over_a_damaged_checkpoint_and_a_half_written_metrics_line
     assert "checkpoint-6 is damaged" in caplog.text and "checkpoint-4 is damaged" in caplog.text
     steps = [m["step"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in m]
     assert steps == list(range(1, 7))  # resumed from checkpoint-2: steps 3-6 again, none twice
+
+
+def test_resume_refuses_a_config_that_changes_the_run_and_records_one_that_does_not(tmp_path, tiny_llama):
+    cfg = load_config(_cfg(tmp_path, tiny_llama, max_steps=4, save_steps=2, eval_steps=4))
+    train(cfg, quiet=True)
+    changed = cfg.model_copy(update={"lora": cfg.lora.model_copy(update={"r": 16})})
+    with pytest.raises(ClinituneError, match=r"lora.r 8 -> 16"):
+        train(changed, resume=True, quiet=True)
+    longer = cfg.model_copy(update={"training": cfg.training.model_copy(update={"max_steps": 6})})
+    summary = train(longer, resume=True, quiet=True)
+    assert summary.steps == 6
+    assert "resumed with training.max_steps changed from 4 to 6" in summary.warnings

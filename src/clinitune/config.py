@@ -403,5 +403,36 @@ def config_warnings(cfg: Config) -> list[str]:
     return out
 
 
+# What a resumed run may change: when to stop, save, evaluate and log, and everything after training.
+# Anything else (the model, the adapter, the data, the optimizer's settings) would not continue the same run.
+RESUMABLE = (
+    "training.output_dir",
+    "training.max_steps",
+    "training.num_train_epochs",
+    "training.save_steps",
+    "training.eval_steps",
+    "training.logging_steps",
+    "training.save_total_limit",
+    "training.early_stopping_patience",
+    "training.report_to",
+    "eval.",
+    "export.",
+    "generation.",
+)
+
+
+def changes(old: Config, new: Config) -> list[tuple[str, object, object]]:
+    """(dotted key, old value, new value) for every setting that differs."""
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(old.model_dump(mode="json")), flat(new.model_dump(mode="json"))
+    return [(k, a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+
+
 def to_yaml(cfg: Config) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

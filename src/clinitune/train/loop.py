@@ -30,7 +30,7 @@ import torch
 import torch.distributed as torch_dist
 from tqdm import tqdm
 
-from ..config import Config, to_yaml
+from ..config import RESUMABLE, Config, changes, to_yaml
 from ..data.manifest import phi_gate
 from ..data.tokenize import Row, Tokenized, collate
 from ..errors import ClinituneError
@@ -143,6 +143,17 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool) -> 
         raise ClinituneError(
             f"{run.path} already holds checkpoints; pass --resume to continue, or set training.output_dir to a new dir"
         )
+    allowed = []
+    if resume and run.config.is_file():
+        diff = changes(run.read_config(), cfg)
+        breaking = [c for c in diff if not c[0].startswith(RESUMABLE)]
+        if breaking:
+            listed = "; ".join(f"{k} {a!r} -> {b!r}" for k, a, b in breaking)
+            raise ClinituneError(
+                f"--resume {run.path}: the config changed ({listed}), so this would not continue the same run; "
+                f"resume with its own config ({run.config}) or train into a new training.output_dir"
+            )
+        allowed = [f"resumed with {k} changed from {a!r} to {b!r}" for k, a, b in diff]
     # Nothing reaches the model unscreened: a file prepare did not vouch for is screened here, before any write.
     data_files = (("data.train", cfg.data.train), ("data.eval", cfg.data.eval))
     gates = [
@@ -177,6 +188,7 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool) -> 
         log.warning("--resume: no intact checkpoint in %s; starting from step 0", run.path)
     if ckpt is not None:
         st = restore_checkpoint(ckpt, root, model, opt, sched, dist)
+        st.warnings += allowed
         log.info("resumed from %s (step %d)", ckpt.name, st.step)
     monitor = Monitor(run, cfg, resume_step=st.step, quiet=quiet, total_steps=total_steps) if dist.main else Silent()
     if dist.main:
