@@ -277,7 +277,7 @@ def eval_loss(adapter: Path, ev: list[dict]) -> float:
 def worker(name: str, spec: dict) -> dict:
     import torch
 
-    from clinitune.train.loop import seed_everything
+    from clinitune.train.checkpoints import seed_everything
 
     seed_everything(42)
     train, ev = subsets(Path(spec["data"]), spec["examples"], spec["eval_examples"])

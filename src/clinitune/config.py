@@ -2,6 +2,8 @@
 
 Unknown keys are errors with a suggestion, out-of-range values name their range, and every
 message points at the file and line, because a typo in a config should cost seconds, not a run.
+
+Longer than 400 lines because it is the one schema for every section (model to export) and its loader.
 """
 
 from __future__ import annotations

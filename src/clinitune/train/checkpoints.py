@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..config import RESUMABLE, Config, changes
 from ..errors import ClinituneError
 from ..layout import RunDir
 from ..paths import atomic_dir, atomic_write_text, sha256_file
@@ -40,6 +41,14 @@ class State:
     bad_evals: int = 0
     stopped_early: bool = False
     warnings: list[str] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
 
 
 def rng_state() -> dict:
@@ -160,6 +169,21 @@ def intact_checkpoint(run: RunDir) -> Path | None:
             return ckpt
         log.warning("%s is damaged (%s); trying the checkpoint before it", ckpt.name, problem)
     return None
+
+
+def resume_changes(run: RunDir, cfg: Config) -> list[str]:
+    """The config changes a resume records; a change that would not continue the same run is refused by key."""
+    if not run.config.is_file():
+        return []
+    diff = changes(run.read_config(), cfg)
+    breaking = [c for c in diff if not c[0].startswith(RESUMABLE)]
+    if breaking:
+        listed = "; ".join(f"{k} {a!r} -> {b!r}" for k, a, b in breaking)
+        raise ClinituneError(
+            f"--resume {run.path}: the config changed ({listed}), so this would not continue the same run; "
+            f"resume with its own config ({run.config}) or train into a new training.output_dir"
+        )
+    return [f"resumed with {k} changed from {a!r} to {b!r}" for k, a, b in diff]
 
 
 def restore_checkpoint(ckpt: Path, root, model, opt, sched, dist: Dist = Dist()) -> State:

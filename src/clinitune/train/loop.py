@@ -18,19 +18,17 @@ import json
 import logging
 import math
 import os
-import random
 import resource
 import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as torch_dist
 from tqdm import tqdm
 
-from ..config import RESUMABLE, Config, changes, to_yaml
+from ..config import Config, to_yaml
 from ..data.manifest import phi_gate
 from ..data.tokenize import Row, Tokenized, collate
 from ..errors import ClinituneError
@@ -41,20 +39,21 @@ from ..models.loading import load_tokenizer
 from ..models.registry import resolve_model
 from ..paths import atomic_dir, atomic_write_text
 from .callbacks import Monitor, Silent
-from .checkpoints import State, intact_checkpoint, load_best, restore_checkpoint, save_best, save_checkpoint
+from .checkpoints import (
+    State,
+    intact_checkpoint,
+    load_best,
+    restore_checkpoint,
+    resume_changes,
+    save_best,
+    save_checkpoint,
+    seed_everything,
+)
 from .collate import epoch_rows, load_data, micro_batches
 from .distributed import Dist, deepspeed_engine, full_tensor, init_distributed, reshard, trainable_state, wrap
 from .optim import lr_lambda, make_optimizer
 
 log = logging.getLogger(__name__)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
 
 
 def peak_rss_mb() -> float:
@@ -143,17 +142,7 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool) -> 
         raise ClinituneError(
             f"{run.path} already holds checkpoints; pass --resume to continue, or set training.output_dir to a new dir"
         )
-    allowed = []
-    if resume and run.config.is_file():
-        diff = changes(run.read_config(), cfg)
-        breaking = [c for c in diff if not c[0].startswith(RESUMABLE)]
-        if breaking:
-            listed = "; ".join(f"{k} {a!r} -> {b!r}" for k, a, b in breaking)
-            raise ClinituneError(
-                f"--resume {run.path}: the config changed ({listed}), so this would not continue the same run; "
-                f"resume with its own config ({run.config}) or train into a new training.output_dir"
-            )
-        allowed = [f"resumed with {k} changed from {a!r} to {b!r}" for k, a, b in diff]
+    allowed = resume_changes(run, cfg) if resume else []
     # Nothing reaches the model unscreened: a file prepare did not vouch for is screened here, before any write.
     data_files = (("data.train", cfg.data.train), ("data.eval", cfg.data.eval))
     gates = [
