@@ -103,3 +103,16 @@ def test_export_of_no_run_or_a_run_without_weights_writes_nothing(tmp_path):
     with pytest.raises(ClinituneError, match="weights .* are missing"):
         export(run)
     assert not (run / "export").exists()
+
+
+def test_validate_and_prepare_refuse_an_empty_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from clinitune.cli import app
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    res = CliRunner().invoke(app, ["validate", str(empty)])
+    assert res.exit_code == 2 and "no examples" in res.output
+    res = CliRunner().invoke(app, ["prepare", "--source", "jsonl", "--path", str(empty), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "nothing to prepare" in res.output and not (tmp_path / "o").exists()

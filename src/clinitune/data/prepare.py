@@ -428,6 +428,8 @@ def validate_file(path: Path, limits: quality.Limits = quality.Limits()) -> dict
         if reasons:
             result["invalid"].append({"line": n, "reasons": reasons})
         parsed.append((n, ex))
+    if result["examples"] == 0:
+        raise ClinituneError(f"{path}: no examples in the file; an empty file is not a valid dataset")
     hits = phi.screen_examples([ex for _, ex in parsed], progress=False)
     for (n, _), found in zip(parsed, hits):
         if found:
