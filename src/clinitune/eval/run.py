@@ -283,12 +283,11 @@ def run_hf(
     if adapter_dir is not None:
         members, non = membership_sample(pool_rows, chosen, MEMBERSHIP_N, seed)
         base_probe = (example_losses(m, tok, members), example_losses(m, tok, non))
-    bar = tqdm(total=2, desc="eval", unit="model", disable=quiet, dynamic_ncols=True)
     # One pass per model: the baselines share the base model's batches (a decode step costs about the same for
     # 8 rows as for 32 on a CPU), then the adapter is merged in for the fine-tuned pass.
-    for group in ([c for c in cands if c != "fine_tuned"], ["fine_tuned"]):
-        if not group:
-            continue
+    groups = [g for g in ([c for c in cands if c != "fine_tuned"], ["fine_tuned"]) if g]
+    bar = tqdm(total=len(groups), desc="eval", unit="model", disable=quiet, dynamic_ncols=True)
+    for group in groups:
         if group == ["fine_tuned"] and adapter_dir is not None:
             m = load_adapter(m, adapter_dir, allow_pickle).merge_and_unload()
         prompts, row_budget = [], []
@@ -309,15 +308,13 @@ def run_hf(
     if adapter_dir is not None:
         privacy = privacy_probes(m, tok, members, non, base_probe, data_dir, db, seed)
     if constrain:
-        outputs[HF_SCHEMA] = {**outputs["fine_tuned"], **hf_constrained(m, tok, by_task, quiet)}
+        outputs[HF_SCHEMA] = {**outputs["fine_tuned"], **hf_constrained(m, tok, by_task, budget, quiet)}
     return outputs, test_losses, privacy
 
 
-def hf_constrained(m, tok, by_task, quiet: bool) -> dict[str, str]:
+def hf_constrained(m, tok, by_task, budget: dict[str, int], quiet: bool) -> dict[str, str]:
     """Replies of the model to the JSON tasks, each decoded under its task's JSON Schema."""
-    tasks = {t: exs for t, exs in by_task.items() if task_schema(t)}
-    budget = budgets(tasks, lambda text: len(tok(text)["input_ids"]))
-    chosen = [(e, t) for t, exs in tasks.items() for e in exs]
+    chosen = [(e, t) for t, exs in by_task.items() if task_schema(t) for e in exs]
     # A constrained answer always closes its JSON, but only within its budget: give it room to.
     preds = generate(
         m,
