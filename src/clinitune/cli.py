@@ -7,6 +7,7 @@ so `clinitune --help` answers in a fraction of a second instead of loading torch
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -29,6 +30,17 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except ClinituneError as exc:
             typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            # The machine, not the input: every writer is atomic, so what was being written is not left behind.
+            what = exc.filename or "a file"
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                msg = f"no space left writing {what} ({exc.strerror}); free some space and run the command again"
+            elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                msg = f"{what}: {exc.strerror}; write somewhere you may, or change the file's permissions"
+            else:
+                raise
+            typer.secho(f"error: {msg}", err=True, fg=typer.colors.RED)
             raise typer.Exit(2) from None
 
 
@@ -61,6 +73,7 @@ FLAG_KEYS = {
         "few_shot_k": "eval.few_shot_k",
         "batch_size": "eval.batch_size",
     },
+    "infer": {"truncate": "generation.truncate_prompt"},
     "export": {
         "format": "export.format",
         "quantize": "export.quantize",
@@ -274,13 +287,22 @@ def _validate_file(path: Path, json_out: bool) -> None:
         typer.echo(json.dumps(r))
     else:
         typer.echo(
-            f"{path}: {r['examples']} examples, {len(r['invalid'])} failing the quality gate, {len(r['phi'])} with PHI"
+            f"{path}: {r['examples']} examples, {len(r['invalid'])} failing the quality gate, "
+            f"{len(r['phi'])} with PHI, {len(r['duplicates'])} duplicates"
         )
         for item in r["invalid"]:
             typer.echo(f"  {path}:{item['line']}: " + "; ".join(item["reasons"]))
         for item in r["phi"]:
             typer.echo(f"  {path}:{item['line']}: PHI found: {', '.join(item['types'])}")
-    if r["invalid"] or r["phi"]:
+        for item in r["duplicates"]:
+            same = (
+                "the same text" if item["kind"] == "exact" else "the same words (case, punctuation and spacing aside)"
+            )
+            typer.echo(
+                f"  {path}:{item['line']}: duplicate of line {item['first']}, {same}; prepare keeps only the first"
+            )
+    # 0: clean; 1: findings, each named above; 2 (a one-line error): the file could not be checked at all
+    if r["invalid"] or r["phi"] or r["duplicates"]:
         raise typer.Exit(1)
 
 
@@ -507,6 +529,14 @@ def infer(
     allow_phi: Annotated[
         bool, typer.Option("--allow-phi", help="Send prompts the PHI screen flags to the model anyway.")
     ] = False,
+    truncate: Annotated[
+        bool,
+        typer.Option(
+            "--truncate",
+            help="Cut the end of a prompt too long for the context, with a warning, instead of refusing it "
+            "(generation.truncate_prompt).",
+        ),
+    ] = False,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
@@ -519,7 +549,10 @@ def infer(
 
     if sum(x is not None and x is not False for x in (prompt, file, chat or None)) != 1:
         raise ClinituneError("infer needs exactly one of --prompt TEXT, --file PROMPTS.jsonl or --chat")
-    gen = load_config(config).generation if config else _run_config(run, []).generation
+    sets = _sets("infer", None, truncate=truncate)
+    gen = (load_config(config, sets) if config else _run_config(run, sets)).generation
+    if out is not None and out.is_dir():
+        raise ClinituneError(f"--out {out}: is a directory; give the JSONL file to write the responses to")
     schema = _read_schema(json_schema) if json_schema else None
     if seed is not None:
         from transformers import set_seed

@@ -182,6 +182,11 @@ class GenerationConfig(_Section):
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     top_k: int = Field(50, ge=0)
     repetition_penalty: float = Field(1.1, gt=0.0, le=5.0)
+    truncate_prompt: bool = Field(
+        False,
+        description="A prompt too long for the context loses the end of its last user message (with a warning) "
+        "instead of being refused.",
+    )
 
 
 class EvalConfig(_Section):
@@ -311,8 +316,18 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ClinituneError(f"--set {text!r}: expected KEY=VALUE, e.g. --set training.learning_rate=1e-4")
-    value = yaml.safe_load(raw) if raw.strip() else None
-    return key.strip().split("."), value
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        why = str(getattr(exc, "problem", None) or "not valid YAML")
+        raise ClinituneError(
+            f"--set {text!r}: the value is not valid YAML ({why}); quote it, e.g. --set '{key.strip()}=\"...\"', "
+            "or write a list as [a, b]"
+        ) from None
+    keys = key.strip().split(".")
+    if any(not k for k in keys):
+        raise ClinituneError(f"--set {text!r}: empty part in the key; write it as section.key=VALUE")
+    return keys, value
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

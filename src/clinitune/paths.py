@@ -65,9 +65,18 @@ def exclusive(lock_file: Path, doing: str):
         lock_file.unlink(missing_ok=True)
 
 
+def require_dir(path: Path, what: str) -> Path:
+    """`path` unless something other than a directory is already there: then one line naming the option."""
+    if path.exists() and not path.is_dir():
+        raise ClinituneError(f"{what} {path}: is a file; give a directory")
+    return path
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write to a temp file in the same directory, then rename, so readers never see a half file."""
     path = Path(path)
+    if path.is_dir():
+        raise ClinituneError(f"{path}: is a directory; give a file path to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import ClinituneError
-from ..paths import exclusive
+from ..paths import exclusive, require_dir
 from . import quality
 from .example import Example, ExampleError, carried_keys, json_lines
 from .example import parse as parse_example
@@ -233,8 +233,7 @@ def prepare(
 ) -> dict:
     if phi_action not in PHI_ACTIONS:
         raise ClinituneError(f"--phi-action {phi_action!r}: expected one of {', '.join(PHI_ACTIONS)}")
-    if out.exists() and not out.is_dir():
-        raise ClinituneError(f"--out {out}: is a file; give a directory for the prepared dataset")
+    require_dir(out, "--out")
     phi.check_available()  # fail closed before reading a single record
     # One writer per dataset: a second prepare into the same --out is refused, not interleaved.
     with exclusive(out.parent / f".{out.name}.lock", f"preparing {out}"):
@@ -412,7 +411,7 @@ def validate_file(path: Path, limits: quality.Limits = quality.Limits()) -> dict
     if not path.is_file():
         raise ClinituneError(f"{path}: no such file")
     phi.check_available()
-    result = {"examples": 0, "invalid": [], "phi": []}
+    result = {"examples": 0, "invalid": [], "phi": [], "duplicates": []}
     parsed: list[tuple[int, Example]] = []
     for n, obj, error in json_lines(path):
         result["examples"] += 1
@@ -430,6 +429,10 @@ def validate_file(path: Path, limits: quality.Limits = quality.Limits()) -> dict
         parsed.append((n, ex))
     if result["examples"] == 0:
         raise ClinituneError(f"{path}: no examples in the file; an empty file is not a valid dataset")
+    result["duplicates"] = [
+        {"line": parsed[i][0], "first": parsed[j][0], "kind": kind}
+        for i, j, kind in quality.duplicates([e for _, e in parsed])
+    ]
     hits = phi.screen_examples([ex for _, ex in parsed], progress=False)
     for (n, _), found in zip(parsed, hits):
         if found:

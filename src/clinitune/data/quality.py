@@ -48,23 +48,32 @@ def _normalized(ex: Example) -> str:
     return re.sub(r"[\W_]+", " ", _key(ex).lower()).strip()
 
 
+def duplicates(examples: list[Example]) -> list[tuple[int, int, str]]:
+    """(index, index of the first it repeats, "exact" or "near") for each example that repeats an earlier one:
+    exact is the same text, near is equal after normalization."""
+    first_exact: dict[str, int] = {}
+    first_near: dict[str, int] = {}
+    out = []
+    for i, ex in enumerate(examples):
+        key = _key(ex)
+        if key in first_exact:
+            out.append((i, first_exact[key], "exact"))
+            continue
+        first_exact[key] = i
+        nkey = _normalized(ex)
+        if nkey in first_near:
+            out.append((i, first_near[nkey], "near"))
+            continue
+        first_near[nkey] = i
+    return out
+
+
 def dedupe(examples: list[Example]) -> tuple[list[Example], int, int]:
     """Drop exact duplicates, then near duplicates (equal after normalization). Keeps first seen."""
-    seen_exact, seen_near = set(), set()
-    kept, exact, near = [], 0, 0
-    for ex in examples:
-        key = _key(ex)
-        if key in seen_exact:
-            exact += 1
-            continue
-        seen_exact.add(key)
-        nkey = _normalized(ex)
-        if nkey in seen_near:
-            near += 1
-            continue
-        seen_near.add(nkey)
-        kept.append(ex)
-    return kept, exact, near
+    dups = duplicates(examples)
+    drop = {i for i, _, _ in dups}
+    kept = [ex for i, ex in enumerate(examples) if i not in drop]
+    return kept, sum(k == "exact" for *_, k in dups), sum(k == "near" for *_, k in dups)
 
 
 def balance(examples: list[Example]) -> dict[str, dict]:

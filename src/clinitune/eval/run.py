@@ -36,6 +36,7 @@ from ..models.generate import (
 )
 from ..models.loading import load_adapter
 from ..models.structured import schema_grammar
+from ..paths import require_dir
 from . import metrics as M
 from .privacy import membership_sample, privacy_probes
 from .report import GGUF, GGUF_SCHEMA, HF_SCHEMA, EvalResults, comparison_rows, write_report
@@ -181,6 +182,7 @@ def evaluate(
 ) -> EvalResults:
     """Score the fine-tuned model (HF, and/or the GGUF it shipped as) and the base model's baselines on
     the same examples; every metric with its interval, every comparison paired."""
+    require_dir(out, "--out")
     # Test prompts and few-shot examples reach the model: a file prepare did not vouch for is screened first.
     pool_path = DataDir(data.parent).split("train")
     gates = [

@@ -163,11 +163,15 @@ def _rotary_layout(arr: np.ndarray, name: str, arch: str, cfg: dict) -> np.ndarr
 
 
 def _write_atomically(writer, tmp: Path, out_path: Path) -> Path:
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file(progress=False)
-    writer.close()
-    tmp.replace(out_path)
+    try:
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file(progress=False)
+        writer.close()
+        tmp.replace(out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a disk that filled up mid-file leaves no half GGUF behind
+        raise
     return out_path
 
 

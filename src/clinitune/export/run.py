@@ -29,7 +29,7 @@ from ..layout import RunDir
 from ..models.generate import load_llama
 from ..models.loading import load_adapter, load_causal_lm, load_tokenizer
 from ..models.registry import resolve_model
-from ..paths import atomic_dir, atomic_write_text
+from ..paths import atomic_dir, atomic_write_text, require_dir
 from .gguf_writer import write_gguf, write_lora_gguf
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def export(run: Path, cfg: Config | None = None, verify_n: int = 8) -> dict:
         raise ClinituneError(f"{run}: the run's weights ({s.output}) are missing; train it again, or give another run")
     cfg = cfg or rd.read_config()
     x = cfg.export
-    out = Path(x.out_dir) if x.out_dir else rd.export_dir
+    out = require_dir(Path(x.out_dir) if x.out_dir else rd.export_dir, "export.out_dir (--out)")
     out.mkdir(parents=True, exist_ok=True)
     merged = merge(run, out / "merged")
     result = {"merged": str(merged)}

@@ -6,6 +6,7 @@ answer to a JSON Schema (llguidance masks for transformers, a llama.cpp grammar 
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from .generate import eos_ids, llama_prompts_ids, load_for_inference, load_llama
 from .registry import DEFAULT_MODEL
 from .structured import mask_logits, schema_grammar, schema_matcher
 
+log = logging.getLogger(__name__)
+
 
 def check_fits(n_prompt: int, max_new_tokens: int, context: int) -> None:
     """Refuse a prompt that leaves no room for the reply in the model's context, before any work: past its
@@ -25,8 +28,34 @@ def check_fits(n_prompt: int, max_new_tokens: int, context: int) -> None:
     if n_prompt + max_new_tokens > context:
         raise ClinituneError(
             f"the prompt is {n_prompt} tokens; with generation.max_new_tokens {max_new_tokens} it exceeds the "
-            f"model's context of {context} tokens; shorten the prompt or lower max_new_tokens"
+            f"model's context of {context} tokens; shorten the prompt, lower max_new_tokens, or pass --truncate"
         )
+
+
+def fit_prompt(messages: list[dict], count, gen: GenerationConfig, context: int | None) -> list[dict]:
+    """`messages` if they leave room for the reply; else, with generation.truncate_prompt, the same chat with
+    the end of its last user message cut so that they do (a warning says how much went); else an error.
+    `count(messages)` is the rendered prompt's length in tokens."""
+    if not context or count(messages) + gen.max_new_tokens <= context:
+        return messages
+    last = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
+    if not gen.truncate_prompt or last is None:
+        check_fits(count(messages), gen.max_new_tokens, context)
+    text = messages[last]["content"]
+    cut = lambda n: [*messages[:last], {**messages[last], "content": text[:n]}, *messages[last + 1 :]]  # noqa: E731
+    lo, hi = 0, len(text)  # the longest head of the message that fits: binary search on characters
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if count(cut(mid)) + gen.max_new_tokens <= context else (lo, mid - 1)
+    if count(cut(lo)) + gen.max_new_tokens > context:
+        check_fits(count(cut(0)), gen.max_new_tokens, context)  # the rest of the chat alone is too long
+    log.warning(
+        "prompt truncated to fit the context of %d tokens: kept %d of %d characters of the last user message",
+        context,
+        lo,
+        len(text),
+    )
+    return cut(lo)
 
 
 class SchemaLogits(LogitsProcessor):
@@ -51,12 +80,13 @@ class HFChat:
         self.stop = eos_ids(self.tok)
         self.schema = schema
 
+    def encode(self, messages: list[dict]) -> dict:
+        return self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+
     def chat(self, messages: list[dict], gen: GenerationConfig, stream: bool) -> str:
-        enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        enc = {k: v.to(self.model.device) for k, v in enc.items()}
         context = getattr(self.model.config, "max_position_embeddings", None)
-        if context:
-            check_fits(enc["input_ids"].shape[1], gen.max_new_tokens, context)
+        messages = fit_prompt(messages, lambda m: len(self.encode(m)["input_ids"][0]), gen, context)
+        enc = {k: v.to(self.model.device) for k, v in self.encode(messages).items()}
         sample = gen.temperature > 0
         kwargs = dict(
             max_new_tokens=gen.max_new_tokens,
@@ -85,8 +115,7 @@ class LlamaChat:
         self.grammar = schema_grammar(schema, self.llm) if schema is not None else None
 
     def chat(self, messages: list[dict], gen: GenerationConfig, stream: bool) -> str:
-        (ids,) = llama_prompts_ids(self.llm, [messages])
-        check_fits(len(ids), gen.max_new_tokens, self.llm.n_ctx())
+        messages = fit_prompt(messages, lambda m: len(llama_prompts_ids(self.llm, [m])[0]), gen, self.llm.n_ctx())
         kwargs = dict(
             grammar=self.grammar,
             messages=messages,

@@ -371,12 +371,31 @@ def _pattern_findings(text: str) -> list[Finding]:
     return [f for f in found if f.type != "URL" or _real_url(text[f.start : f.end])]
 
 
+WINDOW, OVERLAP = 100_000, 1_000  # characters: the NLP models refuse texts past 1M; no identifier is 1,000 long
+
+
 def screen_texts(
     texts: list[str], extra_names: list[tuple[str, ...]] | None = None, use_ner: bool = True
 ) -> list[list[Finding]]:
     """Every identifier in each text, as types and spans; names from cues, word shape and (batched) NER.
-    `extra_names`: per text, the source record's own names, found wherever they appear."""
+    `extra_names`: per text, the source record's own names, found wherever they appear. A long text is
+    screened in overlapping windows, so no length is too long to screen."""
     extra_names = extra_names or [()] * len(texts)
+    if all(len(t) <= WINDOW for t in texts):
+        return _screen(texts, extra_names, use_ner)
+    pieces = [
+        (i, start)
+        for i, t in enumerate(texts)
+        for start in (range(0, max(len(t) - OVERLAP, 1), WINDOW - OVERLAP) if len(t) > WINDOW else [0])
+    ]
+    found = _screen([texts[i][s : s + WINDOW] for i, s in pieces], [extra_names[i] for i, _ in pieces], use_ner)
+    out: list[set[Finding]] = [set() for _ in texts]
+    for (i, s), fs in zip(pieces, found):
+        out[i].update(Finding(f.type, f.start + s, f.end + s, f.score) for f in fs)
+    return [sorted(fs, key=lambda f: (f.start, f.end, f.type)) for fs in out]
+
+
+def _screen(texts: list[str], extra_names: list[tuple[str, ...]], use_ner: bool) -> list[list[Finding]]:
     ner = phi_names.ner_spans(texts) if use_ner else [[] for _ in texts]
     out = []
     for text, names, ner_found in zip(texts, extra_names, ner):

@@ -58,10 +58,16 @@ def engine_for(url: str, readonly: bool = False) -> Engine:
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
     try:
-        with engine.connect():
-            pass
+        with engine.connect() as conn:
+            if u.drivername.startswith("sqlite"):  # SQLite opens any file; the first read finds out what it is
+                conn.exec_driver_sql("PRAGMA schema_version")
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        if u.drivername.startswith("sqlite") and "not a database" in reason:
+            raise ClinituneError(
+                f"{u.database}: not a SQLite database ({reason}); point --db at a database file, e.g. one written "
+                "by clinitune synth"
+            ) from None
         raise ClinituneError(
             f"cannot connect to {masked_url(url)}: {reason}; check the URL, the server and the credentials"
         ) from None

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from ...errors import ClinituneError
 from ...paths import atomic_write_text
-from ..example import Example, ExampleError, json_lines, shape_of
+from ..example import Example, ExampleError, decode, json_lines, shape_of, utf8_text
 from ..example import parse as parse_example
 from . import schema
 from .db import connect, require_schema
@@ -283,13 +283,10 @@ def read_jsonl(path: Path, out: Loaded, group_by: str | None = None) -> None:
 
 
 def read_json(path: Path, out: Loaded, group_by: str | None = None) -> None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        out.rejects.append(Reject(str(path), f"line {exc.lineno}", f"invalid JSON ({exc.msg} at column {exc.colno})"))
+    data, error = decode(utf8_text(path))
+    if error:
+        out.rejects.append(Reject(str(path), "file", error))
         return
-    except UnicodeDecodeError:
-        raise ClinituneError(f"{path}: not UTF-8 text; re-save the file as UTF-8") from None
     items = data if isinstance(data, list) else [data]
     for i, obj in enumerate(items):
         _add_object(obj, str(path), f"item {i}", out, group_by)
@@ -307,10 +304,9 @@ def _is_fhir_type(name: str) -> bool:
 
 
 def read_fhir_bundle(path: Path, out: Loaded) -> None:
-    try:
-        bundle = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        out.rejects.append(Reject(str(path), f"line {exc.lineno}", f"invalid JSON ({exc.msg})"))
+    bundle, error = decode(utf8_text(path))
+    if error:
+        out.rejects.append(Reject(str(path), "file", error))
         return
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         out.rejects.append(
@@ -391,6 +387,8 @@ def load(source: str, *, db: str | None = None, path: str | Path | None = None, 
 
 def check_rejects(loaded: Loaded, skip_invalid: bool, label: str = "input") -> None:
     """Stop with every problem listed, unless skip_invalid (prepare then writes them to rejects.jsonl)."""
+    if len(loaded.rejects) == 1 and not skip_invalid:
+        raise ClinituneError(f"{loaded.rejects[0]}; fix it, or pass --skip-invalid to write it to a rejects file")
     if loaded.rejects and not skip_invalid:
         shown = "\n  ".join(str(r) for r in loaded.rejects[:50])
         more = f"\n  ... and {len(loaded.rejects) - 50} more" if len(loaded.rejects) > 50 else ""
