@@ -38,6 +38,8 @@ def read_prompts(path: Path, allow_phi: bool = False) -> list[tuple[object, list
         messages = parse_prompt(item, f"{path}:{n}")
         screen_prompt(messages, f"{path}:{n}", allow_phi)
         items.append((item, messages))
+    if not items:
+        raise ClinituneError(f"{path}: no prompts in the file; give one prompt per line (a string or a chat)")
     return items
 
 

@@ -252,9 +252,7 @@ def parse(obj, where: str, group_by: str | None = None) -> Example:
             raise ExampleError(f"{where}: a chat example needs at least one user turn before the assistant's reply")
     else:
         msgs = [Message("assistant", _str(obj, "text", where))]
-    task = obj.get("task", "custom")
-    if not isinstance(task, str) or not task:
-        raise ExampleError(f"{where}: field 'task' must be a non-empty string, got {task!r}")
+    task = _task(obj, where)
     carried = {k: v for k, v in obj.items() if k not in SHAPE_KEYS[shape] and k not in META_KEYS}
     extra = tuple(_extra_texts(carried, ""))
     phrasing = obj.get("phrasing", "")
@@ -333,7 +331,7 @@ def utf8_text(path) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ClinituneError(f"{path}: no such file") from None
+        raise ClinituneError(f"{path}: no such file; check the path") from None
     except IsADirectoryError:
         raise ClinituneError(f"{path}: is a directory; expected a file") from None
     except UnicodeDecodeError as exc:
@@ -347,7 +345,7 @@ def json_lines(path) -> Iterator[tuple[int, object, str | None]]:
     try:
         f = open(path, encoding="utf-8")
     except FileNotFoundError:
-        raise ClinituneError(f"{path}: no such file") from None
+        raise ClinituneError(f"{path}: no such file; check the path") from None
     except IsADirectoryError:
         raise ClinituneError(f"{path}: is a directory; expected a JSONL file") from None
     with f:
@@ -392,12 +390,20 @@ def load(path, group_by: str | None = None) -> list[Example]:
     return rows
 
 
+def _task(obj: dict, where: str) -> str:
+    task = obj.get("task", "custom")
+    if not isinstance(task, str) or not task:
+        raise ExampleError(f"{where}: field 'task' must be a non-empty string, got {task!r}")
+    return task
+
+
 def parse_prompt(obj, where: str) -> list[dict]:
     """A request to answer (infer, serve): any shape above with or without its reply; a bare string is one user turn."""
     if isinstance(obj, str):
         return [{"role": "user", "content": obj}]
     if not isinstance(obj, dict):
         raise ExampleError(f"{where}: expected a JSON object or string, got {type(obj).__name__}")
+    _task(obj, where)  # a line infer reads is judged as prepare and validate judge it
     if "messages" in obj:
         msgs = [{"role": m.role, "content": m.content} for m in _messages(obj["messages"], where)]
         return msgs[:-1] if msgs[-1]["role"] == "assistant" and len(msgs) > 1 else msgs

@@ -180,7 +180,10 @@ def _read_source(source: str, db: str | None, path, group_by: str | None, skip_i
     counts["items_in"] = loaded.items_in
     counts["items_rejected"] = len(loaded.rejects)
     if loaded.items_in == 0:
-        raise ClinituneError(f"{path}: no records or examples found; nothing to prepare")
+        raise ClinituneError(
+            f"{path}: no records or examples found; nothing to prepare; give a file with one patient record or "
+            "example per line"
+        )
     desc = {"kind": source, "path": str(path), "ignored": loaded.ignored}
     return loaded.records, loaded.examples, desc, loaded.rejects
 
@@ -283,6 +286,13 @@ def prepare(
         counts["quarantined"] = len(quarantine)
         counts["redacted"] = phi_stats["examples_flagged"] if phi_action == "redact" else 0
 
+        if not clean:
+            why = [f"{len(invalid)} failed the quality gate" + (f" ({invalid[0]['reasons'][0]})" if invalid else "")]
+            why += [f"{len(quarantine)} held for PHI"] if quarantine else []
+            raise ClinituneError(
+                f"{path or masked_url(db or '')}: no example is left to write ({'; '.join(why)}); run clinitune "
+                "validate on the file to see each line, fix them, and prepare again"
+            )
         if max_examples is not None and len(clean) > max_examples:
             clean = sorted(clean, key=lambda e: hashlib.sha256(f"{seed}:{e.id}".encode()).hexdigest())[:max_examples]
             clean.sort(key=lambda e: e.id)
@@ -409,7 +419,7 @@ def validate_file(path: Path, limits: quality.Limits = quality.Limits()) -> dict
 
     The PHI screen here is the one `prepare` and `train` run, on the same texts, so the three agree."""
     if not path.is_file():
-        raise ClinituneError(f"{path}: no such file")
+        raise ClinituneError(f"{path}: no such file; check the path")
     phi.check_available()
     result = {"examples": 0, "invalid": [], "phi": [], "duplicates": []}
     parsed: list[tuple[int, Example]] = []

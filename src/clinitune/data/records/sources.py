@@ -27,7 +27,7 @@ from ...paths import atomic_write_text
 from ..example import Example, ExampleError, decode, json_lines, shape_of, utf8_text
 from ..example import parse as parse_example
 from . import schema
-from .db import connect, require_schema
+from .db import engine_for, require_schema
 from .fhir import MODELED, FhirError, resources_to_patient, to_bundle
 from .patient import NESTED, Allergy, ConditionFact, Medication, Observation, Patient
 from .synth import patient_rows
@@ -70,26 +70,35 @@ def _row_to_fact(table: str, row: dict):
 
 
 def iter_database(url: str, chunk: int = CHUNK) -> Iterator[Patient]:
-    """Stream patients with their facts, `chunk` patients at a time, in id order, read-only."""
-    with connect(url, readonly=True) as conn:
-        require_schema(conn.engine, url)
-        last = None
-        while True:
-            q = select(schema.patients).order_by(schema.patients.c.id).limit(chunk)
-            if last is not None:
-                q = q.where(schema.patients.c.id > last)
-            rows = [dict(r._mapping) for r in conn.execute(q)]
-            if not rows:
-                return
-            ids = [r["id"] for r in rows]
-            patients = {r["id"]: Patient(**r) for r in rows}
-            for name, table in schema.FACT_TABLES.items():
-                q = select(table).where(table.c.patient_id.in_(ids)).order_by(table.c.patient_id, table.c.id)
-                for r in conn.execute(q):
-                    m = dict(r._mapping)
-                    getattr(patients[m["patient_id"]], name).append(_row_to_fact(name, m))
-            yield from patients.values()
-            last = ids[-1]
+    """Stream patients with their facts, `chunk` patients at a time, in id order, read-only. The database is
+    opened and checked on the call, so a bad URL or file is one line before any progress bar starts."""
+    engine = engine_for(url, readonly=True)
+    require_schema(engine, url)
+    return _stream_patients(engine, chunk)
+
+
+def _stream_patients(engine, chunk: int) -> Iterator[Patient]:
+    try:
+        with engine.connect() as conn:
+            last = None
+            while True:
+                q = select(schema.patients).order_by(schema.patients.c.id).limit(chunk)
+                if last is not None:
+                    q = q.where(schema.patients.c.id > last)
+                rows = [dict(r._mapping) for r in conn.execute(q)]
+                if not rows:
+                    return
+                ids = [r["id"] for r in rows]
+                patients = {r["id"]: Patient(**r) for r in rows}
+                for name, table in schema.FACT_TABLES.items():
+                    q = select(table).where(table.c.patient_id.in_(ids)).order_by(table.c.patient_id, table.c.id)
+                    for r in conn.execute(q):
+                        m = dict(r._mapping)
+                        getattr(patients[m["patient_id"]], name).append(_row_to_fact(name, m))
+                yield from patients.values()
+                last = ids[-1]
+    finally:
+        engine.dispose()
 
 
 # ------------------------------------------------------------------ csv
@@ -380,7 +389,7 @@ def load(source: str, *, db: str | None = None, path: str | Path | None = None, 
         raise ClinituneError(f"--source {source} needs --path FILE_OR_DIR")
     p = Path(path)
     if not p.exists():
-        raise ClinituneError(f"{p}: no such file or directory")
+        raise ClinituneError(f"{p}: no such file or directory; check the path")
     READERS[source](p, out, group_by)
     return out
 
