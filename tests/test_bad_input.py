@@ -182,7 +182,7 @@ def test_malformed_set(value, says, tiny_llama, tmp_path):
     config.write_text(yaml.safe_dump({"model": {"name_or_path": str(tiny_llama)}}))
     res = CliRunner().invoke(app, ["train", "--config", str(config), "--set", value, "--dry-run"])
     assert res.exit_code == 2 and "Traceback" not in res.output
-    assert says in res.stderr
+    assert says in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
 
 
 def test_disk_full_while_saving_leaves_no_half_file(tmp_path, monkeypatch):

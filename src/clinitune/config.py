@@ -348,7 +348,9 @@ def validate(data: dict, source: str = "<config>", root: yaml.Node | None = None
         return Config.model_validate(data)
     except ValidationError as exc:
         lines = [_format_error(e, source, root) for e in exc.errors()]
-        raise ClinituneError("invalid config:\n  " + "\n  ".join(lines)) from None
+        raise ClinituneError(
+            ("invalid config: " if len(lines) == 1 else "invalid config:\n  ") + "\n  ".join(lines)
+        ) from None
 
 
 def duplicate_key(node) -> tuple[str, int] | None:
