@@ -79,7 +79,7 @@ def _leftovers(root: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", CLASSES + PATH_KINDS)
-@pytest.mark.parametrize("source", ["jsonl", "json"])
+@pytest.mark.parametrize("source", ["jsonl", "json", "csv", "fhir"])
 def test_prepare(bad, kind, source, tmp_path):
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["prepare", "--source", source, "--path", str(bad[kind]), "--out", str(out), "-q"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from ...errors import ClinituneError
 from ...paths import atomic_write_text
-from ..example import Example, ExampleError, decode, json_lines, shape_of, utf8_text
+from ..example import MAX_LINE_CHARS, Example, ExampleError, decode, json_lines, shape_of, utf8_text
 from ..example import parse as parse_example
 from . import schema
 from .db import engine_for, require_schema
@@ -116,8 +117,26 @@ def _parse_cell(col, text: str):
     return text
 
 
+def csv_rows(path: Path) -> tuple[list[str], list[dict]]:
+    """(header, rows) of a CSV file; a file that is not UTF-8 or not CSV is a one-line error naming its line."""
+    csv.field_size_limit(MAX_LINE_CHARS)
+    reader = csv.DictReader(io.StringIO(utf8_text(path), newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise ClinituneError(
+            f"{path}:{max(reader.line_num, 1)}: not readable as CSV ({exc}); check that it is a CSV file"
+        ) from None
+    return list(reader.fieldnames or []), rows
+
+
 def _read_flat_csv(directory: Path, out: Loaded) -> None:
     """Our flat export: one CSV per table, keyed by patient_id."""
+    if not any((directory / f"{name}.csv").is_file() for name in TABLES):
+        raise ClinituneError(
+            f"{directory}: no flat CSV export here (one file per table: {', '.join(f'{t}.csv' for t in TABLES)}); "
+            "give an instruction CSV file, or a directory written by clinitune synth --export csv"
+        )
     patients: dict[int, Patient] = {}
     for name, table in TABLES.items():
         path = directory / f"{name}.csv"
@@ -130,52 +149,49 @@ def _read_flat_csv(directory: Path, out: Loaded) -> None:
                 )
             )
             continue
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in table.c.keys() if c not in (reader.fieldnames or [])]
-            if missing:
-                out.rejects.append(
-                    Reject(
-                        str(path),
-                        "header",
-                        f"missing column(s) {', '.join(missing)}; expected {', '.join(table.c.keys())}",
-                    )
-                )
-                continue
-            for line, row in enumerate(reader, 2):
-                try:
-                    values = {k: _parse_cell(table.c[k], row[k]) for k in table.c.keys()}
-                except ValueError as exc:
-                    out.rejects.append(Reject(str(path), f"line {line}", f"bad value: {exc}"))
-                    continue
-                if name == "patients":
-                    patients[values["id"]] = Patient(**values)
-                elif values["patient_id"] not in patients:
-                    out.rejects.append(
-                        Reject(str(path), f"line {line}", f"patient_id {values['patient_id']} is not in patients.csv")
-                    )
-                else:
-                    getattr(patients[values["patient_id"]], name).append(_row_to_fact(name, values))
-    out.records.extend(patients[k] for k in sorted(patients))
-
-
-def _read_instruction_csv(path: Path, out: Loaded, group_by: str | None = None) -> None:
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        missing = [c for c in ("instruction", "output") if c not in cols]
+        header, rows = csv_rows(path)
+        missing = [c for c in table.c.keys() if c not in header]
         if missing:
             out.rejects.append(
                 Reject(
                     str(path),
                     "header",
-                    f"missing column(s) {', '.join(missing)}; an instruction CSV has instruction,output or "
-                    f"instruction,input,output",
+                    f"missing column(s) {', '.join(missing)}; expected {', '.join(table.c.keys())}",
                 )
             )
-            return
-        for line, row in enumerate(reader, 2):
-            _add_object({k: v or "" for k, v in row.items() if k is not None}, str(path), f"line {line}", out, group_by)
+            continue
+        for line, row in enumerate(rows, 2):
+            try:
+                values = {k: _parse_cell(table.c[k], row[k]) for k in table.c.keys()}
+            except ValueError as exc:
+                out.rejects.append(Reject(str(path), f"line {line}", f"bad value: {exc}"))
+                continue
+            if name == "patients":
+                patients[values["id"]] = Patient(**values)
+            elif values["patient_id"] not in patients:
+                out.rejects.append(
+                    Reject(str(path), f"line {line}", f"patient_id {values['patient_id']} is not in patients.csv")
+                )
+            else:
+                getattr(patients[values["patient_id"]], name).append(_row_to_fact(name, values))
+    out.records.extend(patients[k] for k in sorted(patients))
+
+
+def _read_instruction_csv(path: Path, out: Loaded, group_by: str | None = None) -> None:
+    cols, rows = csv_rows(path)
+    missing = [c for c in ("instruction", "output") if c not in cols]
+    if missing:
+        out.rejects.append(
+            Reject(
+                str(path),
+                "header",
+                f"missing column(s) {', '.join(missing)}; an instruction CSV has instruction,output or "
+                f"instruction,input,output",
+            )
+        )
+        return
+    for line, row in enumerate(rows, 2):
+        _add_object({k: v or "" for k, v in row.items() if k is not None}, str(path), f"line {line}", out, group_by)
 
 
 def read_csv(path: Path, out: Loaded, group_by: str | None = None) -> None:
