@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from clinitune.cli import app
 from clinitune.config import load_config
-from clinitune.data.example import MAX_DEPTH, MAX_LINE_CHARS, decode, parse
+from clinitune.data.example import parse
+from clinitune.data.jsonio import MAX_DEPTH, MAX_LINE_CHARS, decode
 from clinitune.errors import ClinituneError
 
 GOOD = {"instruction": "Give the ICD-10 code for essential hypertension.", "input": "", "output": "I10 is the code."}
@@ -225,7 +226,7 @@ def test_gguf_writer_removes_its_temp_file_when_the_disk_fills(tiny_llama, tmp_p
 
 
 def test_line_and_depth_limits_name_the_fix(tmp_path):
-    from clinitune.data.example import json_lines
+    from clinitune.data.jsonio import json_lines
 
     f = tmp_path / "x.jsonl"
     ok = json.dumps(GOOD)

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 from .config import GenerationConfig
-from .data.example import json_lines, parse_prompt
+from .data.example import parse_prompt
+from .data.jsonio import json_lines
 from .data.privacy import phi
 from .errors import ClinituneError
 from .paths import atomic_write_text

@@ -27,8 +27,9 @@ from .. import __version__
 from ..errors import ClinituneError
 from ..paths import exclusive, require_dir
 from . import quality
-from .example import Example, ExampleError, carried_keys, json_lines
+from .example import Example, ExampleError, carried_keys
 from .example import parse as parse_example
+from .jsonio import json_lines
 from .phrasings import HELD_OUT, SEEN, held_out_version, slice_of
 from .privacy import phi, surrogates
 from .privacy.deid import deidentify

@@ -25,8 +25,9 @@ from tqdm import tqdm
 
 from ...errors import ClinituneError
 from ...paths import atomic_write_text
-from ..example import MAX_LINE_CHARS, Example, ExampleError, decode, json_lines, shape_of, utf8_text
+from ..example import Example, ExampleError, shape_of
 from ..example import parse as parse_example
+from ..jsonio import MAX_LINE_CHARS, decode, json_lines, utf8_text
 from . import schema
 from .db import engine_for, require_schema
 from .fhir import MODELED, FhirError, resources_to_patient, to_bundle
