@@ -217,6 +217,25 @@ def prepare(
             "one patient's examples never straddle train and test.",
         ),
     ] = None,
+    field_map: Annotated[
+        Path | None,
+        typer.Option(
+            "--map",
+            help="YAML file naming where your records keep each field (sex: demographics.gender, "
+            "lab_results.name: analyte, ...); see --suggest-map.",
+        ),
+    ] = None,
+    suggest_map: Annotated[
+        Path | None,
+        typer.Option(
+            "--suggest-map",
+            help="Print a starting --map file for this CSV, JSON or JSONL file and exit (redirect it to a file).",
+        ),
+    ] = None,
+    table: Annotated[
+        str | None,
+        typer.Option(help="A table of --db that is not clinitune's own: records with --map, else Q/A pairs."),
+    ] = None,
     split: Annotated[
         str,
         typer.Option(
@@ -231,6 +250,12 @@ def prepare(
     _setup_logging(quiet)
     from .data.prepare import COUNT_KEYS, parse_ratios, parse_tasks
     from .data.prepare import prepare as run_prepare
+    from .data.records.mapping import DEFAULT, load_map
+    from .data.records.suggest import suggest_for
+
+    if suggest_map is not None:
+        typer.echo(suggest_for(suggest_map), nl=False)
+        return
 
     m = run_prepare(
         source=source,
@@ -248,12 +273,22 @@ def prepare(
         phi_action=phi_action,
         group_by=group_by,
         ratios=parse_ratios(split),
+        fmap=load_map(field_map) if field_map else DEFAULT,
+        table=table,
     )
     c = m["counts"]
     for key in COUNT_KEYS:
         if c.get(key) is not None:
             typer.echo(f"  {key:<18} {c[key]}")
     typer.echo("  " + ", ".join(f"{s}: {n}" for s, n in c["total"].items()))
+    sc = m.get("source_counts")
+    if sc:
+        parts = [f"{sc['items_read']} read", f"{sc['items_used']} used"]
+        parts += [f"{n} rejected ({k})" for k, n in sc["rejected"].items()]
+        parts += [f"{n} skipped ({k})" for k, n in sc["skipped"].items()]
+        typer.echo("  source: " + ", ".join(parts))
+        for k, n in sc["notes"].items():
+            typer.echo(f"  note: {k} ({n})")
     if m["phi"]["examples_by_type"]:
         typer.echo(
             f"  PHI findings by type ({phi_action}): "

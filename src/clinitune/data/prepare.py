@@ -36,7 +36,7 @@ from .privacy.deid import deidentify
 from .records import sources
 from .records.coherence import check_record
 from .records.db import masked_url
-from .records.sources import nested_patient
+from .records.mapping import DEFAULT, FieldMap, read_record
 from .split import SPLITS, assign, split, split_of
 from .tasks import PATIENT_TASKS, TASKS, SqlStats, codebook, example, knowledge, text_to_sql
 
@@ -118,7 +118,7 @@ def augment(examples: list[Example], seed: int) -> list[Example]:
             age = int(m.group(1)) + rng.choice((-3, -2, -1, 1, 2, 3))
             if isinstance(rec.get("age"), int) and 18 <= age <= 89:
                 rec["age"] = age
-                if not check_record(nested_patient(rec)):  # the new age must still fit every diagnosis
+                if not check_record(read_record(rec)):  # the new age must still fit every diagnosis
                     instr = AGE_RE.sub(f"{age}-year-old", ex.instruction, count=1)
                     made = example(ex.task, ex.group, instr, json.dumps(rec, ensure_ascii=False), ex.input)
                     out.append(replace(made, augmented=True))
@@ -167,26 +167,31 @@ def plant_canaries(train: list[Example], k: int, seed: int) -> dict:
 
 
 PHI_ACTIONS = ("quarantine", "redact", "fail")
-RECORD_SOURCES = ("database", "fhir")
 
 
-def _read_source(source: str, db: str | None, path, group_by: str | None, skip_invalid: bool, counts: Counter):
-    """(records, examples, description, rejects) for the source; rejects stop here unless skip_invalid."""
-    if source == "database":
+def _read_source(source: str, db: str | None, path, group_by: str | None, skip_invalid: bool, counts: Counter, **how):
+    """(records, examples, description, rejects, source counts) for the source; rejects stop here unless
+    skip_invalid. The database's own schema streams; everything else is read whole and counted."""
+    if source == "database" and not how.get("table"):
         if not db:
             raise ClinituneError("--source database needs --db URL (e.g. sqlite:///data/clinic.db)")
-        return sources.iter_database(db), [], {"kind": "database", "url": masked_url(db)}, []
-    loaded = sources.load(source, path=path, group_by=group_by)
-    sources.check_rejects(loaded, skip_invalid, label=str(path))
+        return sources.iter_database(db), [], {"kind": "database", "url": masked_url(db)}, [], None
+    loaded = sources.load(source, db=db, path=path, group_by=group_by, **how)
+    label = str(path) if path else f"table {how.get('table')}"
+    sources.check_rejects(loaded, skip_invalid, label=label)
     counts["items_in"] = loaded.items_in
     counts["items_rejected"] = len(loaded.rejects)
-    if loaded.items_in == 0:
+    if not loaded.used:
         raise ClinituneError(
-            f"{path}: no records or examples found; nothing to prepare; give a file with one patient record or "
+            f"{label}: no records or examples found; nothing to prepare; give a file with one patient record or "
             "example per line"
         )
-    desc = {"kind": source, "path": str(path), "ignored": loaded.ignored}
-    return loaded.records, loaded.examples, desc, loaded.rejects
+    desc = {"kind": source, "ignored": loaded.ignored}
+    desc.update({"path": str(path)} if path else {"url": masked_url(db or ""), "table": how.get("table")})
+    fmap = how.get("fmap")
+    if fmap is not None and fmap.user:
+        desc["map"] = {"file": fmap.source, "fields": {k: list(v) for k, v in fmap.user.items()}}
+    return loaded.records, loaded.examples, desc, loaded.rejects, loaded.counts()
 
 
 def apply_phi_action(examples: list[Example], hits: list[list[phi.Hit]], action: str, seed: int):
@@ -234,6 +239,8 @@ def prepare(
     phi_action: str = "quarantine",
     group_by: str | None = None,
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    fmap: FieldMap = DEFAULT,
+    table: str | None = None,
 ) -> dict:
     if phi_action not in PHI_ACTIONS:
         raise ClinituneError(f"--phi-action {phi_action!r}: expected one of {', '.join(PHI_ACTIONS)}")
@@ -242,12 +249,15 @@ def prepare(
     # One writer per dataset: a second prepare into the same --out is refused, not interleaved.
     with exclusive(out.parent / f".{out.name}.lock", f"preparing {out}"):
         counts: Counter = Counter()
-        stats = SqlStats() if source == "database" and "text_to_sql" in tasks else None
+        # Questions about clinitune's own schema; another database's table has its own.
+        stats = SqlStats() if source == "database" and not table and "text_to_sql" in tasks else None
 
-        records, user_examples, source_desc, rejects = _read_source(source, db, path, group_by, skip_invalid, counts)
+        records, user_examples, source_desc, rejects, source_counts = _read_source(
+            source, db, path, group_by, skip_invalid, counts, fmap=fmap, table=table
+        )
         # The code table and the knowledge facts are reference data for records; a user's own examples get
         # the code table only when asked, and the facts not at all.
-        builtin = source in RECORD_SOURCES or not user_examples
+        builtin = not user_examples
         if use_codebook is None:
             use_codebook = builtin
         candidates: list[tuple[Example, tuple]] = [(ex, ()) for ex in user_examples]
@@ -319,6 +329,8 @@ def prepare(
             "tool_version": __version__,
             "seed": seed,
             "source": source_desc,
+            # read = used + rejected + skipped, per source item (object, line, row, patient); notes count caveats
+            "source_counts": source_counts,
             "tasks": tasks,
             "augment": do_augment,
             "max_examples": max_examples,
@@ -388,6 +400,13 @@ def report(m: dict) -> str:
     for k in COUNT_KEYS:
         if c.get(k) is not None:
             lines.append(f"| {k} | {c[k]} |")
+    sc = m.get("source_counts")
+    if sc:
+        lines += ["", "## What the source held (read = used + rejected + skipped)", "", "| item | count |", "|---|---|"]
+        lines += [f"| read | {sc['items_read']} |", f"| used | {sc['items_used']} |"]
+        lines += [f"| rejected: {k} | {n} |" for k, n in sc["rejected"].items()]
+        lines += [f"| skipped: {k} | {n} |" for k, n in sc["skipped"].items()]
+        lines += [f"| note: {k} | {n} |" for k, n in sc["notes"].items()]
     lines += ["", "## Examples per task and split", "", "| task | train | eval | test |", "|---|---|---|---|"]
     tasks = sorted({t for s in SPLITS for t in c["per_split"][s]})
     for t in tasks:

@@ -31,7 +31,7 @@ from .records import catalog as cat
 from .records.coherence import check_record
 from .records.db import connect
 from .records.fhir import ICD10CM
-from .records.sources import nested_patient
+from .records.mapping import read_record
 
 TASKS = (
     "record_generation",
@@ -227,7 +227,8 @@ def _plant(rec: dict, rng: random.Random) -> list[dict]:
     """Plant 0-2 errors the checker can see; return what was planted."""
     codes = [d["code"] for d in rec["diagnoses"]]
     options = ["invalid_code", "medication_indication", "lab_range"]
-    options.append("sex_mismatch")
+    if rec["gender"] in ("male", "female"):  # a sex-specific code contradicts only a known sex
+        options.append("sex_mismatch")
     if not cat.has_prefix(codes, cat.DIABETES):
         options.append("lab_condition")
     planted = []
@@ -305,11 +306,11 @@ def _plant(rec: dict, rng: random.Random) -> list[dict]:
 def validation(rec: dict, group: str, rng: random.Random) -> list[Example]:
     r = compact(rec)
     r.pop("patient_id")
-    before = {v.rule for v in check_record(nested_patient({**r, "patient_id": "x"}))}
+    before = {v.rule for v in check_record(read_record({**r, "patient_id": "x"}))}
     if before:
         return []  # the clean record must be clean by the checker's own rules, or the label would lie
     planted = _plant(r, rng)
-    found = {v.rule for v in check_record(nested_patient({**r, "patient_id": "x"}))}
+    found = {v.rule for v in check_record(read_record({**r, "patient_id": "x"}))}
     if found != {p["rule"] for p in planted}:
         return []  # a plant the checker cannot confirm is not a verified label
     planted.sort(key=lambda p: p["field"])

@@ -18,7 +18,7 @@ from fhir.resources.R4B.bundle import Bundle
 from ..data.example import Example
 from ..data.privacy.deid import record_schema
 from ..data.records.coherence import check_record
-from ..data.records.sources import nested_patient
+from ..data.records.mapping import read_record
 
 CODE_RE = re.compile(r"\b([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?)\b")
 PRIMARY = {
@@ -100,7 +100,7 @@ def score_record_generation(pred: str, ex: Example) -> dict:
     except jsonschema.ValidationError:
         pass
     try:
-        out["plausible"] = float(not check_record(nested_patient(obj)))
+        out["plausible"] = float(not check_record(read_record(obj)))
     except (ValueError, TypeError, AttributeError, KeyError):
         pass
     ref = parse_json(ex.reply) or {}

@@ -79,7 +79,7 @@ def deidentify(p: Patient, salt: str = "clinitune", restricted_zip3: tuple[str, 
     return {
         "patient_id": pseudonym(p.id, salt),
         "age": safe_age(p.current_age),
-        "gender": {"M": "male", "F": "female"}[p.sex],
+        "gender": {"M": "male", "F": "female", "O": "other"}.get(p.sex, "unknown"),
         "zip3": zip3(p.zip, restricted_zip3),
         "diagnoses": [
             {"code": c.code, "description": c.description, "onset_year": c.onset_date.year if c.onset_date else None}

@@ -39,8 +39,8 @@ def check_record(p: Patient) -> list[Violation]:
     def bad(rule, where, detail):
         out.append(Violation(p.id, rule, where, detail))
 
-    if p.sex not in ("M", "F"):
-        bad("demographics", "sex", f"sex must be M or F, got {p.sex!r}")
+    if p.sex not in ("M", "F", "O", "U"):
+        bad("demographics", "sex", f"sex must be M, F, O (other) or U (unknown), got {p.sex!r}")
     age_now = p.current_age
     if age_now is not None and not 0 <= age_now <= 120:
         bad("demographics", "age", f"age {age_now} is outside 0-120")
@@ -65,7 +65,7 @@ def check_record(p: Patient) -> list[Violation]:
         if p.sex == "F" and c.code.startswith(cat.MALE_ONLY):
             bad("sex_mismatch", where, f"{c.code} applies to males only")
         entry = cat.BY_CODE.get(c.code)
-        if entry and entry.sex and entry.sex != p.sex:
+        if entry and entry.sex and p.sex in ("M", "F") and entry.sex != p.sex:
             bad("sex_mismatch", where, f"{c.code} applies to {'females' if entry.sex == 'F' else 'males'} only")
         if age is not None:
             if c.code.startswith(cat.PREGNANCY) and not cat.PREGNANCY_AGES[0] <= age <= cat.PREGNANCY_AGES[1]:

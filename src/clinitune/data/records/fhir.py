@@ -26,6 +26,8 @@ ENCOUNTER_CLASS = {"inpatient": "IMP", "emergency": "EMER"}
 MODELED = ("Patient", "Encounter", "Condition", "MedicationRequest", "Observation", "AllergyIntolerance")
 SYSTEM_NAMES = {ICD10CM: "ICD-10-CM", SNOMED: "SNOMED-CT"}
 
+GENDER = {"male": "M", "female": "F", "other": "O", "unknown": "U"}  # FHIR AdministrativeGender
+
 
 def _ref(kind: str, i) -> dict:
     return {"reference": f"{kind}/{kind.lower()}-{i}"}
@@ -52,7 +54,7 @@ def to_bundle(p: Patient) -> dict:
         "resourceType": "Patient",
         "id": pid,
         "identifier": identifiers,
-        "gender": {"M": "male", "F": "female"}.get(p.sex, "unknown"),
+        "gender": {v: k for k, v in GENDER.items()}.get(p.sex, "unknown"),
     }
     if p.first_name or p.last_name:
         patient["name"] = [{"family": p.last_name, "given": [p.first_name] if p.first_name else []}]
@@ -213,12 +215,12 @@ def resources_to_patient(resources: list[dict]) -> Patient:
     name = (pat.get("name") or [{}])[0]
     telecom = {t.get("system"): t.get("value") for t in pat.get("telecom", [])}
     addr = (pat.get("address") or [{}])[0]
-    gender = pat.get("gender")
-    if gender not in ("male", "female"):
-        raise FhirError(f"Patient.gender: {gender!r}; clinitune models male and female")
+    gender = pat.get("gender") or "unknown"
+    if gender not in GENDER:
+        raise FhirError(f"Patient.gender: {gender!r}; FHIR's AdministrativeGender is male, female, other or unknown")
     p = Patient(
         id=num if num is not None and num > 0 else pat.get("id"),
-        sex="M" if gender == "male" else "F",
+        sex=GENDER[gender],
         birth_date=_date(pat.get("birthDate"), "Patient.birthDate"),
         mrn=idents.get(MRN_SYSTEM)
         or next((v for s, v in idents.items() if s not in (SSN_SYSTEM, MEMBER_SYSTEM)), None),

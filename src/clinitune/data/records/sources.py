@@ -4,8 +4,11 @@ Every source yields patient records (`Patient`) or ready instruction examples (d
 instruction/input/output or chat messages). Bad items become `Reject`s naming the file and the
 line, row or bundle entry; nothing is dropped silently.
 
-Longer than 400 lines because it holds one reader per source format (database, CSV, JSON, JSONL,
-FHIR) and the CSV and FHIR exporters that mirror them.
+Every reader counts what it read: items read = used + rejected + skipped (`Loaded.counts`).
+
+Longer than 400 lines because it holds one reader per source format (clinitune's database, any other
+database table, CSV as instructions, records or a plain table, JSON, JSONL, FHIR) and the CSV and FHIR
+exporters that mirror them.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import datetime as dt
 import io
 import json
 import logging
+import re
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from fhir.resources.R4B import get_fhir_model_class
-from sqlalchemy import Date, Float, Integer, select
+from sqlalchemy import Date, Float, Integer, MetaData, Table, inspect, select
 from tqdm import tqdm
 
 from ...errors import ClinituneError
@@ -28,15 +33,18 @@ from ...paths import atomic_write_text
 from ..example import Example, ExampleError, shape_of
 from ..example import parse as parse_example
 from ..jsonio import MAX_LINE_CHARS, decode, json_lines, utf8_text
+from ..tables import noun_of, table_examples
 from . import schema
-from .db import engine_for, require_schema
+from .db import engine_for, masked_url, require_schema
 from .fhir import MODELED, FhirError, resources_to_patient, to_bundle
-from .patient import NESTED, Allergy, ConditionFact, Medication, Observation, Patient
+from .mapping import DEFAULT, FieldMap, Notes, looks_like_record, read_record, table_is_records
+from .patient import NESTED, Patient
 from .synth import patient_rows
 
 log = logging.getLogger(__name__)
 
 KINDS = ("database", "csv", "jsonl", "json", "fhir")
+INSTRUCTION_COLUMNS = {"instruction", "output", "prompt", "completion", "response", "question", "answer"}
 CHUNK = 500
 TABLES = {"patients": schema.patients, **schema.FACT_TABLES}
 
@@ -50,6 +58,12 @@ class Reject:
     def __str__(self) -> str:
         return f"{self.file}: {self.where}: {self.reason}"
 
+    @property
+    def kind(self) -> str:
+        """The reason without its positions and values, so that the same problem counts as one."""
+        text = re.sub(r"\[\d+\]", "[]", self.reason.split(";")[0])
+        return re.sub(r"'[^']*'|\"[^\"]*\"|\b\d+(\.\d+)?\b", "…", re.sub(r"\(its keys:[^)]*\)", "", text)).strip()
+
 
 @dataclass
 class Loaded:
@@ -57,10 +71,29 @@ class Loaded:
     examples: list[Example] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     ignored: dict[str, int] = field(default_factory=dict)  # valid input outside the model, e.g. FHIR Claim
+    notes: Notes = field(default_factory=Notes)  # what was read with a caveat (a gender read as unknown, ...)
+    items: int = 0  # what the source holds: JSON objects, JSONL lines, CSV rows, FHIR patients
+    used: int = 0  # items that became a record or examples
+    skipped: Counter = field(default_factory=Counter)  # items left out on purpose, by reason
 
     @property
     def items_in(self) -> int:
-        return len(self.records) + len(self.examples) + len(self.rejects)
+        return self.items
+
+    def counts(self) -> dict:
+        """Items read = used + rejected (by reason) + skipped (by reason): the sum is checked, not assumed."""
+        rejected = Counter(r.kind for r in self.rejects)
+        if self.items != self.used + len(self.rejects) + sum(self.skipped.values()):
+            raise AssertionError(f"source counts do not add up: {self.items} read, {self.used} used, {rejected}")
+        return {
+            "items_read": self.items,
+            "items_used": self.used,
+            "records": len(self.records),
+            "examples": len(self.examples),
+            "rejected": dict(sorted(rejected.items())),
+            "skipped": dict(sorted(self.skipped.items())),
+            "notes": self.notes.as_dict(),
+        }
 
 
 # ------------------------------------------------------------------ database
@@ -142,6 +175,7 @@ def _read_flat_csv(directory: Path, out: Loaded) -> None:
     for name, table in TABLES.items():
         path = directory / f"{name}.csv"
         if not path.is_file():
+            out.items += 1
             out.rejects.append(
                 Reject(
                     str(path),
@@ -153,6 +187,7 @@ def _read_flat_csv(directory: Path, out: Loaded) -> None:
         header, rows = csv_rows(path)
         missing = [c for c in table.c.keys() if c not in header]
         if missing:
+            out.items += 1
             out.rejects.append(
                 Reject(
                     str(path),
@@ -162,6 +197,7 @@ def _read_flat_csv(directory: Path, out: Loaded) -> None:
             )
             continue
         for line, row in enumerate(rows, 2):
+            out.items += 1
             try:
                 values = {k: _parse_cell(table.c[k], row[k]) for k in table.c.keys()}
             except ValueError as exc:
@@ -169,153 +205,138 @@ def _read_flat_csv(directory: Path, out: Loaded) -> None:
                 continue
             if name == "patients":
                 patients[values["id"]] = Patient(**values)
+                out.used += 1
             elif values["patient_id"] not in patients:
                 out.rejects.append(
                     Reject(str(path), f"line {line}", f"patient_id {values['patient_id']} is not in patients.csv")
                 )
             else:
                 getattr(patients[values["patient_id"]], name).append(_row_to_fact(name, values))
+                out.used += 1
     out.records.extend(patients[k] for k in sorted(patients))
 
 
-def _read_instruction_csv(path: Path, out: Loaded, group_by: str | None = None) -> None:
-    cols, rows = csv_rows(path)
-    missing = [c for c in ("instruction", "output") if c not in cols]
-    if missing:
+def _read_records_table(rows: list[dict], file: str, out: Loaded, fmap: FieldMap, first_line: int = 2) -> None:
+    """A records CSV or table: each row holds one patient's fields and at most one fact of each kind; the rows of
+    one patient (by its id column) make one record."""
+    patients: dict[str, Patient] = {}
+    for n, row in enumerate(rows, first_line):
+        out.items += 1
+        where = f"line {n}"
+        try:
+            p = read_record(row, where, fmap, out.notes, table=True)
+        except (ValueError, TypeError) as exc:
+            out.rejects.append(Reject(file, where, str(exc).removeprefix(f"{where}: ")))
+            continue
+        out.used += 1
+        if p.id not in patients:
+            patients[p.id] = p
+            continue
+        kept = patients[p.id]
+        if (p.sex, p.age, p.birth_date) != (kept.sex, kept.age, kept.birth_date):
+            out.notes.add("demographics differ between rows of one patient; the first row's kept")
+        for name in NESTED:
+            have = {tuple(asdict(f).values())[1:] for f in getattr(kept, name)}
+            for f in getattr(p, name):
+                if tuple(asdict(f).values())[1:] not in have:
+                    getattr(kept, name).append(replace(f, id=len(getattr(kept, name)) + 1))
+    out.records.extend(patients.values())
+
+
+def _read_generic_table(rows: list[dict], header: list[str], file: str, out: Loaded, group_by: str | None) -> None:
+    out.notes.add("read as a plain table (question/answer pairs); for patient records pass --map")
+    built, empty = table_examples(rows, header, noun_of(Path(file).stem), group_by, out.notes)
+    out.items += len(rows)
+    out.used += len(built)
+    out.examples.extend(ex for _, exs in built for ex in exs)
+    if empty:
+        out.skipped["row with no value outside its identifier columns"] += len(empty)
+
+
+def read_csv(path: Path, out: Loaded, group_by: str | None = None, fmap: FieldMap = DEFAULT) -> None:
+    """An instruction CSV (instruction,input,output), a records CSV (by its columns, or with --map), our flat
+    export (a directory of one CSV per table), or any other table, which becomes question/answer pairs."""
+    if path.is_dir():
+        _read_flat_csv(path, out)
+        return
+    if path.name in {f"{t}.csv" for t in TABLES}:
+        _read_flat_csv(path.parent, out)
+        return
+    header, rows = csv_rows(path)
+    if group_by and group_by not in header:
+        raise ClinituneError(f"{path}: --group-by {group_by}: no such column; the columns are {', '.join(header)}")
+    if "instruction" in header and "output" in header:
+        for line, row in enumerate(rows, 2):
+            obj = {k: v or "" for k, v in row.items() if k is not None}
+            _add_object(obj, str(path), f"line {line}", out, group_by, fmap)
+    elif INSTRUCTION_COLUMNS & set(header):
+        # Meant as instruction pairs under other names: made into table questions, they would teach nonsense.
+        missing = [c for c in ("instruction", "output") if c not in header]
+        out.items += 1
         out.rejects.append(
             Reject(
                 str(path),
                 "header",
                 f"missing column(s) {', '.join(missing)}; an instruction CSV has instruction,output or "
-                f"instruction,input,output",
+                "instruction,input,output: rename its columns",
             )
         )
-        return
-    for line, row in enumerate(rows, 2):
-        _add_object({k: v or "" for k, v in row.items() if k is not None}, str(path), f"line {line}", out, group_by)
-
-
-def read_csv(path: Path, out: Loaded, group_by: str | None = None) -> None:
-    if path.is_dir():
-        _read_flat_csv(path, out)
-    elif path.name in {f"{t}.csv" for t in TABLES}:
-        _read_flat_csv(path.parent, out)
+    elif table_is_records(header, fmap):
+        _read_records_table(rows, str(path), out, fmap)
     else:
-        _read_instruction_csv(path, out, group_by)
+        _read_generic_table(rows, header, str(path), out, group_by)
 
 
 # ------------------------------------------------------------------ json / jsonl
 
 
-def nested_patient(obj: dict) -> Patient:
-    """The spec's nested patient JSON: demographics + diagnoses, medications, allergies, lab_results."""
-    demo = obj.get("demographics") or {}
-    gender = str(demo.get("gender") or obj.get("gender") or "").lower()
-    sex = {"male": "M", "m": "M", "female": "F", "f": "F"}.get(gender)
-    if sex is None:
-        raise ValueError(f"demographics.gender: {demo.get('gender')!r}; expected male or female")
-    age = demo.get("age", obj.get("age"))
-    if age == "90+":  # Safe Harbor's top age category
-        age = 90
-    if age is not None and (not isinstance(age, int) or not 0 <= age <= 120):
-        raise ValueError(f"demographics.age: {age!r}; expected an integer 0-120")
-    birth = demo.get("birth_date") or demo.get("date_of_birth")
-    p = Patient(
-        id=obj.get("patient_id", ""),
-        sex=sex,
-        age=age,
-        birth_date=dt.date.fromisoformat(birth) if birth else None,
-        zip=demo.get("zip_code"),
-    )
-    for i, d in enumerate(obj.get("diagnoses") or [], 1):
-        if not isinstance(d, dict) or not d.get("code"):
-            raise ValueError(f"diagnoses[{i - 1}]: expected an object with a code")
-        onset = d.get("onset_date")
-        p.conditions.append(
-            ConditionFact(
-                i, str(d["code"]).upper(), d.get("description", ""), dt.date.fromisoformat(onset) if onset else None
-            )
-        )
-    for i, m in enumerate(obj.get("medications") or [], 1):
-        m = {"name": m} if isinstance(m, str) else m
-        drug = m.get("name") or m.get("drug")
-        if not drug:
-            raise ValueError(f"medications[{i - 1}]: no name")
-        p.medications.append(
-            Medication(
-                i, str(drug).lower(), str(m.get("dose", "")), str(m.get("frequency", "")), m.get("route", "oral")
-            )
-        )
-    for i, a in enumerate(obj.get("allergies") or [], 1):
-        a = {"substance": a} if isinstance(a, str) else a
-        p.allergies.append(
-            Allergy(
-                i,
-                a.get("substance") or a.get("name", ""),
-                a.get("category", "medication"),
-                a.get("reaction", ""),
-                a.get("severity", "mild"),
-            )
-        )
-    for i, lab in enumerate(obj.get("lab_results") or [], 1):
-        name = lab.get("test") or lab.get("name") or lab.get("code")
-        if name is None or not isinstance(lab.get("value"), (int, float)):
-            raise ValueError(f"lab_results[{i - 1}]: expected a test name and a numeric value")
-        p.observations.append(
-            Observation(
-                i,
-                str(lab.get("code", name)),
-                str(name),
-                float(lab["value"]),
-                str(lab.get("unit", "")),
-                lab.get("ref_low"),
-                lab.get("ref_high"),
-                lab.get("flag"),
-            )
-        )
-    return p
-
-
-def _add_object(obj, file: str, where: str, out: Loaded, group_by: str | None = None) -> None:
+def _add_object(obj, file: str, where: str, out: Loaded, group_by: str | None, fmap: FieldMap) -> None:
+    out.items += 1
     if isinstance(obj, dict) and shape_of(obj) is not None:
         try:
             out.examples.append(parse_example(obj, f"{file}:{where}", group_by))
+            out.used += 1
         except ExampleError as exc:
             out.rejects.append(Reject(file, where, str(exc).removeprefix(f"{file}:{where}: ")))
-    elif isinstance(obj, dict) and ("demographics" in obj or "patient_id" in obj):
+    elif isinstance(obj, dict) and (fmap.user or looks_like_record(obj)):
         try:
-            out.records.append(nested_patient(obj))
+            out.records.append(read_record(obj, where, fmap, out.notes))
+            out.used += 1
         except (ValueError, TypeError, AttributeError) as exc:
-            out.rejects.append(Reject(file, where, str(exc)))
+            out.rejects.append(Reject(file, where, str(exc).removeprefix(f"{where}: ")))
     elif not isinstance(obj, dict):
         out.rejects.append(Reject(file, where, f"expected a JSON object, got {type(obj).__name__}"))
     else:
+        keys = ", ".join(map(str, list(obj)[:8])) or "none"
         out.rejects.append(
             Reject(
                 file,
                 where,
-                "unrecognized object: expected an example (instruction/output, prompt/completion, "
-                "messages or text) or a patient with demographics",
+                f"unrecognized object (keys: {keys}): expected an example (instruction/output, prompt/completion, "
+                "messages or text) or a patient record; if it is a record, write a mapping with clinitune prepare "
+                f"--suggest-map {file} and pass --map",
             )
         )
 
 
-def read_jsonl(path: Path, out: Loaded, group_by: str | None = None) -> None:
+def read_jsonl(path: Path, out: Loaded, group_by: str | None = None, fmap: FieldMap = DEFAULT) -> None:
     for n, obj, error in json_lines(path):
         if error:
+            out.items += 1
             out.rejects.append(Reject(str(path), f"line {n}", error))
         else:
-            _add_object(obj, str(path), f"line {n}", out, group_by)
+            _add_object(obj, str(path), f"line {n}", out, group_by, fmap)
 
 
-def read_json(path: Path, out: Loaded, group_by: str | None = None) -> None:
+def read_json(path: Path, out: Loaded, group_by: str | None = None, fmap: FieldMap = DEFAULT) -> None:
     data, error = decode(utf8_text(path))
     if error:
+        out.items += 1
         out.rejects.append(Reject(str(path), "file", error))
         return
     items = data if isinstance(data, list) else [data]
     for i, obj in enumerate(items):
-        _add_object(obj, str(path), f"item {i}", out, group_by)
+        _add_object(obj, str(path), f"item {i}", out, group_by, fmap)
 
 
 # ------------------------------------------------------------------ fhir
@@ -332,9 +353,11 @@ def _is_fhir_type(name: str) -> bool:
 def read_fhir_bundle(path: Path, out: Loaded) -> None:
     bundle, error = decode(utf8_text(path))
     if error:
+        out.items += 1
         out.rejects.append(Reject(str(path), "file", error))
         return
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        out.items += 1
         out.rejects.append(
             Reject(
                 str(path),
@@ -354,6 +377,7 @@ def read_fhir_bundle(path: Path, out: Loaded) -> None:
             if kind and _is_fhir_type(kind):
                 out.ignored[kind] = out.ignored.get(kind, 0) + 1
             else:
+                out.items += 1
                 out.rejects.append(
                     Reject(str(path), f"entry {i}", f"unknown resourceType {kind!r}; not a FHIR R4 resource")
                 )
@@ -369,21 +393,25 @@ def read_fhir_bundle(path: Path, out: Loaded) -> None:
             by_patient.setdefault(key, []).append({**r, "_entry": i})
     for key in order:
         resources = by_patient.get(key, [])
+        out.items += 1
         try:
             out.records.append(resources_to_patient([{k: v for k, v in r.items() if k != "_entry"} for r in resources]))
+            out.used += 1
         except (FhirError, KeyError, TypeError, ValueError) as exc:
             entry = next((r.get("_entry") for r in resources if "_entry" in r), 0)
             out.rejects.append(Reject(str(path), f"patient {key} (near entry {entry})", str(exc)))
     orphans = [k for k in by_patient if k not in order]
     if orphans and not bad_entries:
+        out.items += 1
         out.rejects.append(
             Reject(str(path), "bundle", f"resources refer to patients not in the bundle: {', '.join(orphans[:3])}")
         )
 
 
-def read_fhir(path: Path, out: Loaded, group_by: str | None = None) -> None:
+def read_fhir(path: Path, out: Loaded, group_by: str | None = None, fmap: FieldMap = DEFAULT) -> None:
     files = sorted(path.glob("*.json")) if path.is_dir() else [path]
     if not files:
+        out.items += 1
         out.rejects.append(Reject(str(path), "dir", "no *.json bundles found"))
     for f in files:
         read_fhir_bundle(f, out)
@@ -392,7 +420,37 @@ def read_fhir(path: Path, out: Loaded, group_by: str | None = None) -> None:
 READERS = {"csv": read_csv, "jsonl": read_jsonl, "json": read_json, "fhir": read_fhir}
 
 
-def load(source: str, *, db: str | None = None, path: str | Path | None = None, group_by: str | None = None) -> Loaded:
+def read_table(url: str, name: str, out: Loaded, group_by: str | None, fmap: FieldMap) -> None:
+    """A table of any database: records with a map (or by its columns), else question/answer pairs."""
+    engine = engine_for(url, readonly=True)
+    try:
+        names = inspect(engine).get_table_names()
+        if name not in names:
+            raise ClinituneError(f"--table {name}: no such table in {masked_url(url)}; its tables: {', '.join(names)}")
+        table = Table(name, MetaData(), autoload_with=engine)
+        with engine.connect() as conn:
+            rows = [{k: v for k, v in r._mapping.items()} for r in conn.execute(select(table))]
+    finally:
+        engine.dispose()
+    header = list(table.c.keys())
+    label = f"table {name}"
+    if group_by and group_by not in header:
+        raise ClinituneError(f"{label}: --group-by {group_by}: no such column; the columns are {', '.join(header)}")
+    if table_is_records(header, fmap):
+        _read_records_table(rows, label, out, fmap, first_line=1)
+    else:
+        _read_generic_table(rows, header, name, out, group_by)
+
+
+def load(
+    source: str,
+    *,
+    db: str | None = None,
+    path: str | Path | None = None,
+    group_by: str | None = None,
+    fmap: FieldMap = DEFAULT,
+    table: str | None = None,
+) -> Loaded:
     """Read a whole source; rejects are collected, never raised, so the caller can report them all."""
     if source not in KINDS:
         raise ClinituneError(f"--source {source!r}: expected one of {', '.join(KINDS)}")
@@ -400,14 +458,22 @@ def load(source: str, *, db: str | None = None, path: str | Path | None = None, 
     if source == "database":
         if not db:
             raise ClinituneError("--source database needs --db URL (e.g. sqlite:///data/clinic.db)")
-        out.records.extend(iter_database(db))
+        if table:
+            read_table(db, table, out, group_by, fmap)
+            return out
+        for p in iter_database(db):
+            out.items += 1
+            out.used += 1
+            out.records.append(p)
         return out
+    if table:
+        raise ClinituneError("--table is for --source database; a file source is one table already")
     if path is None:
         raise ClinituneError(f"--source {source} needs --path FILE_OR_DIR")
     p = Path(path)
     if not p.exists():
         raise ClinituneError(f"{p}: no such file or directory; check the path")
-    READERS[source](p, out, group_by)
+    READERS[source](p, out, group_by, fmap)
     return out
 
 
