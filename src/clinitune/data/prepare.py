@@ -265,6 +265,10 @@ def prepare(
             # First, so that dedupe keeps the table entry and drops a patient example that repeats it word for word.
             candidates[:0] = [(ex, ()) for ex in codebook(random.Random(f"{seed}:codebook")) if ex.task in tasks]
         candidates.extend(build_examples(records, tasks, seed, stats, counts, progress))
+        if source_counts is None:  # clinitune's own database streams: each patient row read is one record
+            n = counts["records"]
+            source_counts = {"items_read": n, "items_used": n, "records": n, "examples": 0}
+            source_counts.update(rejected={}, skipped={}, notes={})
         if "knowledge" in tasks and builtin:
             candidates.extend((ex, ()) for ex in knowledge(random.Random(f"{seed}:knowledge")))
         if stats is not None:
