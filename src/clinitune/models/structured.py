@@ -47,13 +47,9 @@ def bounded_schema(schema, max_items: int = 3, max_length: int = 40):
     return out
 
 
-def schema_grammar(schema: dict, llm: Llama) -> LlamaGrammar:
-    """A llama.cpp grammar that only admits JSON of this schema's shape (bounded: see bounded_schema).
-
-    The converter writes grammar text without checking it, and llama.cpp crashes on text it cannot parse
-    (a `\\d` in a pattern, for one) when sampling starts; so the text is parsed here first, against the
-    model's vocabulary, and refused with a readable error."""
-    text = json_schema_to_gbnf(json.dumps(bounded_schema(schema)))
+def check_grammar(text: str, llm: Llama) -> None:
+    """Refuse grammar text llama.cpp cannot parse, which it would otherwise crash on when sampling starts: the
+    converter writes text without checking it (a `\\d` in a pattern, for one). `llm` may be vocab-only."""
     vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
     sampler = llama_cpp.llama_sampler_init_grammar(vocab, text.encode(), b"root")
     if not sampler:
@@ -62,6 +58,12 @@ def schema_grammar(schema: dict, llm: Llama) -> LlamaGrammar:
             "\\d or \\w); write them as ranges ([0-9], [A-Za-z0-9_]) and try again"
         )
     llama_cpp.llama_sampler_free(sampler)
+
+
+def schema_grammar(schema: dict, llm: Llama) -> LlamaGrammar:
+    """A llama.cpp grammar that only admits JSON of this schema's shape (bounded: see bounded_schema), checked."""
+    text = json_schema_to_gbnf(json.dumps(bounded_schema(schema)))
+    check_grammar(text, llm)
     return LlamaGrammar.from_string(text, verbose=False)
 
 

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from ..config import Config
 from ..layout import RunDir, TrainSummary
 from ..paths import atomic_write_text
+from . import tracking
 
 matplotlib.use("Agg")  # files only, never a window: training runs headless
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
@@ -63,13 +64,15 @@ class Monitor:
                         self.eval_losses.append((rec["step"], rec["eval_loss"]))
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))
         self.tb = None
-        try:
-            # Imported here: tensorboard is optional, and without it metrics.jsonl is the record.
-            from torch.utils.tensorboard import SummaryWriter
+        if "tensorboard" in cfg.training.report_to:
+            try:
+                # Imported here: tensorboard is optional, and without it metrics.jsonl is the record.
+                from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(run.tensorboard), purge_step=resume_step + 1 if resume_step else None)
-        except ImportError:
-            log.warning("tensorboard is not installed; metrics go to metrics.jsonl only")
+                self.tb = SummaryWriter(str(run.tensorboard), purge_step=resume_step + 1 if resume_step else None)
+            except ImportError:
+                log.warning("tensorboard is not installed; metrics go to metrics.jsonl only")
+        self.mlflow = tracking.start(run, cfg) if "mlflow" in cfg.training.report_to else None
 
     def _write(self, rec: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
@@ -110,6 +113,10 @@ class Monitor:
         if self.tb:
             for k in ("loss", "lr", "grad_norm", "tokens_per_s"):
                 self.tb.add_scalar(f"train/{k}", rec[k], st.step)
+        if self.mlflow:
+            self.mlflow.log_metrics(
+                {f"train_{k}": rec[k] for k in ("loss", "lr", "grad_norm", "tokens_per_s")}, st.step
+            )
         if len(self.train_losses) >= 6:
             first = sum(v for _, v in self.train_losses[:2]) / 2
             last = sum(v for _, v in self.train_losses[-2:]) / 2
@@ -133,6 +140,8 @@ class Monitor:
         self.eval_losses.append((st.step, eval_loss))
         if self.tb:
             self.tb.add_scalar("eval/loss", eval_loss, st.step)
+        if self.mlflow:
+            self.mlflow.log_metric("eval_loss", eval_loss, step=st.step)
         recent = [v for _, v in self.train_losses[-3:]]
         if recent and eval_loss > 1.5 * (sum(recent) / len(recent)):
             self.warn(
@@ -220,3 +229,5 @@ class Monitor:
             "Trained with clinitune on de-identified data; see the data manifest.",
         ]
         atomic_write_text(self.run.model_card, "\n".join(lines) + "\n")
+        if self.mlflow:
+            tracking.finish(self.mlflow, self.run)

@@ -1,0 +1,145 @@
+"""The model card `export` writes beside the GGUF: a Hugging Face README.md with YAML metadata (base_model,
+license, tags, the eval table as model-index) and what a clinical reviewer asks before a model is deployed:
+the data it learned from (manifest hash, PHI screen counts), how it scored (each task with its interval and
+verdict against the base model), what the privacy probes found, and where it must not be used."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from ..config import Config
+from ..layout import DataDir, RunDir, TrainSummary
+
+# The embedded and common bases' licenses; anything else is "other", for the reviewer to fill in.
+LICENSES = {"HuggingFaceTB/SmolLM2-135M-Instruct": "apache-2.0", "smollm2-135m-instruct": "apache-2.0"}
+LIMITS = (
+    "Not for clinical decision-making without review by a qualified clinician: answers can be wrong, "
+    "incomplete or out of date, and read as confident.",
+    "Scored only on the tasks and data below, synthetic or de-identified; performance on another population, "
+    "site or note style is unmeasured.",
+    "Intervals are 95 % bootstrap intervals over the examples scored; with small n, a difference inside them "
+    "is not evidence.",
+    "The PHI screen reduces, but does not prove the absence of, identifiers in the training data.",
+)
+
+
+def _eval_metrics(eval_dir: Path | None) -> dict | None:
+    path = eval_dir / "metrics.json" if eval_dir else None
+    return json.loads(path.read_text()) if path and path.is_file() else None
+
+
+def model_index(name: str, metrics: dict | None) -> list[dict]:
+    """The eval table in the Hub's model-index form: one result per task, on its primary metric."""
+    results = []
+    for row in (metrics or {}).get("comparison", []):
+        subject = "fine_tuned" if row.get("fine_tuned") is not None else "gguf"
+        ci = (row.get("ci95") or {}).get(subject)
+        shown = f"{row['metric']} (95% CI {ci[0]:.3f}-{ci[1]:.3f}, n={row['n']})" if ci else row["metric"]
+        results.append(
+            {
+                "task": {"type": "text-generation", "name": row["task"]},
+                "dataset": {"name": "clinitune test split", "type": "clinitune-prepared", "split": "test"},
+                "metrics": [{"type": row["metric"], "value": row[subject], "name": shown}],
+            }
+        )
+    return [{"name": name, "results": results}] if results else []
+
+
+def _eval_section(metrics: dict | None) -> list[str]:
+    if not metrics:
+        return ["Not evaluated: run `clinitune eval --run RUN --out RUN/eval` before export to include the table."]
+    lines = ["| task | metric | n | fine-tuned [95% CI] | best baseline | verdict |", "|---|---|---|---|---|---|"]
+    for row in metrics.get("comparison", []):
+        subject = "fine_tuned" if row.get("fine_tuned") is not None else "gguf"
+        ci = (row.get("ci95") or {}).get(subject)
+        value = f"{row[subject]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+        base = [(row[b], b) for b in ("zero_shot", "few_shot") if row.get(b) is not None]
+        best = f"{max(base)[0]:.3f} ({max(base)[1].replace('_', '-')})" if base else "-"
+        lines.append(
+            f"| {row['task']} | {row['metric']} | {row['n']} | {value} | {best} | {row.get('verdict') or '-'} |"
+        )
+    return lines
+
+
+def _privacy_section(metrics: dict | None) -> list[str]:
+    p = (metrics or {}).get("privacy") or {}
+    if not p:
+        return ["No privacy probes were run."]
+    lines = []
+    mi = p.get("membership_inference")
+    if mi:
+        lines.append(
+            f"- Membership inference AUC {mi['auc']} (95% CI {mi['auc_ci95'][0]}-{mi['auc_ci95'][1]}; "
+            f"{mi['n_members']} training and {mi['n_nonmembers']} held-out examples; 0.5 is chance)"
+        )
+    ex = p.get("extraction")
+    if ex and "leaks" in ex:
+        lines.append(f"- Extraction probe: {ex['leaks']} leaks in {ex['prompts']} prompts")
+    elif ex:
+        lines.append(f"- Extraction probe: skipped ({ex.get('skipped')})")
+    can = p.get("canary_exposure")
+    if can:
+        lines.append(
+            f"- Canary exposure: at most {can['max_exposure_bits']} bits (warning above {can['warn_threshold_bits']})"
+        )
+    return lines
+
+
+def model_card(rd: RunDir, cfg: Config, summary: TrainSummary, report: dict, eval_dir: Path | None) -> str:
+    metrics = _eval_metrics(eval_dir)
+    manifest = DataDir(Path(cfg.data.train).parent).read_manifest() if cfg.data.train else None
+    phi = (manifest or {}).get("phi") or {}
+    meta = {
+        "base_model": summary.base_model,
+        "license": LICENSES.get(summary.base_model, "other"),
+        "library_name": "gguf",
+        "pipeline_tag": "text-generation",
+        "tags": ["clinitune", "healthcare", "medical", "gguf", summary.method],
+        "model-index": model_index(rd.name, metrics),
+    }
+    files = [f"| {kind} | {v['size_mb']} | {v['top1_agreement']} | {v['mean_kl']} |" for kind, v in report.items()]
+    lines = [
+        "---",
+        yaml.safe_dump(meta, sort_keys=False).rstrip(),
+        "---",
+        "",
+        f"# {rd.name}",
+        "",
+        f"A {summary.method} fine-tune of `{summary.base_model}` made with clinitune, exported to GGUF for "
+        "llama.cpp and Ollama (`clinitune serve` offers it as an OpenAI-compatible API).",
+        "",
+        "## Intended use",
+        "",
+        "Drafting and structuring support for trained staff on the tasks evaluated below (coding suggestions, "
+        "record structuring, extraction from notes), with a person reviewing every output.",
+        "",
+        "## Limits",
+        "",
+        *[f"- {x}" for x in LIMITS],
+        "",
+        "## Training data",
+        "",
+        f"- data: `{cfg.data.train}`, manifest sha256 `{summary.data_manifest}`",
+        f"- PHI screen: {phi.get('examples_flagged', 'unknown')} examples flagged, action "
+        f"{phi.get('action', 'unknown')}; by type: "
+        + (", ".join(f"{k} {n}" for k, n in (phi.get("examples_by_type") or {}).items()) or "none"),
+        f"- steps: {summary.steps}; best eval loss {summary.best_eval_loss} at step {summary.best_step}",
+        "",
+        "## Evaluation (test split, 95 % intervals, paired against the base model)",
+        "",
+        *_eval_section(metrics),
+        "",
+        "## Privacy probes",
+        "",
+        *_privacy_section(metrics),
+        "",
+        "## Files (each verified against the HF model it came from)",
+        "",
+        "| file | size MB | top-1 agreement | mean KL |",
+        "|---|---|---|---|",
+        *files,
+    ]
+    return "\n".join(lines) + "\n"
