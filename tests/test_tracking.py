@@ -16,7 +16,7 @@ def test_mlflow_gets_params_metrics_and_artifacts(tmp_path, tiny_llama):
     d.mkdir()
     for split, n in (("train", 8), ("eval", 4)):
         (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in knowledge_rows(split, n)))
-    store = (tmp_path / "mlruns").as_uri()
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = {
         "model": {"name_or_path": str(tiny_llama)},
         "data": {"train": str(d / "train.jsonl"), "eval": str(d / "eval.jsonl"), "max_seq_length": 64},
@@ -46,3 +46,4 @@ def test_mlflow_gets_params_metrics_and_artifacts(tmp_path, tiny_llama):
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "metrics.jsonl", "README.md"} <= names
     assert not (tmp_path / "run" / "tensorboard").exists()  # report_to names every destination
+    assert (tmp_path / "mlartifacts").is_dir()  # beside the store, not in the working directory

@@ -166,7 +166,7 @@ class TrainingConfig(_Section):
     report_to: list[Literal["tensorboard", "mlflow"]] = Field(
         default_factory=lambda: ["tensorboard"], description="Where metrics go besides metrics.jsonl."
     )
-    mlflow_tracking_uri: str | None = Field(None, description="Default: $MLFLOW_TRACKING_URI, else ./mlruns.")
+    mlflow_tracking_uri: str | None = Field(None, description="Default: $MLFLOW_TRACKING_URI, else ./mlflow.db.")
     mlflow_experiment: str = "clinitune"
     fsdp: Literal["off", "full_shard", "shard_grad_op"] = Field(
         "off",

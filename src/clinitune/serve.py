@@ -138,7 +138,7 @@ def rewrite_request(body: dict, limits: Limits, vocab: Llama) -> tuple[dict | No
         try:
             grammar = json_schema_to_gbnf(json.dumps(bounded_schema(schema)))
             check_grammar(grammar, vocab)
-        except (ClinituneError, ValueError, TypeError, KeyError, RecursionError) as exc:
+        except (ClinituneError, ValueError, TypeError, KeyError, RecursionError, AssertionError) as exc:
             return None, _error(400, f"response_format: the JSON Schema can't be decoded to ({exc})")
         body.pop("response_format")
         body["grammar"] = grammar
@@ -146,11 +146,16 @@ def rewrite_request(body: dict, limits: Limits, vocab: Llama) -> tuple[dict | No
 
 
 def redact(text: str, limits: Limits) -> str:
-    found = sorted(phi.screen(text), key=lambda f: f.start, reverse=True)
-    for f in found:
-        text = text[: f.start] + f"[{f.type}]" + text[f.end :]
-    if found:
-        kinds = Counter(f.type for f in found)
+    spans: list[list] = []  # detectors overlap on one identifier: merged, it is redacted and counted once
+    for f in sorted(phi.screen(text), key=lambda f: (f.start, -f.end)):
+        if spans and f.start < spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], f.end)
+        else:
+            spans.append([f.start, f.end, f.type])
+    for start, end, kind in reversed(spans):
+        text = text[:start] + f"[{kind}]" + text[end:]
+    if spans:
+        kinds = Counter(kind for _, _, kind in spans)
         limits.redacted.update(kinds)
         log.warning("phi-filter: redacted %s in an answer", ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
     return text

@@ -1,6 +1,7 @@
 """Experiment tracking in MLflow (`training.report_to: [mlflow]`): params, per-step metrics and the run's
 artifacts, in the store teams already use. The store is `training.mlflow_tracking_uri`, else
-$MLFLOW_TRACKING_URI, else a local file store `mlruns/` in the working directory; nothing leaves the machine
+$MLFLOW_TRACKING_URI, else a local SQLite store `mlflow.db` in the working directory (MLflow 3 refuses its
+old plain-file store by default), with artifacts in `mlartifacts/` beside it; nothing leaves the machine
 unless the user points it elsewhere. A resumed run continues its own MLflow run (its id is kept in the run
 directory)."""
 
@@ -34,8 +35,12 @@ def start(run: RunDir, cfg: Config):
             "training.report_to: mlflow needs MLflow: pip install 'clinitune[mlflow]' (or remove mlflow)"
         ) from None
     t = cfg.training
-    uri = t.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or (Path.cwd() / "mlruns").as_uri()
+    uri = t.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(t.mlflow_experiment) is None:
+        # Artifacts beside the database, not in whatever directory training happened to start from.
+        where = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+        mlflow.create_experiment(t.mlflow_experiment, artifact_location=where.as_uri())
     mlflow.set_experiment(t.mlflow_experiment)
     previous = run.mlflow_run_id.read_text().strip() if run.mlflow_run_id.is_file() else None
     active = mlflow.start_run(run_id=previous) if previous else mlflow.start_run(run_name=run.name)
