@@ -15,8 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from clinitune.cli import app
+from clinitune.errors import ClinituneError
 from clinitune.models.registry import ALIASES, DEFAULT_MODEL, alias_gguf
-from clinitune.serve import Limits, filter_answer, rewrite_request
+from clinitune.serve import Limits, filter_answer, resolve_gguf, rewrite_request
 
 KEY = "test-key-123"
 SCHEMA = {
@@ -148,3 +149,15 @@ def test_a_schema_llama_cpp_cannot_express_is_a_400():
     body = {"messages": [], "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "bogus"}}}}
     _, refusal = rewrite_request(body, Limits(allow_phi=True), vocab)
     assert refusal is not None and refusal[0] == 400
+
+
+def test_run_resolves_to_the_gguf_its_export_wrote(tmp_path):
+    with pytest.raises(ClinituneError, match="no exported GGUF; run clinitune export --run"):
+        resolve_gguf(tmp_path, None)
+    (tmp_path / "export").mkdir()
+    f = tmp_path / "export" / "run-q4_k_m.gguf"
+    f.write_bytes(b"GGUF")
+    (tmp_path / "export" / "export.json").write_text(json.dumps({"gguf": str(f)}))
+    assert resolve_gguf(tmp_path, None) == f
+    with pytest.raises(ClinituneError, match="exactly one of --run"):
+        resolve_gguf(tmp_path, f)
