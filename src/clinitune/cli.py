@@ -63,7 +63,7 @@ Overrides = Annotated[
 # Flags that stand for config keys, per command: the one table that turns a flag into the `--set` it is
 # shorthand for, so a flag and its key can never disagree and a run's config.yaml records either.
 FLAG_KEYS = {
-    "train": {"seed": "training.seed", "allow_phi": "data.allow_phi"},
+    "train": {"seed": "training.seed", "allow_phi": "data.allow_phi", "minutes": "training.max_minutes"},
     "eval": {
         "constrain": "eval.constrain",
         "seed": "training.seed",
@@ -382,6 +382,10 @@ def train(
         bool,
         typer.Option("--allow-phi", help="Train on a file the PHI screen flags (data.allow_phi); recorded in the run."),
     ] = False,
+    minutes: Annotated[
+        float | None,
+        typer.Option(help="Train for this many minutes: steps and schedule planned from a measured step time."),
+    ] = None,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
@@ -389,7 +393,7 @@ def train(
     _setup_logging(quiet)
     from .config import config_warnings, load_config, to_yaml
 
-    cfg = load_config(config, _sets("train", overrides, seed=seed, allow_phi=allow_phi))
+    cfg = load_config(config, _sets("train", overrides, seed=seed, allow_phi=allow_phi, minutes=minutes))
     for w in config_warnings(cfg):
         typer.secho(f"warning: {w}", err=True, fg=typer.colors.YELLOW)
     if dry_run:
@@ -400,6 +404,7 @@ def train(
         args = ["train", "--config", str(config), *[a for s in (overrides or []) for a in ("--set", s)]]
         args += (["--resume"] if resume else []) + (["--force"] if force else []) + (["--quiet"] if quiet else [])
         args += ["--allow-phi"] if allow_phi else []
+        args += ["--minutes", str(minutes)] if minutes else []
         args += ["--seed", str(seed)] if seed is not None else []
         raise typer.Exit(_launch(nproc, args))
     from .data.manifest import phi_gate
@@ -749,6 +754,9 @@ def quickstart(
         int | None,
         typer.Option(min=8, help="Eval sample budget, as clinitune eval --limit (default: the profile's)."),
     ] = None,
+    minutes: Annotated[
+        float | None, typer.Option(help="Training budget in minutes, instead of a step count (training.max_minutes).")
+    ] = None,
     fresh: Annotated[bool, typer.Option(help="Redo every step, ignoring finished ones.")] = False,
     seed: Seed = None,
     quiet: Quiet = False,
@@ -765,6 +773,7 @@ def quickstart(
         seed=42 if seed is None else seed,
         steps=steps,
         eval_limit=eval_limit,
+        minutes=minutes,
     )
 
 

@@ -110,6 +110,15 @@ class DataConfig(_Section):
             "Unlisted tasks weigh 1. Balances short fact tasks against long JSON ones."
         ),
     )
+    task_temperature: float | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description=(
+            "Temperature sampling over tasks: a task's share of an epoch goes as n^(1/T); 1 keeps the data's mix, "
+            "larger evens it out so small hard tasks are not drowned by long ones. task_weights still win."
+        ),
+    )
     allow_phi: bool = Field(
         False,
         description=(
@@ -146,6 +155,12 @@ class TrainingConfig(_Section):
     max_grad_norm: float = Field(1.0, gt=0.0)
     num_train_epochs: float = Field(3, gt=0, le=1000)
     max_steps: int = Field(-1, ge=-1, description="-1: train for num_train_epochs.")
+    max_minutes: float | None = Field(
+        None,
+        ge=0.5,
+        le=10080,
+        description="Train for this long instead: steps, warmup and decay are planned from a measured step time.",
+    )
 
     @field_validator("max_steps")
     @classmethod
@@ -447,6 +462,7 @@ def config_warnings(cfg: Config) -> list[str]:
 RESUMABLE = (
     "training.output_dir",
     "training.max_steps",
+    "training.max_minutes",
     "training.num_train_epochs",
     "training.save_steps",
     "training.eval_steps",

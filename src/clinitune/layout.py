@@ -43,6 +43,7 @@ class TrainSummary:
     loop_response_tokens: int = 0
     first_step_seconds: float | None = None  # the first step pays for allocations: kept apart for steady rates
     first_step_tokens: int | None = None
+    task_mixture: dict = field(default_factory=dict)  # task -> examples, weight, share of an epoch
 
     def to_dict(self) -> dict:
         return asdict(self)

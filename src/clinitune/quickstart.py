@@ -107,6 +107,8 @@ def _train_config(workdir: Path, prof: dict, seed: int) -> Path:
     data.setdefault("training", {}).update(
         {"output_dir": str(workdir / "run"), "max_steps": prof["max_steps"], "seed": seed}
     )
+    if prof.get("max_minutes"):
+        data["training"]["max_minutes"] = prof["max_minutes"]
     for section in ("training", "data"):
         data[section].update(prof.get(section, {}))
     path = workdir / "train_config.yaml"
@@ -142,11 +144,17 @@ def run_quickstart(
     seed: int,
     steps: int | None = None,
     eval_limit: int | None = None,
+    minutes: float | None = None,
 ) -> QuickstartSummary:
     if profile not in PROFILES:
         raise ClinituneError(f"--profile {profile!r}: expected one of {', '.join(PROFILES)}")
     prof = dict(PROFILES[profile])
-    for key, value in (("patients", patients), ("max_steps", steps), ("eval_limit", eval_limit)):
+    for key, value in (
+        ("patients", patients),
+        ("max_steps", steps),
+        ("eval_limit", eval_limit),
+        ("max_minutes", minutes),
+    ):
         if value:
             prof[key] = value
     workdir = workdir.resolve()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 
 from ..config import Config
 from ..data.example import load as load_examples
@@ -30,6 +31,30 @@ def weighted_order(data: Tokenized, weights: dict[str, float], rng: random.Rando
         order += idx * int(w)
         order += rng.sample(idx, round((w % 1) * len(idx)))
     return order
+
+
+def mixture(tasks: list[str], explicit: dict[str, float], temperature: float | None) -> dict[str, float]:
+    """Each task's repeat factor per epoch. With a temperature T, a task's share of an epoch goes as n^(1/T)
+    (temperature sampling, as multilingual training mixes languages): T=1 keeps the data's mix, a larger T
+    evens it out, so a small hard task (code lookup) is not drowned by long record tasks. The config's own
+    task_weights win over the computed ones."""
+    counts = Counter(tasks)
+    weights: dict[str, float] = {}
+    if temperature:
+        total, z = sum(counts.values()), sum(n ** (1 / temperature) for n in counts.values())
+        weights = {t: round(min(100.0, n ** (1 / temperature) / z * total / n), 3) for t, n in sorted(counts.items())}
+    return {**weights, **explicit}
+
+
+def mixture_report(tasks: list[str], weights: dict[str, float]) -> dict[str, dict]:
+    """Per task: its examples, its weight, and its share of an epoch after weighting (what the run trained on)."""
+    counts = Counter(tasks)
+    drawn = {t: n * weights.get(t, 1.0) for t, n in counts.items()}
+    total = sum(drawn.values()) or 1
+    return {
+        t: {"examples": counts[t], "weight": weights.get(t, 1.0), "share": round(drawn[t] / total, 4)}
+        for t in sorted(counts)
+    }
 
 
 def epoch_rows(

@@ -8,6 +8,9 @@ Why not transformers.Trainer: the loss here never materializes full-vocabulary l
 tokens (the head and its cross-entropy run fused, in chunks, on response positions only), packed rows keep
 examples apart through restarting position ids, and checkpoints hold exactly what an exact
 resume needs (trainable weights, optimizer, scheduler, RNG states, data position).
+
+Longer than 400 lines because the three stages, the step and the budget planner share one Session and
+read best top to bottom in one file, as torchtune's recipes do.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from ..models.adapt import plan as make_plan
 from ..models.loading import load_tokenizer
 from ..models.registry import resolve_model
 from ..paths import atomic_dir, atomic_write_text
+from .budget import FINISH_SECONDS, BudgetPlan, time_step
+from .budget import plan as plan_steps
 from .callbacks import Monitor, Silent
 from .checkpoints import (
     State,
@@ -49,7 +54,7 @@ from .checkpoints import (
     save_checkpoint,
     seed_everything,
 )
-from .collate import epoch_rows, load_data, micro_batches
+from .collate import epoch_rows, load_data, micro_batches, mixture, mixture_report
 from .distributed import Dist, deepspeed_engine, full_tensor, init_distributed, reshard, trainable_state, wrap
 from .optim import lr_lambda, make_optimizer
 
@@ -110,12 +115,15 @@ class Session:
     state: State
     monitor: Monitor | Silent
     gates: list[dict]
+    deadline: float | None = None  # time.monotonic() when a budgeted run must stop
+    task_weights: dict[str, float] | None = None  # each task's repeat factor per epoch (collate.mixture)
 
 
 def train(cfg: Config, *, resume: bool = False, quiet: bool = False) -> TrainSummary | None:
     """Train as `cfg` says; the summary on rank 0, None on the other ranks."""
     if not cfg.data.train:
         raise ClinituneError("data.train is not set; point it at train.jsonl from clinitune prepare")
+    started = time.monotonic()
     plan = make_plan(cfg)
     run = RunDir(Path(cfg.training.output_dir))
     run.claim()
@@ -123,7 +131,7 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False) -> TrainSum
     try:
         # Rank 0 holds the run: a second `train` into the same directory stops before writing anything.
         with run.lock() if dist.rank == 0 else contextlib.nullcontext():
-            session = setup(cfg, plan, dist, resume=resume, quiet=quiet)
+            session = setup(cfg, plan, dist, resume=resume, quiet=quiet, started=started)
             timing = fit(session)
             summary = finish(session, timing)
     except BaseException:
@@ -135,7 +143,7 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False) -> TrainSum
     return summary
 
 
-def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool) -> Session:
+def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, started: float = 0.0) -> Session:
     t = cfg.training
     run = RunDir(Path(t.output_dir))
     if run.path.exists() and run.checkpoints() and not resume:
@@ -157,12 +165,22 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool) -> 
     root = wrap(model, plan.device, dist, quantized=plan.four_bit)  # the optimizer must see the sharded parameters
     root.train()
     rows_per_step = t.per_device_train_batch_size * t.gradient_accumulation_steps * dist.world
-    rows0 = epoch_rows(train_data, t.seed, 0, cfg.data.max_seq_length, cfg.data.packing, weights=cfg.data.task_weights)
+    task_weights = mixture(train_data.tasks, cfg.data.task_weights, cfg.data.task_temperature)
+    rows0 = epoch_rows(train_data, t.seed, 0, cfg.data.max_seq_length, cfg.data.packing, weights=task_weights)
     total_steps = (
         t.max_steps
         if t.max_steps > 0
         else math.ceil(t.num_train_epochs * max(1, math.ceil(len(rows0) / rows_per_step)))
     )
+    budget = None
+    ckpt = intact_checkpoint(run) if resume else None
+    if t.max_minutes and ckpt is not None:
+        total_steps = run.read_config().training.max_steps  # the plan the run began with, so the schedule holds
+    elif t.max_minutes:
+        budget = plan_budget(cfg, plan, dist, root, rows0[:rows_per_step], eval_rows, tok.pad_token_id, started)
+        total_steps = budget.steps
+    if t.max_minutes:  # config.yaml records the planned steps: a resume keeps the schedule
+        cfg = cfg.model_copy(update={"training": t.model_copy(update={"max_steps": total_steps})})
     opt = make_optimizer(cfg, model, plan.device)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lr_lambda(t.lr_scheduler_type, round(t.warmup_ratio * total_steps), total_steps)
@@ -172,7 +190,6 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool) -> 
         root = deepspeed_engine(root, opt, dist)
 
     st = State()
-    ckpt = intact_checkpoint(run) if resume else None
     if resume and ckpt is None:
         log.warning("--resume: no intact checkpoint in %s; starting from step 0", run.path)
     if ckpt is not None:
@@ -191,6 +208,11 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool) -> 
         f"{len(train_data.input_ids)} train examples in {len(rows0)} rows; {total_steps} steps"
         + (f"; {dist.describe()}" if dist.world > 1 else "")
     )
+    if budget is not None:
+        monitor.note(budget.describe())
+    if cfg.data.task_temperature:
+        mix = mixture_report(train_data.tasks, task_weights)
+        monitor.note("task mixture: " + ", ".join(f"{k} {v['share']:.1%} (x{v['weight']:g})" for k, v in mix.items()))
     return Session(
         cfg=cfg,
         plan=plan,
@@ -208,7 +230,29 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool) -> 
         state=st,
         monitor=monitor,
         gates=gates,
+        deadline=started + t.max_minutes * 60 - FINISH_SECONDS if budget is not None else None,
+        task_weights=task_weights,
     )
+
+
+def plan_budget(cfg: Config, plan: Plan, dist: Dist, root, rows: list[Row], eval_rows, pad_id, started) -> BudgetPlan:
+    """Time a real step (forward and backward, gradients dropped) and plan the steps that fit the budget."""
+    t = cfg.training
+    if dist.deepspeed is not None:
+        raise ClinituneError("training.max_minutes: not with DeepSpeed yet; set training.max_steps instead")
+    mine = micro_batches(
+        rows, dist.rank, t.per_device_train_batch_size * t.gradient_accumulation_steps, t.per_device_train_batch_size
+    )
+
+    def step() -> None:
+        for mb in mine:
+            with autocast(plan):
+                loss, _ = root(collate(mb or rows[:1], pad_id))
+            (loss * (1.0 if mb else 0.0)).backward()
+        root.zero_grad(set_to_none=True)
+
+    seconds = max(dist.sum(time_step(step))[0] / dist.world, 1e-3)
+    return plan_steps(t.max_minutes, time.monotonic() - started, seconds, len(eval_rows), len(rows), t.eval_steps)
 
 
 def train_step(s: Session, step_rows: list[Row]) -> tuple[float, int, float]:
@@ -289,7 +333,7 @@ def fit(s: Session) -> Timing:
 
     def rows_of(epoch: int) -> list[Row]:
         return epoch_rows(
-            s.train_data, t.seed, epoch, cfg.data.max_seq_length, cfg.data.packing, weights=cfg.data.task_weights
+            s.train_data, t.seed, epoch, cfg.data.max_seq_length, cfg.data.packing, weights=s.task_weights
         )
 
     rows = rows_of(st.epoch)
@@ -328,7 +372,12 @@ def fit(s: Session) -> Timing:
         window_loss, window_tokens = window_loss + step_loss, window_tokens + n_tokens
         bar.update(1)
         s.monitor.check_grad(st, grad_norm)
-        last = st.step == s.total_steps
+        out_of_time = s.deadline is not None and time.monotonic() > s.deadline
+        if out_of_time:
+            s.monitor.note(
+                f"budget reached at step {st.step} of {s.total_steps}: a last eval and checkpoint, then stop"
+            )
+        last = st.step == s.total_steps or out_of_time
         if st.step % t.logging_steps == 0 or last:
             tok_s = (st.tokens - s.monitor.tokens_at_window) / max(time.perf_counter() - window_start, 1e-9)
             s.monitor.log_train(
@@ -347,6 +396,8 @@ def fit(s: Session) -> Timing:
         if st.step % t.save_steps == 0 or last or st.stopped_early:
             save_checkpoint(s.run, s.root, s.model, s.opt, s.sched, st, t.save_total_limit, dist)
         fault_injection(st.step)
+        if out_of_time:
+            break
     bar.close()
     return Timing(
         time.perf_counter() - loop_start,
@@ -394,6 +445,7 @@ def finish(s: Session, timing: Timing) -> TrainSummary | None:
         loop_response_tokens=timing.loop_response_tokens,
         first_step_seconds=round(timing.first_step[0], 2) if timing.first_step else None,
         first_step_tokens=timing.first_step[1] if timing.first_step else None,
+        task_mixture=mixture_report(s.train_data.tasks, s.task_weights or {}),
     )
     atomic_write_text(run.summary_file, json.dumps(summary.to_dict(), indent=2))
     s.monitor.finish(summary)
