@@ -232,6 +232,16 @@ class ExportConfig(_Section):
     eval_dir: str | None = Field(None, description="Eval output whose table goes in the model card (default RUN/eval).")
 
 
+class PrivacyConfig(_Section):
+    """Differentially private training (DP-SGD) with the patient as the unit; off unless target_epsilon is set."""
+
+    target_epsilon: float | None = Field(None, gt=0, le=100, description="The (epsilon, delta) guarantee to meet.")
+    delta: float | None = Field(None, gt=0, lt=1, description="Default: 1 / the number of training patients.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Each patient's gradient is clipped to this L2 norm.")
+    patients_per_step: int = Field(16, ge=1, description="Expected patients per step (Poisson sampling rate x N).")
+    accountant: Literal["rdp", "prv"] = "rdp"
+
+
 class ServeConfig(_Section):
     """Defaults of `clinitune serve` (its flags override them). The API key is never a config value: a flag or
     $CLINITUNE_API_KEY, so it stays out of the run's config.yaml."""
@@ -255,6 +265,7 @@ class Config(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
     @model_validator(mode="after")
     def _method_matches_quantization(self) -> Config:

@@ -44,6 +44,7 @@ class TrainSummary:
     first_step_seconds: float | None = None  # the first step pays for allocations: kept apart for steady rates
     first_step_tokens: int | None = None
     task_mixture: dict = field(default_factory=dict)  # task -> examples, weight, share of an epoch
+    privacy: dict | None = None  # DP-SGD: the plan (epsilon, delta, noise, sampling rate, unit) and epsilon spent
 
     def to_dict(self) -> dict:
         return asdict(self)

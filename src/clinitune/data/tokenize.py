@@ -44,6 +44,7 @@ class Tokenized:
     input_ids: list[list[int]] = field(default_factory=list)
     n_prompt: list[int] = field(default_factory=list)  # tokens before the response starts
     tasks: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)  # each example's patient (or group): DP's privacy unit
     source: list[int] = field(default_factory=list)  # index of each kept example in the input list
     truncated: int = 0
     dropped: int = 0  # prompt alone longer than the row: nothing left to learn from
@@ -72,6 +73,7 @@ def tokenize(tok, examples: list[Example], max_len: int) -> Tokenized:
         out.input_ids.append(full)
         out.n_prompt.append(len(prompt))
         out.tasks.append(ex.task)
+        out.groups.append(ex.group)
         out.source.append(k)
     return out
 

@@ -88,6 +88,16 @@ def _privacy_section(metrics: dict | None) -> list[str]:
     return lines
 
 
+def _dp_line(dp: dict | None) -> str:
+    if not dp:
+        return "- differential privacy: none (the PHI screen alone stands between the data and the weights)"
+    return (
+        f"- differential privacy (DP-SGD, the patient as the unit): epsilon {dp['epsilon_spent']:.2f} spent of "
+        f"{dp['target_epsilon']:g}, delta {dp['delta']:.2g}, {dp['accountant']} accountant, noise multiplier "
+        f"{dp['noise_multiplier']:.3f}, sampling rate {dp['sample_rate']:.4f}, clip {dp['max_grad_norm']:g}"
+    )
+
+
 def model_card(rd: RunDir, cfg: Config, summary: TrainSummary, report: dict, eval_dir: Path | None) -> str:
     metrics = _eval_metrics(eval_dir)
     manifest = DataDir(Path(cfg.data.train).parent).read_manifest() if cfg.data.train else None
@@ -97,7 +107,8 @@ def model_card(rd: RunDir, cfg: Config, summary: TrainSummary, report: dict, eva
         "license": LICENSES.get(summary.base_model, "other"),
         "library_name": "gguf",
         "pipeline_tag": "text-generation",
-        "tags": ["clinitune", "healthcare", "medical", "gguf", summary.method],
+        "tags": ["clinitune", "healthcare", "medical", "gguf", summary.method]
+        + (["differential-privacy"] if summary.privacy else []),
         "model-index": model_index(rd.name, metrics),
     }
     files = [f"| {kind} | {v['size_mb']} | {v['top1_agreement']} | {v['mean_kl']} |" for kind, v in report.items()]
@@ -127,6 +138,7 @@ def model_card(rd: RunDir, cfg: Config, summary: TrainSummary, report: dict, eva
         f"{phi.get('action', 'unknown')}; by type: "
         + (", ".join(f"{k} {n}" for k, n in (phi.get("examples_by_type") or {}).items()) or "none"),
         f"- steps: {summary.steps}; best eval loss {summary.best_eval_loss} at step {summary.best_step}",
+        _dp_line(summary.privacy),
         "",
         "## Evaluation (test split, 95 % intervals, paired against the base model)",
         "",

@@ -156,3 +156,10 @@ def apply_method(cfg: Config, model, p: Plan):
             if hasattr(m, "cast_input_dtype_enabled"):
                 m.cast_input_dtype_enabled = False
     return model
+
+
+def autocast(plan: Plan):
+    """Mixed precision as the plan says (bf16 or fp16 compute), or a no-op for fp32."""
+    return torch.autocast(
+        plan.device, dtype=plan.compute_dtype or torch.float32, enabled=plan.compute_dtype is not None
+    )

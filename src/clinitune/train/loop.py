@@ -36,11 +36,12 @@ from ..data.manifest import phi_gate
 from ..data.tokenize import Row, Tokenized, collate
 from ..errors import ClinituneError
 from ..layout import DataDir, RunDir, TrainSummary
-from ..models.adapt import Plan, apply_method, load_for_training
+from ..models.adapt import Plan, apply_method, autocast, load_for_training
 from ..models.adapt import plan as make_plan
 from ..models.loading import load_tokenizer
 from ..models.registry import resolve_model
 from ..paths import atomic_dir, atomic_write_text
+from . import private
 from .budget import FINISH_SECONDS, BudgetPlan, time_step
 from .budget import plan as plan_steps
 from .callbacks import Monitor, Silent
@@ -63,13 +64,6 @@ log = logging.getLogger(__name__)
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def autocast(plan: Plan):
-    """Mixed precision as the plan says (bf16 or fp16 compute), or a no-op for fp32."""
-    return torch.autocast(
-        plan.device, dtype=plan.compute_dtype or torch.float32, enabled=plan.compute_dtype is not None
-    )
 
 
 def eval_loss(root, rows: list[Row], batch_size: int, plan: Plan, pad_id: int, dist: Dist = Dist()) -> float:
@@ -117,6 +111,8 @@ class Session:
     gates: list[dict]
     deadline: float | None = None  # time.monotonic() when a budgeted run must stop
     task_weights: dict[str, float] | None = None  # each task's repeat factor per epoch (collate.mixture)
+    dp: private.DPPlan | None = None  # DP-SGD, when privacy.target_epsilon is set
+    dp_rows: dict[str, list[Row]] | None = None  # each patient's rows, packed apart from everyone else's
 
 
 def train(cfg: Config, *, resume: bool = False, quiet: bool = False) -> TrainSummary | None:
@@ -172,6 +168,14 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, sta
         if t.max_steps > 0
         else math.ceil(t.num_train_epochs * max(1, math.ceil(len(rows0) / rows_per_step)))
     )
+    dp = dp_rows = None
+    if cfg.privacy.target_epsilon:
+        private.refuse_unsupported(cfg, dist.world)
+        n_units = len(set(train_data.groups))
+        if t.max_steps <= 0:
+            total_steps = math.ceil(t.num_train_epochs * n_units / cfg.privacy.patients_per_step)
+        dp = private.plan(cfg, train_data.groups, total_steps)
+        dp_rows = private.units(train_data, train_data.groups, cfg.data.max_seq_length, cfg.data.packing)
     budget = None
     ckpt = intact_checkpoint(run) if resume else None
     if t.max_minutes and ckpt is not None:
@@ -210,6 +214,12 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, sta
     )
     if budget is not None:
         monitor.note(budget.describe())
+    if dp is not None:
+        monitor.note(
+            f"DP-SGD, the patient as the unit: target epsilon {dp.target_epsilon:g}, delta {dp.delta:.2g} over "
+            f"{dp.steps} steps; noise multiplier {dp.noise_multiplier:.3f}, {dp.sample_rate:.4f} of "
+            f"{dp.patients} patients per step, clip {dp.max_grad_norm:g} ({dp.accountant} accountant)"
+        )
     if cfg.data.task_temperature:
         mix = mixture_report(train_data.tasks, task_weights)
         monitor.note("task mixture: " + ", ".join(f"{k} {v['share']:.1%} (x{v['weight']:g})" for k, v in mix.items()))
@@ -232,6 +242,8 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, sta
         gates=gates,
         deadline=started + t.max_minutes * 60 - FINISH_SECONDS if budget is not None else None,
         task_weights=task_weights,
+        dp=dp,
+        dp_rows=dp_rows,
     )
 
 
@@ -299,6 +311,19 @@ def train_step(s: Session, step_rows: list[Row]) -> tuple[float, int, float]:
     return step_loss, n_tokens, grad_norm
 
 
+def private_step(s: Session, step_no: int) -> tuple[float, int, int, float]:
+    """One DP-SGD step (private.step computes the noised gradient), then the optimizer and the schedule."""
+    trainable = [p for p in s.model.parameters() if p.requires_grad]
+    t = s.cfg.training
+    out = private.step(
+        s.root, trainable, s.plan, s.tok.pad_token_id, s.dp_rows, s.dp, t.seed, step_no, t.per_device_train_batch_size
+    )
+    s.opt.step()
+    s.opt.zero_grad(set_to_none=True)
+    s.sched.step()
+    return out
+
+
 def evaluate_and_keep_best(s: Session, bar) -> None:
     """Eval loss now; keep the best weights; count evals without improvement for early stopping."""
     st, t = s.state, s.cfg.training
@@ -349,16 +374,20 @@ def fit(s: Session) -> Timing:
         dynamic_ncols=True,
     )
     while st.step < s.total_steps and not st.stopped_early:
-        start = st.batch_in_epoch * rows_per_step
-        if start >= len(rows):
-            st.epoch, st.batch_in_epoch = st.epoch + 1, 0
-            rows = rows_of(st.epoch)
-            continue
-        step_rows = rows[start : start + rows_per_step]
-        step_loss, n_tokens, grad_norm = train_step(s, step_rows)
+        if s.dp is None:
+            start = st.batch_in_epoch * rows_per_step
+            if start >= len(rows):
+                st.epoch, st.batch_in_epoch = st.epoch + 1, 0
+                rows = rows_of(st.epoch)
+                continue
+            step_rows = rows[start : start + rows_per_step]
+            step_loss, n_tokens, grad_norm = train_step(s, step_rows)
+            st.batch_in_epoch += 1
+            n_ids = sum(len(r.ids) for r in step_rows)
+        else:
+            step_loss, n_tokens, n_ids, grad_norm = private_step(s, st.step + 1)
         st.step += 1
-        st.batch_in_epoch += 1
-        st.tokens += sum(len(r.ids) for r in step_rows)
+        st.tokens += n_ids
         st.response_tokens += n_tokens
         if first_step is None:
             first_step = (time.perf_counter() - loop_start, st.tokens - tokens_at_start)
@@ -446,6 +475,9 @@ def finish(s: Session, timing: Timing) -> TrainSummary | None:
         first_step_seconds=round(timing.first_step[0], 2) if timing.first_step else None,
         first_step_tokens=timing.first_step[1] if timing.first_step else None,
         task_mixture=mixture_report(s.train_data.tasks, s.task_weights or {}),
+        privacy={**s.dp.to_dict(), "epsilon_spent": private.spent(s.dp, st.step), "steps_taken": st.step}
+        if s.dp
+        else None,
     )
     atomic_write_text(run.summary_file, json.dumps(summary.to_dict(), indent=2))
     s.monitor.finish(summary)

@@ -1,0 +1,94 @@
+"""DP-SGD with the patient as the unit: the reported epsilon matches an independent accountant, and a
+patient's examples enter a step together or not at all."""
+
+import json
+
+import dp_accounting
+import pytest
+import yaml
+
+from clinitune.config import load_config
+from clinitune.data.tokenize import Tokenized
+from clinitune.errors import ClinituneError
+from clinitune.train import private
+from clinitune.train.loop import train
+
+
+def _rows(n_patients: int, per_patient: int) -> list[dict]:
+    return [
+        {
+            "task": "knowledge",
+            "group": f"patient{p}",
+            "instruction": f"State coding rule {p}-{k}.",
+            "output": f"Rule {p}-{k}: code to the highest specificity.",
+        }
+        for p in range(n_patients)
+        for k in range(per_patient)
+    ]
+
+
+def _independent_epsilon(sigma: float, q: float, steps: int, delta: float) -> float:
+    """Google's dp_accounting, not Opacus: the same Poisson-subsampled Gaussian, composed `steps` times, over
+    the RDP orders Opacus uses."""
+    event = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma)), steps
+    )
+    acc = dp_accounting.rdp.RdpAccountant(orders=[1 + x / 10 for x in range(1, 100)] + list(range(12, 64)))
+    acc.compose(event)
+    return acc.get_epsilon(delta)
+
+
+def test_dp_training_reports_the_epsilon_an_independent_accountant_computes(tmp_path, tiny_llama):
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(40, 2)))
+    cfg = {
+        "model": {"name_or_path": str(tiny_llama)},
+        "data": {"train": str(tmp_path / "train.jsonl"), "max_seq_length": 64},
+        "training": {
+            "output_dir": str(tmp_path / "run"),
+            "max_steps": 6,
+            "precision": "fp32",
+            "early_stopping_patience": None,
+            "gradient_checkpointing": False,
+            "per_device_train_batch_size": 2,
+        },
+        "privacy": {"target_epsilon": 4.0, "patients_per_step": 4, "max_grad_norm": 0.5},
+    }
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    summary = train(load_config(tmp_path / "cfg.yaml"), quiet=True)
+    dp = summary.privacy
+    assert (dp["patients"], dp["sample_rate"], dp["steps_taken"], dp["delta"]) == (40, 0.1, 6, 0.025)
+    assert dp["unit"].startswith("patient")
+    independent = _independent_epsilon(dp["noise_multiplier"], dp["sample_rate"], 6, dp["delta"])
+    assert dp["epsilon_spent"] == pytest.approx(independent, rel=0.03)
+    assert dp["epsilon_spent"] == pytest.approx(4.0, rel=0.03)  # the noise was chosen to meet the target
+
+
+def test_a_patient_enters_a_step_whole_and_alone():
+    groups = ["a", "a", "b", "c", "c", "c"]
+    data = Tokenized(
+        input_ids=[[10, 11], [12, 13], [20, 21], [30, 31], [32, 33], [34, 35]],
+        n_prompt=[1] * 6,
+        tasks=["t"] * 6,
+        groups=groups,
+        source=list(range(6)),
+    )
+    rows = private.units(data, groups, max_len=64, packing=True)
+    # packing keeps each patient's examples together and apart from everyone else's
+    assert {g: sorted(i for r in rs for i in r.ids) for g, rs in rows.items()} == {
+        "a": [10, 11, 12, 13],
+        "b": [20, 21],
+        "c": [30, 31, 32, 33, 34, 35],
+    }
+    draws = [private.sample(sorted(rows), 0.25, seed=1, step=s) for s in range(4000)]
+    for g in rows:
+        rate = sum(g in d for d in draws) / len(draws)
+        assert abs(rate - 0.25) < 0.03  # Poisson sampling: each patient independently, at rate q
+    assert private.sample(sorted(rows), 0.25, 1, 7) == private.sample(sorted(rows), 0.25, 1, 7)  # resume draws alike
+
+
+def test_dp_refuses_what_it_cannot_account_for(tmp_path):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"privacy": {"target_epsilon": 4}, "training": {"max_minutes": 5}}))
+    with pytest.raises(ClinituneError, match="training.max_steps instead"):
+        private.refuse_unsupported(load_config(tmp_path / "c.yaml"), world=1)
+    with pytest.raises(ClinituneError, match="one process"):
+        private.refuse_unsupported(load_config(None, ["privacy.target_epsilon=4"]), world=2)
