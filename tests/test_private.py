@@ -56,7 +56,7 @@ def test_dp_training_reports_the_epsilon_an_independent_accountant_computes(tmp_
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     summary = train(load_config(tmp_path / "cfg.yaml"), quiet=True)
     dp = summary.privacy
-    assert (dp["patients"], dp["sample_rate"], dp["steps_taken"], dp["delta"]) == (40, 0.1, 6, 0.025)
+    assert (dp["units"], dp["patients"], dp["sample_rate"], dp["steps_taken"], dp["delta"]) == (40, 40, 0.1, 6, 0.025)
     assert dp["unit"].startswith("patient")
     independent = _independent_epsilon(dp["noise_multiplier"], dp["sample_rate"], 6, dp["delta"])
     assert dp["epsilon_spent"] == pytest.approx(independent, rel=0.03)
@@ -64,13 +64,13 @@ def test_dp_training_reports_the_epsilon_an_independent_accountant_computes(tmp_
 
 
 def test_a_patient_enters_a_step_whole_and_alone():
-    groups = ["a", "a", "b", "c", "c", "c"]
+    groups = ["a", "a", "b", "c", "c", "c", "reference:icd10", "reference:icd10"]
     data = Tokenized(
-        input_ids=[[10, 11], [12, 13], [20, 21], [30, 31], [32, 33], [34, 35]],
-        n_prompt=[1] * 6,
-        tasks=["t"] * 6,
+        input_ids=[[10, 11], [12, 13], [20, 21], [30, 31], [32, 33], [34, 35], [90, 91], [92, 93]],
+        n_prompt=[1] * 8,
+        tasks=["t"] * 8,
         groups=groups,
-        source=list(range(6)),
+        source=list(range(8)),
     )
     rows = private.units(data, groups, max_len=64, packing=True)
     # packing keeps each patient's examples together and apart from everyone else's
@@ -78,6 +78,8 @@ def test_a_patient_enters_a_step_whole_and_alone():
         "a": [10, 11, 12, 13],
         "b": [20, 21],
         "c": [30, 31, 32, 33, 34, 35],
+        "reference:icd10#6": [90, 91],  # public reference data: each example its own unit
+        "reference:icd10#7": [92, 93],
     }
     draws = [private.sample(sorted(rows), 0.25, seed=1, step=s) for s in range(4000)]
     for g in rows:

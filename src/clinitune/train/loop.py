@@ -171,11 +171,10 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, sta
     dp = dp_rows = None
     if cfg.privacy.target_epsilon:
         private.refuse_unsupported(cfg, dist.world)
-        n_units = len(set(train_data.groups))
-        if t.max_steps <= 0:
-            total_steps = math.ceil(t.num_train_epochs * n_units / cfg.privacy.patients_per_step)
-        dp = private.plan(cfg, train_data.groups, total_steps)
         dp_rows = private.units(train_data, train_data.groups, cfg.data.max_seq_length, cfg.data.packing)
+        if t.max_steps <= 0:
+            total_steps = math.ceil(t.num_train_epochs * len(dp_rows) / cfg.privacy.patients_per_step)
+        dp = private.plan(cfg, train_data.groups, total_steps)
     budget = None
     ckpt = intact_checkpoint(run) if resume else None
     if t.max_minutes and ckpt is not None:
@@ -217,8 +216,8 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, sta
     if dp is not None:
         monitor.note(
             f"DP-SGD, the patient as the unit: target epsilon {dp.target_epsilon:g}, delta {dp.delta:.2g} over "
-            f"{dp.steps} steps; noise multiplier {dp.noise_multiplier:.3f}, {dp.sample_rate:.4f} of "
-            f"{dp.patients} patients per step, clip {dp.max_grad_norm:g} ({dp.accountant} accountant)"
+            f"{dp.steps} steps; noise multiplier {dp.noise_multiplier:.3f}, sampling rate {dp.sample_rate:.4f} over "
+            f"{dp.units} units ({dp.patients} patients), clip {dp.max_grad_norm:g} ({dp.accountant} accountant)"
         )
     if cfg.data.task_temperature:
         mix = mixture_report(train_data.tasks, task_weights)

@@ -9,10 +9,11 @@ by the expected number of patients per step. Opacus' accountant (RDP by default,
 meet the target epsilon over the planned steps, and reports what the steps actually taken spent.
 
 What it covers: the model's weights, as a function of the training patients. Changing, adding or
-removing any one patient's records changes what the model can reveal by at most (epsilon, delta). Public
-reference groups (the ICD-10-CM code table, curated knowledge facts) are units like any other and get
-no guarantee they don't need. What it does not cover: the eval and test patients (never trained on), the
-data files themselves, and what a user types at inference time.
+removing any one patient's records changes what the model can reveal by at most (epsilon, delta).
+Public reference data (the ICD-10-CM code table, curated knowledge facts) is sampled and clipped like
+the rest and gets a guarantee it does not need; each of its examples is its own unit, so the 435-question
+code table is not one giant unit that stalls the step it is drawn in. What it does not cover: the eval
+and test patients (never trained on), the data files themselves, and what a user types at inference time.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 
 from ..config import Config
+from ..data.tasks import REFERENCE_PREFIX
 from ..data.tokenize import Row, Tokenized, collate, pack
 from ..errors import ClinituneError
 from ..models.adapt import Plan, autocast
@@ -43,7 +45,8 @@ class DPPlan:
     steps: int
     max_grad_norm: float
     accountant: str
-    patients: int  # privacy units (groups) in the training data
+    units: int  # privacy units: each patient, and each public reference example
+    patients: int  # the patients among them (delta defaults to 1 / patients)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "unit": "patient (the example's group)"}
@@ -65,13 +68,14 @@ def refuse_unsupported(cfg: Config, world: int) -> None:
 def plan(cfg: Config, groups: list[str], steps: int) -> DPPlan:
     """The noise that meets the target over `steps` at this sampling rate; delta defaults to 1 / patients."""
     p = cfg.privacy
-    n = len(set(groups))
+    n = len({unit_of(g, i) for i, g in enumerate(groups)})
+    patients = len({g for g in groups if not g.startswith(REFERENCE_PREFIX)})
     q = min(1.0, p.patients_per_step / n)
-    delta = p.delta if p.delta is not None else 1.0 / n
+    delta = p.delta if p.delta is not None else 1.0 / max(patients, 1)
     sigma = get_noise_multiplier(
         target_epsilon=p.target_epsilon, target_delta=delta, sample_rate=q, steps=steps, accountant=p.accountant
     )
-    return DPPlan(p.target_epsilon, delta, sigma, q, steps, p.max_grad_norm, p.accountant, n)
+    return DPPlan(p.target_epsilon, delta, sigma, q, steps, p.max_grad_norm, p.accountant, n, patients)
 
 
 def spent(dp: DPPlan, steps: int) -> float:
@@ -83,11 +87,16 @@ def spent(dp: DPPlan, steps: int) -> float:
     return float(acc.get_epsilon(delta=dp.delta))
 
 
+def unit_of(group: str, i: int) -> str:
+    """A patient is one unit; a public reference example (the code table, the knowledge facts) is its own."""
+    return f"{group}#{i}" if group.startswith(REFERENCE_PREFIX) else group
+
+
 def units(data: Tokenized, groups: list[str], max_len: int, packing: bool) -> dict[str, list[Row]]:
     """Each patient's rows: their examples packed with each other only, never with another patient's."""
     by_group: dict[str, list[int]] = {}
     for i, g in enumerate(groups):
-        by_group.setdefault(g, []).append(i)
+        by_group.setdefault(unit_of(g, i), []).append(i)
     return {g: pack(data, idx, max_len, packing) for g, idx in sorted(by_group.items())}
 
 
@@ -132,7 +141,7 @@ def step(
         n_ids += sum(len(r.ids) for r in rows)
     noise_seed = int(hashlib.sha256(f"{seed}:{step_no}:noise".encode()).hexdigest()[:15], 16)
     gen = torch.Generator().manual_seed(noise_seed)  # seeded, so a resumed run adds the same noise
-    expected = dp.sample_rate * dp.patients
+    expected = dp.sample_rate * dp.units
     for acc, p in zip(summed, trainable):
         noise = torch.normal(0.0, dp.noise_multiplier * dp.max_grad_norm, size=acc.shape, generator=gen)
         p.grad = ((acc + noise) / expected).to(p.dtype)
