@@ -203,7 +203,9 @@ def run_quickstart(
         lambda: evaluate(data=data.split("test"), out=eval_dir, run=run.path, limit=prof["eval_limit"], seed=seed),
         kind=EvalResults,
     )
-    export_cfg = cfg.model_copy(update={"export": cfg.export.model_copy(update={"out_dir": str(workdir / "export")})})
+    # export runs after eval, so its model card carries the eval table
+    out = {"out_dir": str(workdir / "export"), "eval_dir": str(eval_dir)}
+    export_cfg = cfg.model_copy(update={"export": cfg.export.model_copy(update=out)})
     exported = runner.run(
         "export",
         _sha(run.summary_file, run.output_for("lora") / "adapter_model.safetensors"),

@@ -12,9 +12,10 @@ import yaml
 
 from ..config import Config
 from ..layout import DataDir, RunDir, TrainSummary
+from ..models.registry import ALIASES
 
 # The embedded and common bases' licenses; anything else is "other", for the reviewer to fill in.
-LICENSES = {"HuggingFaceTB/SmolLM2-135M-Instruct": "apache-2.0", "smollm2-135m-instruct": "apache-2.0"}
+LICENSES = {"HuggingFaceTB/SmolLM2-135M-Instruct": "apache-2.0"}
 LIMITS = (
     "Not for clinical decision-making without review by a qualified clinician: answers can be wrong, "
     "incomplete or out of date, and read as confident.",
@@ -102,9 +103,11 @@ def model_card(rd: RunDir, cfg: Config, summary: TrainSummary, report: dict, eva
     metrics = _eval_metrics(eval_dir)
     manifest = DataDir(Path(cfg.data.train).parent).read_manifest() if cfg.data.train else None
     phi = (manifest or {}).get("phi") or {}
+    name = cfg.model.name_or_path
+    base = ALIASES[name].hub_id if name in ALIASES else name  # the hub id, not a path in this machine's cache
     meta = {
-        "base_model": summary.base_model,
-        "license": LICENSES.get(summary.base_model, "other"),
+        "base_model": base,
+        "license": LICENSES.get(base, "other"),
         "library_name": "gguf",
         "pipeline_tag": "text-generation",
         "tags": ["clinitune", "healthcare", "medical", "gguf", summary.method]
@@ -119,7 +122,7 @@ def model_card(rd: RunDir, cfg: Config, summary: TrainSummary, report: dict, eva
         "",
         f"# {rd.name}",
         "",
-        f"A {summary.method} fine-tune of `{summary.base_model}` made with clinitune, exported to GGUF for "
+        f"A {summary.method} fine-tune of `{base}` made with clinitune, exported to GGUF for "
         "llama.cpp and Ollama (`clinitune serve` offers it as an OpenAI-compatible API).",
         "",
         "## Intended use",
@@ -137,7 +140,8 @@ def model_card(rd: RunDir, cfg: Config, summary: TrainSummary, report: dict, eva
         f"- PHI screen: {phi.get('examples_flagged', 'unknown')} examples flagged, action "
         f"{phi.get('action', 'unknown')}; by type: "
         + (", ".join(f"{k} {n}" for k, n in (phi.get("examples_by_type") or {}).items()) or "none"),
-        f"- steps: {summary.steps}; best eval loss {summary.best_eval_loss} at step {summary.best_step}",
+        f"- steps: {summary.steps}; best eval loss {summary.best_eval_loss or float('nan'):.4f} "
+        f"at step {summary.best_step}",
         _dp_line(summary.privacy),
         "",
         "## Evaluation (test split, 95 % intervals, paired against the base model)",
