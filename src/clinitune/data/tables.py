@@ -11,14 +11,13 @@ so they never straddle train and test.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import random
 import re
 from dataclasses import dataclass
 
 from .example import Example, group_of, instruction
-from .records.mapping import DATE_FORMATS, PATIENT_FIELDS, Notes
+from .records.mapping import PATIENT_FIELDS, Notes, RecordError, parse_date
 
 TASKS = ("table_qa", "table_json")
 # Direct identifiers by column name: ids and keys, names of people, contact details, account numbers.
@@ -55,19 +54,10 @@ class Column:
 
 
 def _is_date(text: str) -> bool:
-    if re.match(r"\d{4}-\d\d-\d\d", text):
-        try:
-            dt.date.fromisoformat(text[:10])
-            return True
-        except ValueError:
-            return False
-    for fmt in DATE_FORMATS:
-        try:
-            dt.datetime.strptime(text, fmt)
-            return True
-        except ValueError:
-            continue
-    return False
+    try:
+        return parse_date(text, "") is not None
+    except RecordError:
+        return False
 
 
 def _kind(values: list[str]) -> str:
@@ -89,17 +79,8 @@ def _typed(col: Column, text: str):
     if col.kind == "float":
         return float(text)
     if col.kind == "date":
-        return int(re.search(r"\d{4}", text).group()) if re.match(r"\d{4}", text) else _year(text)
+        return parse_date(text, col.name).year
     return text.strip()
-
-
-def _year(text: str) -> int:
-    for fmt in DATE_FORMATS:
-        try:
-            return dt.datetime.strptime(text, fmt).year
-        except ValueError:
-            continue
-    raise ValueError(text)
 
 
 def _show(value) -> str:
