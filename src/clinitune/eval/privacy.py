@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections import Counter
 from pathlib import Path
 
 from ..data.example import Example
 from ..data.example import instruction as instruction_example
 from ..data.records.sources import iter_database
+from ..data.tasks import REFERENCE_PREFIX
 from ..layout import DataDir
 from ..models.generate import example_losses, generate
 from .stats import auc_ci
@@ -44,11 +46,21 @@ def non_members(train_rows: list[Example], test_rows: list[Example]) -> list[int
 def membership_sample(
     train_rows: list[Example], test_rows: list[Example], n: int, seed: int
 ) -> tuple[list[Example], list[Example]]:
-    """(members, non-members): n training examples and n test examples whose answer was never trained on."""
+    """(members, non-members): up to n test examples whose answer was never trained on, and as many training
+    examples of the same tasks, patient-derived like them. Members drawn from all of train would include the
+    code table and the canaries, which the test split never holds: the attack would then tell kinds of
+    example apart, not members from non-members."""
     rng = random.Random(seed)
-    members = rng.sample(train_rows, min(n, len(train_rows)))
-    non = [test_rows[i] for i in non_members(train_rows, test_rows)]
-    return members, rng.sample(non, min(n, len(non)))
+    pool = [test_rows[i] for i in non_members(train_rows, test_rows)]
+    non = rng.sample(pool, min(n, len(pool)))
+    by_task: dict[str, list[Example]] = {}
+    for ex in train_rows:
+        if not ex.group.startswith(REFERENCE_PREFIX) and ex.task != "canary":
+            by_task.setdefault(ex.task, []).append(ex)
+    members = []
+    for task, k in sorted(Counter(ex.task for ex in non).items()):
+        members += rng.sample(by_task.get(task, []), min(k, len(by_task.get(task, []))))
+    return members, non
 
 
 def membership(ft: tuple[list[float], list[float]], base: tuple[list[float], list[float]], seed: int) -> dict:
