@@ -62,15 +62,28 @@ def test_budget_plans_the_schedule_and_records_it(tmp_path, tiny_llama, capsys):
     summary = loop.train(_cfg(tmp_path, tiny_llama, max_minutes=0.5, lr_scheduler_type="cosine"), quiet=True)
     planned = RunDir(tmp_path / "run").read_config().training.max_steps
     assert planned > 1 and summary.steps <= planned
-    assert f"budget 0.5 min: ~{planned} steps at" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "budget 0.5 min: ~" in out
+    # config.yaml holds the plan in force: the first one, or the one re-made from the steps really taken
+    assert f"re-planned at step {loop.REPLAN_AT}: {planned} steps" in out or f"~{planned} steps at" in out
     if summary.steps == planned:  # a busy machine may stop it at the deadline instead, which the next test covers
         lrs = [json.loads(line).get("lr") for line in (tmp_path / "run" / "metrics.jsonl").open()]
         assert [x for x in lrs if x is not None][-1] < 0.05 * 2e-4  # the cosine decayed to its end on time
     assert summary.task_mixture["knowledge"]["share"] == 1.0
 
 
+def test_a_wrong_plan_is_corrected_from_the_steps_really_taken(tmp_path, tiny_llama, monkeypatch, capsys):
+    monkeypatch.setattr(loop, "plan_steps", lambda *a, **k: BudgetPlan(10**7, 0.001, 0.0, 0.5))
+    summary = loop.train(_cfg(tmp_path, tiny_llama, max_minutes=0.5), quiet=True)
+    out = capsys.readouterr().out
+    assert f"budget re-planned at step {loop.REPLAN_AT}:" in out
+    planned = RunDir(tmp_path / "run").read_config().training.max_steps
+    assert planned < 10**7 and summary.steps <= planned
+
+
 def test_a_run_that_overruns_stops_at_the_deadline(tmp_path, tiny_llama, monkeypatch, capsys):
     monkeypatch.setattr(loop, "plan_steps", lambda *a, **k: BudgetPlan(10**7, 0.001, 0.0, 0.5))
+    monkeypatch.setattr(loop, "REPLAN_AT", 10**9)  # no re-plan: the deadline alone must stop it
     summary = loop.train(_cfg(tmp_path, tiny_llama, max_minutes=0.5), quiet=True)
     assert 1 <= summary.steps < 10**7
     assert f"budget reached at step {summary.steps} of 10000000" in capsys.readouterr().out

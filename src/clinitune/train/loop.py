@@ -60,6 +60,7 @@ from .distributed import Dist, deepspeed_engine, full_tensor, init_distributed, 
 from .optim import lr_lambda, make_optimizer
 
 log = logging.getLogger(__name__)
+REPLAN_AT = 6  # a budgeted run re-plans from its real step time after this many steps (the first one excluded)
 
 
 def peak_rss_mb() -> float:
@@ -110,6 +111,7 @@ class Session:
     monitor: Monitor | Silent
     gates: list[dict]
     deadline: float | None = None  # time.monotonic() when a budgeted run must stop
+    budget: BudgetPlan | None = None
     task_weights: dict[str, float] | None = None  # each task's repeat factor per epoch (collate.mixture)
     dp: private.DPPlan | None = None  # DP-SGD, when privacy.target_epsilon is set
     dp_rows: dict[str, list[Row]] | None = None  # each patient's rows, packed apart from everyone else's
@@ -240,6 +242,7 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, sta
         monitor=monitor,
         gates=gates,
         deadline=started + t.max_minutes * 60 - FINISH_SECONDS if budget is not None else None,
+        budget=budget,
         task_weights=task_weights,
         dp=dp,
         dp_rows=dp_rows,
@@ -323,6 +326,23 @@ def private_step(s: Session, step_no: int) -> tuple[float, int, int, float]:
     return out
 
 
+def replan(s: Session, per_step: float, bar) -> None:
+    """The budget again, from the steps really taken: the calibration step leaves out the optimizer and the
+    batches' varying lengths, so its plan can be 10-30 % off. Early, the schedule bends little."""
+    t = s.cfg.training
+    left = s.deadline - time.monotonic()
+    total = s.state.step + max(1, int(left / (per_step + s.budget.eval_seconds_per_step)))
+    if total == s.total_steps:
+        return
+    warmup = round(t.warmup_ratio * s.budget.steps)
+    s.sched.lr_lambdas = [lr_lambda(t.lr_scheduler_type, warmup, total)]
+    s.monitor.note(f"budget re-planned at step {s.state.step}: {total} steps at {per_step:.2f} s/step measured")
+    s.total_steps, bar.total, s.monitor.total = total, total, total
+    s.cfg = s.cfg.model_copy(update={"training": t.model_copy(update={"max_steps": total})})
+    if s.dist.main:
+        atomic_write_text(s.run.config, to_yaml(s.cfg))  # a resume keeps this schedule
+
+
 def evaluate_and_keep_best(s: Session, bar) -> None:
     """Eval loss now; keep the best weights; count evals without improvement for early stopping."""
     st, t = s.state, s.cfg.training
@@ -390,6 +410,9 @@ def fit(s: Session) -> Timing:
         st.response_tokens += n_tokens
         if first_step is None:
             first_step = (time.perf_counter() - loop_start, st.tokens - tokens_at_start)
+        if s.budget is not None and st.step == REPLAN_AT:
+            per_step = (time.perf_counter() - loop_start - first_step[0]) / (st.step - 1)
+            replan(s, per_step, bar)
         loss = step_loss / max(n_tokens, 1)
         if not math.isfinite(loss):
             raise ClinituneError(
