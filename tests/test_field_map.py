@@ -223,3 +223,14 @@ def test_model_output_is_read_by_the_same_reader():
     # eval and the tasks read a model's record with the default map: no map, no notes needed
     p = read_record({"age": 54, "gender": "female", "diagnoses": [{"code": "E11.9"}]}, "answer", DEFAULT)
     assert (p.sex, p.age, p.conditions[0].code) == ("F", 54, "E11.9")
+
+
+def test_a_records_csv_in_default_spellings_keeps_every_fact(tmp_path):
+    # dx_code is a known spelling, but not the last one tried: each known column counts, not only the last
+    f = tmp_path / "r.csv"
+    f.write_text("patient_id,sex,dx_code,test_name,result,unit\nP1,F,E11.9,,,\nP1,F,,HbA1c,7.1,%\n")
+    loaded = load("csv", path=f)
+    (p,) = loaded.records
+    assert [c.code for c in p.conditions] == ["E11.9"] and [(o.name, o.value) for o in p.observations] == [
+        ("HbA1c", 7.1)
+    ]

@@ -328,8 +328,8 @@ def read_record(
     )
     for lst in LISTS:
         if table:
-            present = {f: get(obj, c) for f in ITEM_FIELDS[lst] for c in fmap.paths(f"{lst}.{f}", True)}
-            if not any(v not in (None, "") for v in present.values()):
+            columns = [c for f in ITEM_FIELDS[lst] for c in fmap.paths(f"{lst}.{f}", True)]
+            if all(get(obj, c) in (None, "") for c in columns):  # this row holds no fact of this kind
                 continue
             values, item_used = _item(lst, obj, f"{where}: {lst}", fmap, True)
             used |= item_used
