@@ -33,13 +33,14 @@ def test_temperature_evens_out_the_task_mix():
     assert mixture(tasks, {"lookup": 3.0}, 2.0)["lookup"] == 3.0  # the config's own weight wins
 
 
-def _cfg(tmp_path, tiny_llama, **training):
+def _cfg(tmp_path, tiny_llama, lora=None, **training):
     d = tmp_path / "data"
     d.mkdir(exist_ok=True)
     for split, n in (("train", 16), ("eval", 4)):
         (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in knowledge_rows(split, n)))
     cfg = {
         "model": {"name_or_path": str(tiny_llama)},
+        **({"lora": lora} if lora else {}),
         "data": {"train": str(d / "train.jsonl"), "eval": str(d / "eval.jsonl"), "max_seq_length": 64},
         "training": {
             "output_dir": str(tmp_path / "run"),
@@ -74,7 +75,8 @@ def test_budget_plans_the_schedule_and_records_it(tmp_path, tiny_llama, capsys):
 
 def test_a_wrong_plan_is_corrected_from_the_steps_really_taken(tmp_path, tiny_llama, monkeypatch, capsys):
     monkeypatch.setattr(loop, "plan_steps", lambda *a, **k: BudgetPlan(10**7, 0.001, 0.0, 0.5))
-    summary = loop.train(_cfg(tmp_path, tiny_llama, max_minutes=0.5), quiet=True)
+    # LoRA+ gives the optimizer two parameter groups: the new schedule must cover both
+    summary = loop.train(_cfg(tmp_path, tiny_llama, lora={"loraplus_lr_ratio": 4}, max_minutes=0.5), quiet=True)
     out = capsys.readouterr().out
     assert f"budget re-planned at step {loop.REPLAN_AT}:" in out
     planned = RunDir(tmp_path / "run").read_config().training.max_steps

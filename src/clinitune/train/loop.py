@@ -335,7 +335,8 @@ def replan(s: Session, per_step: float, bar) -> None:
     if total == s.total_steps:
         return
     warmup = round(t.warmup_ratio * s.budget.steps)
-    s.sched.lr_lambdas = [lr_lambda(t.lr_scheduler_type, warmup, total)]
+    # one schedule for every parameter group (LoRA+ puts A and B in two)
+    s.sched.lr_lambdas = [lr_lambda(t.lr_scheduler_type, warmup, total)] * len(s.sched.optimizer.param_groups)
     s.monitor.note(f"budget re-planned at step {s.state.step}: {total} steps at {per_step:.2f} s/step measured")
     s.total_steps, bar.total, s.monitor.total = total, total, total
     s.cfg = s.cfg.model_copy(update={"training": t.model_copy(update={"max_steps": total})})
