@@ -1,20 +1,30 @@
 """Training throughput, side by side: the spec's recipe, TRL's SFTTrainer, and clinitune.
 
-    python bench/train_throughput.py [--examples 40] [--eval-examples 24]
+    python bench/train_throughput.py [--steps 34] [--warmup 2] [--trl-variants all|best-guess] [--no-recipe]
 
-All trainers get the same prepared quickstart examples (one pass), the same base model
-(SmolLM2-135M-Instruct), the same LoRA (r 16, alpha 32, dropout 0, all linear layers), learning
-rate, schedule and loss (response tokens only). Each runs in its own process so its peak RSS is its
-own. Afterwards every adapter is scored by one evaluator (fp32, response-token loss on held-out
-examples), so speed bought with a worse loss shows.
+All trainers get the same prepared quickstart examples, the same base model (SmolLM2-135M-Instruct),
+the same LoRA (r 16, alpha 32, dropout 0, all linear layers), learning rate, schedule and loss
+(response tokens only), and train `--steps` optimizer steps of 4 packed 512-token rows (8 examples
+a step where a trainer does not pack). Each runs in its own process so its peak RSS is its own.
+Afterwards every adapter is scored by one evaluator (fp32, response-token loss on held-out examples),
+so speed bought with a worse loss shows.
 
-MFU counts the FLOPs the job needs, the same formula for every trainer: per token 4 x the frozen
-body's parameters (forward and input gradient) + 6 x LoRA's + attention; per response token the
-head's 4 x vocab x hidden. Work a trainer does beyond that (logits on prompt tokens, padding) is
-not counted. The peak is a 4096^3 GEMM in the trainer's dtype, measured in this run.
+Steady state is what the table reports: the tokens of the steps after the first `--warmup` (which pay
+for allocation and kernel selection) over the time from the end of step `--warmup` to the end of the
+last step, timed at each optimizer step's end. clinitune is driven through its own `setup` and
+`train_step`, the code `clinitune train` runs each step (its loop adds logging and evals, off here).
 
-A short run pays each trainer's one-off first step (allocation, kernel selection); the "after step 1"
-columns leave out the first batch's tokens and the time until its optimizer step ends.
+MFU counts the FLOPs the job needs, the same formula for every trainer, per non-pad token:
+
+    4 x P_body  +  6 x P_lora  +  12 x L x d x ctx      and per response token  4 x V x d
+
+where P_body = L (2 d^2 + 2 d kv + 3 d ff) is the frozen body's linear weights (forward, and the
+gradient of its input: 2 + 2 FLOPs per weight), P_lora = L r (2 (d + d) + 2 (d + kv) + 3 (d + ff))
+is LoRA's (forward, input and weight gradients: 6), 12 L d ctx is attention's scores and values in
+forward and backward over the mean `ctx` positions a token attends to in its example, and the head
+runs on response tokens only (forward and input gradient). Work a trainer does beyond that (logits on
+prompt tokens, padding, attention across packed neighbours) is not counted. FLOPs per token are the
+mean over the examples; the peak is a 4096^3 GEMM in the trainer's dtype, measured in this run.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 LR, SEQ, ROWS, BS_UNPACKED = 5e-4, 512, 4, 8
+EXAMPLES = 600  # enough for 34 steps of 4 packed rows (about 3.5 examples a row) or of 8 unpacked examples
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": "all-linear"}
 TRL_VARIANTS = [(True, True), (False, True), (True, False), (False, False)]  # (packing, bf16)
 
@@ -93,7 +104,9 @@ def _messages(ex) -> tuple[str, str]:
     return ex.messages[0].content, ex.reply
 
 
-def _hf_train(name: str, train: list[dict], workdir: Path, packing: bool = False, bf16: bool = False) -> Path:
+def _hf_train(
+    name: str, train: list[dict], workdir: Path, steps: int, packing: bool = False, bf16: bool = False
+) -> Path:
     """spec_recipe (transformers Trainer + peft) or TRL's SFTTrainer; returns the adapter dir."""
     import torch
     from datasets import Dataset
@@ -110,6 +123,7 @@ def _hf_train(name: str, train: list[dict], workdir: Path, packing: bool = False
     common = dict(
         output_dir=str(workdir / "out"),
         num_train_epochs=1,
+        max_steps=steps,
         learning_rate=LR,
         lr_scheduler_type="constant",
         warmup_steps=0,
@@ -168,50 +182,45 @@ def _hf_train(name: str, train: list[dict], workdir: Path, packing: bool = False
         trainer = SFTTrainer(
             model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok, peft_config=lora
         )
-    # Steady state: the time after the first optimizer step, and the tokens of every batch but the first
-    # (the collator is called once per batch, in order: no workers, no accumulation).
+    # Each step's end time and each batch's tokens (the collator runs once per batch, in order: no workers, no
+    # accumulation; accelerate may fetch one batch ahead, so the list can be one longer than the steps).
     from transformers import TrainerCallback
 
-    first: dict = {}
+    ends: list[float] = []
+    tokens: list[int] = []
     collate_fn = trainer.data_collator
 
     def counting(features):
         batch = collate_fn(features)
-        if "tokens" not in first:
-            mask = batch.get("attention_mask")
-            first["tokens"] = int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+        mask = batch.get("attention_mask")
+        tokens.append(int(mask.sum()) if mask is not None else int(batch["input_ids"].numel()))
         return batch
 
-    class FirstStep(TrainerCallback):
+    class StepEnd(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 1:
-                first["at"] = time.perf_counter()
+            ends.append(time.perf_counter())
 
     trainer.data_collator = counting
-    trainer.add_callback(FirstStep())
+    trainer.add_callback(StepEnd())
     t = time.perf_counter()
     trainer.train()
-    seconds = time.perf_counter() - t
     out = workdir / "adapter"
     trainer.model.save_pretrained(str(out))
+    n = trainer.state.global_step
     (workdir / "timing.json").write_text(
-        json.dumps(
-            {
-                "seconds": seconds,
-                "steps": trainer.state.global_step,
-                "first_step_seconds": first["at"] - t,
-                "first_step_tokens": first["tokens"],
-            }
-        )
+        json.dumps({"steps": n, "step_ends": [e - t for e in ends[:n]], "step_tokens": tokens[:n]})
     )
     return out
 
 
-def _clinitune_train(train: list[dict], workdir: Path) -> Path:
+def _clinitune_train(train: list[dict], workdir: Path, steps: int) -> Path:
     import yaml
 
     from clinitune.config import load_config
-    from clinitune.train.loop import train as run_train
+    from clinitune.models.adapt import plan as make_plan
+    from clinitune.train.collate import epoch_rows
+    from clinitune.train.distributed import Dist
+    from clinitune.train.loop import setup, train_step
 
     (workdir / "train.jsonl").write_text("".join(json.dumps(e.to_dict()) + "\n" for e in train))
     cfg = {
@@ -226,28 +235,27 @@ def _clinitune_train(train: list[dict], workdir: Path) -> Path:
             "lr_scheduler_type": "constant",
             "warmup_ratio": 0.0,
             "weight_decay": 0.0,
-            "num_train_epochs": 1,
-            "logging_steps": 1000,
-            "eval_steps": 100000,
-            "save_steps": 100000,
+            "max_steps": steps,
             "seed": 42,
             "early_stopping_patience": None,
         },
     }
     path = workdir / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    s = run_train(load_config(path), quiet=True)
-    (workdir / "timing.json").write_text(
-        json.dumps(
-            {
-                "seconds": s.loop_seconds,
-                "steps": s.steps,
-                "first_step_seconds": s.first_step_seconds,
-                "first_step_tokens": s.first_step_tokens,
-            }
-        )
-    )
-    return Path(s.output)
+    c = load_config(path)
+    s = setup(c, make_plan(c), Dist(), resume=False, quiet=True)
+    rows = epoch_rows(s.train_data, 42, 0, SEQ, True, weights=s.task_weights)
+    ends, tokens = [], []
+    t = time.perf_counter()
+    for i in range(steps):
+        batch = rows[i * ROWS : (i + 1) * ROWS]
+        train_step(s, batch)
+        ends.append(time.perf_counter() - t)
+        tokens.append(sum(len(r.ids) for r in batch))
+    out = workdir / "adapter"
+    s.model.save_pretrained(str(out))
+    (workdir / "timing.json").write_text(json.dumps({"steps": steps, "step_ends": ends, "step_tokens": tokens}))
+    return out
 
 
 def eval_loss(adapter: Path, ev: list[dict]) -> float:
@@ -282,20 +290,15 @@ def worker(name: str, spec: dict) -> dict:
     seed_everything(42)
     train, ev = subsets(Path(spec["data"]), spec["examples"], spec["eval_examples"])
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    steps = spec["steps"]
     if name == "clinitune":
-        adapter = _clinitune_train(train, workdir)
+        adapter = _clinitune_train(train, workdir, steps)
     elif name == "spec_recipe":
-        adapter = _hf_train(name, train, workdir)
+        adapter = _hf_train(name, train, workdir, steps)
     else:
-        adapter = _hf_train(name, train, workdir, packing=spec["packing"], bf16=spec["bf16"])
+        adapter = _hf_train(name, train, workdir, steps, packing=spec["packing"], bf16=spec["bf16"])
     timing = json.loads((workdir / "timing.json").read_text())
-    res = {
-        "seconds": round(timing["seconds"], 2),
-        "steps": timing["steps"],
-        "first_step_seconds": round(timing["first_step_seconds"], 2),
-        "first_step_tokens": timing["first_step_tokens"],
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }
+    res = {**timing, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     if torch.cuda.is_available():
         res["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     res["eval_loss"] = round(eval_loss(adapter, ev), 4)
@@ -327,12 +330,31 @@ def flops(train: list[dict]) -> tuple[int, int, float]:
     return tokens, response, total
 
 
+def rates(r: dict, warmup: int, flops_per_token: float, peak: float) -> dict:
+    """Whole-run and steady-state tokens/s and MFU from a worker's step end times and step tokens."""
+    ends, toks = r["step_ends"], r["step_tokens"]
+    steady_s = ends[-1] - ends[warmup - 1]
+    steady_tok = sum(toks[warmup:])
+    return {
+        "seconds": round(ends[-1], 2),
+        "tokens": sum(toks),
+        "tokens_per_s": round(sum(toks) / ends[-1], 1),
+        "steady_steps": len(toks) - warmup,
+        "steady_tokens_per_s": round(steady_tok / steady_s, 1),
+        "steady_mfu": round(steady_tok * flops_per_token / steady_s / 1e9 / peak, 4),
+        "steady_step_seconds": round(steady_s / (len(toks) - warmup), 3),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(ROOT / "work" / "quickstart" / "data"))
-    ap.add_argument("--examples", type=int, default=40)
+    ap.add_argument("--examples", type=int, default=EXAMPLES)
     ap.add_argument("--eval-examples", type=int, default=24)
+    ap.add_argument("--steps", type=int, default=34, help="optimizer steps each trainer runs")
+    ap.add_argument("--warmup", type=int, default=2, help="steps left out of the steady-state rate")
     ap.add_argument("--trl-variants", default="all", help="'all', or 'best-guess' (packing+bf16 only) for a quick run")
+    ap.add_argument("--no-recipe", action="store_true", help="leave out the spec's recipe (fp32, slowest)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_throughput.json"))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
@@ -340,21 +362,26 @@ def main() -> None:
     if a.worker:
         print("RESULT " + json.dumps(worker(a.worker, json.loads(a.spec))), flush=True)
         return
+    if a.steps - a.warmup < 30:
+        print(f"note: {a.steps - a.warmup} steady steps; the issue's bar for a rate that decides is 30", flush=True)
 
     import torch
 
     data = ensure_data(Path(a.data))
     train, _ = subsets(data, a.examples, a.eval_examples)
     tokens, response, need = flops(train)
+    per_token = need / tokens
     peaks = {"bfloat16": gemm_peak_gflops("bfloat16"), "float32": gemm_peak_gflops("float32")}
     bf16_ok = torch.cuda.is_available() or _cpu_bf16()
     print(
-        f"{len(train)} examples, {tokens} tokens ({response} response); GEMM peak bf16 {peaks['bfloat16']} GFLOP/s, "
+        f"{len(train)} examples, {tokens} tokens ({response} response), {per_token / 1e6:.1f} MFLOP per token; "
+        f"{a.steps} steps each, the first {a.warmup} left out; GEMM peak bf16 {peaks['bfloat16']} GFLOP/s, "
         f"fp32 {peaks['float32']} GFLOP/s",
         flush=True,
     )
 
-    runs = [("spec_recipe", {"bf16": False}), ("clinitune", {"bf16": bf16_ok})]
+    runs = [] if a.no_recipe else [("spec_recipe", {"bf16": False})]
+    runs.append(("clinitune", {"bf16": bf16_ok}))
     variants = TRL_VARIANTS if a.trl_variants == "all" else TRL_VARIANTS[:1]
     runs += [
         (f"trl[packing={'on' if p else 'off'},bf16={'on' if b else 'off'}]", {"packing": p, "bf16": b})
@@ -362,7 +389,7 @@ def main() -> None:
     ]
     results = {}
     for name, extra in runs:
-        spec = {"data": str(data), "examples": a.examples, "eval_examples": a.eval_examples, **extra}
+        spec = {"data": str(data), "examples": a.examples, "eval_examples": a.eval_examples, "steps": a.steps, **extra}
         kind = name.split("[")[0]
         t = time.perf_counter()
         proc = subprocess.run(
@@ -376,85 +403,59 @@ def main() -> None:
             sys.exit(f"{name} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
         r = json.loads(line.removeprefix("RESULT "))
         dtype = "bfloat16" if extra.get("bf16") else "float32"
-        rest = r["seconds"] - r["first_step_seconds"] if r["steps"] > 1 else 0.0
-        r.update(
-            name=name,
-            dtype=dtype,
-            tokens_per_s=round(tokens / r["seconds"], 1),
-            mfu=round(need / r["seconds"] / 1e9 / peaks[dtype], 4),
-            steady_tokens_per_s=round((tokens - r["first_step_tokens"]) / rest, 1) if rest > 0 else None,
-            steady_mfu=round(need * (1 - r["first_step_tokens"] / tokens) / rest / 1e9 / peaks[dtype], 4)
-            if rest > 0
-            else None,
-        )
+        r = {"name": name, "dtype": dtype, **rates(r, a.warmup, per_token, peaks[dtype]), **r}
+        r.pop("step_ends"), r.pop("step_tokens")
         results[name] = r
         print(
-            f"  {name:<32} {r['tokens_per_s']:>8.1f} tok/s ({r['steady_tokens_per_s']} after step 1)  MFU "
-            f"{r['mfu']:.3f}  peak RSS {r['peak_rss_mb']:>7.0f} MB  "
-            f"eval loss {r['eval_loss']:.4f}  ({r['steps']} steps, {time.perf_counter() - t:.0f} s with load and eval)",
+            f"  {name:<32} {r['steady_tokens_per_s']:>8.1f} tok/s steady ({r['steady_steps']} steps, "
+            f"{r['steady_step_seconds']} s/step)  MFU {r['steady_mfu']:.3f}  peak RSS {r['peak_rss_mb']:>7.0f} MB  "
+            f"eval loss {r['eval_loss']:.4f}  ({time.perf_counter() - t:.0f} s with load and eval)",
             flush=True,
         )
 
     trl = {k: v for k, v in results.items() if k.startswith("trl[")}
-    best = max(trl.values(), key=lambda r: r["tokens_per_s"])
-    rows = [
-        dict(results["spec_recipe"], name="spec_recipe"),
-        dict(best, name="trl_best", variant=best["name"]),
-        dict(results["clinitune"], name="clinitune"),
-    ]
-    keys = (
-        "name",
-        "tokens_per_s",
-        "mfu",
-        "steady_tokens_per_s",
-        "steady_mfu",
-        "peak_rss_mb",
-        "eval_loss",
-        "steps",
-        "dtype",
-    )
+    best = max(trl.values(), key=lambda r: r["steady_tokens_per_s"])
+    rows = [] if a.no_recipe else [dict(results["spec_recipe"], name="spec_recipe")]
+    rows += [dict(best, name="trl_best", variant=best["name"]), dict(results["clinitune"], name="clinitune")]
+    cl = results["clinitune"]
     out = {
         "machine": _machine(),
+        "command": "python bench/train_throughput.py " + " ".join(sys.argv[1:]),
         "gemm_peak_gflops": peaks["bfloat16" if bf16_ok else "float32"],
         "gemm_peak_gflops_by_dtype": peaks,
         "examples": len(train),
-        "tokens": tokens,
-        "response_tokens": response,
-        "flops_needed": need,
-        "rows": [
-            {k: r[k] for k in keys if k in r} | ({"variant": r["variant"]} if "variant" in r else {}) for r in rows
-        ],
-        "trl_variants": [{k: r[k] for k in keys if k in r} for r in trl.values()],
+        "flops_per_token": round(per_token),
+        "steps": a.steps,
+        "warmup": a.warmup,
+        "rows": rows,
+        "trl_variants": list(trl.values()),
+        "ratios": {
+            "steady_tokens_per_s_vs_trl_best": round(cl["steady_tokens_per_s"] / best["steady_tokens_per_s"], 2),
+            "peak_rss_vs_trl_best": round(cl["peak_rss_mb"] / best["peak_rss_mb"], 2),
+            "eval_loss_vs_trl_best": round(cl["eval_loss"] / best["eval_loss"], 3),
+        },
     }
-    cl, tb = results["clinitune"], best
-    out["ratios"] = {
-        "tokens_per_s_vs_trl_best": round(cl["tokens_per_s"] / tb["tokens_per_s"], 2),
-        "steady_tokens_per_s_vs_trl_best": round(cl["steady_tokens_per_s"] / tb["steady_tokens_per_s"], 2)
-        if cl["steady_tokens_per_s"] and tb["steady_tokens_per_s"]
-        else None,
-        "tokens_per_s_vs_spec_recipe": round(cl["tokens_per_s"] / results["spec_recipe"]["tokens_per_s"], 2),
-        "peak_rss_vs_trl_best": round(cl["peak_rss_mb"] / tb["peak_rss_mb"], 2),
-        "eval_loss_vs_trl_best": round(cl["eval_loss"] / tb["eval_loss"], 3),
-    }
+    if not a.no_recipe:
+        ratio = cl["steady_tokens_per_s"] / results["spec_recipe"]["steady_tokens_per_s"]
+        out["ratios"]["steady_tokens_per_s_vs_spec_recipe"] = round(ratio, 2)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(a.out).with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=2))
     tmp.replace(a.out)
     print()
     print(
-        "| trainer | tokens/s | MFU | tokens/s after step 1 | MFU after step 1 | peak RSS MB | eval loss | steps "
-        "|\n|---|---|---|---|---|---|---|---|"
+        "| trainer | steady tokens/s | steady MFU | s/step | steady steps | peak RSS MB | eval loss | dtype |\n"
+        "|---|---|---|---|---|---|---|---|"
     )
     for r in rows + [dict(v, name="  " + v["name"]) for v in trl.values()]:
-        steady = f"{r['steady_tokens_per_s']:.1f} | {r['steady_mfu']:.1%}" if r["steady_tokens_per_s"] else "- | -"
         print(
-            f"| {r['name']} | {r['tokens_per_s']:.1f} | {r['mfu']:.1%} | {steady} | "
-            f"{r['peak_rss_mb']:.0f} | {r['eval_loss']:.4f} | {r['steps']} |"
+            f"| {r['name']} | {r['steady_tokens_per_s']:.1f} | {r['steady_mfu']:.1%} | {r['steady_step_seconds']} | "
+            f"{r['steady_steps']} | {r['peak_rss_mb']:.0f} | {r['eval_loss']:.4f} | {r['dtype']} |"
         )
+    ratios = out["ratios"]
     print(
-        f"\nclinitune vs trl_best ({best['name']}): {out['ratios']['tokens_per_s_vs_trl_best']}x tokens/s "
-        f"({out['ratios']['steady_tokens_per_s_vs_trl_best']}x after step 1), "
-        f"{out['ratios']['peak_rss_vs_trl_best']}x peak RSS, eval loss ratio {out['ratios']['eval_loss_vs_trl_best']}"
+        f"\nclinitune vs trl_best ({best['name']}): {ratios['steady_tokens_per_s_vs_trl_best']}x steady tokens/s, "
+        f"{ratios['peak_rss_vs_trl_best']}x peak RSS, eval loss ratio {ratios['eval_loss_vs_trl_best']}"
     )
     print(f"written {a.out}")
 

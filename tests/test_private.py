@@ -10,6 +10,7 @@ import yaml
 from clinitune.config import load_config
 from clinitune.data.tokenize import Tokenized
 from clinitune.errors import ClinituneError
+from clinitune.eval.run import evaluate
 from clinitune.train import private
 from clinitune.train.loop import train
 
@@ -38,23 +39,27 @@ def _independent_epsilon(sigma: float, q: float, steps: int, delta: float) -> fl
     return acc.get_epsilon(delta)
 
 
-def test_dp_training_reports_the_epsilon_an_independent_accountant_computes(tmp_path, tiny_llama):
+def _train(tmp_path, tiny_llama, name: str, dp: bool):
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(40, 2)))
     cfg = {
         "model": {"name_or_path": str(tiny_llama)},
         "data": {"train": str(tmp_path / "train.jsonl"), "max_seq_length": 64},
         "training": {
-            "output_dir": str(tmp_path / "run"),
+            "output_dir": str(tmp_path / name),
             "max_steps": 6,
             "precision": "fp32",
             "early_stopping_patience": None,
             "gradient_checkpointing": False,
             "per_device_train_batch_size": 2,
         },
-        "privacy": {"target_epsilon": 4.0, "patients_per_step": 4, "max_grad_norm": 0.5},
+        "privacy": {"target_epsilon": 4.0, "patients_per_step": 4, "max_grad_norm": 0.5} if dp else {},
     }
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    summary = train(load_config(tmp_path / "cfg.yaml"), quiet=True)
+    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+    return train(load_config(tmp_path / f"{name}.yaml"), quiet=True)
+
+
+def test_dp_training_reports_the_epsilon_an_independent_accountant_computes(tmp_path, tiny_llama):
+    summary = _train(tmp_path, tiny_llama, "run", dp=True)
     dp = summary.privacy
     assert (dp["units"], dp["patients"], dp["sample_rate"], dp["steps_taken"], dp["delta"]) == (40, 40, 0.1, 6, 0.025)
     assert dp["unit"].startswith("patient")
@@ -94,3 +99,36 @@ def test_dp_refuses_what_it_cannot_account_for(tmp_path):
         private.refuse_unsupported(load_config(tmp_path / "c.yaml"), world=1)
     with pytest.raises(ClinituneError, match="one process"):
         private.refuse_unsupported(load_config(None, ["privacy.target_epsilon=4"]), world=2)
+
+
+def test_eval_shows_a_dp_run_beside_a_run_without_dp(tmp_path, tiny_llama):
+    """`eval --run DP --compare PLAIN`: both models on the same examples, the paired difference per task, and
+    each run's DP status and privacy probes side by side."""
+    _train(tmp_path, tiny_llama, "dp", dp=True)
+    _train(tmp_path, tiny_llama, "plain", dp=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text((tmp_path / "train.jsonl").read_text())  # the few-shot pool and members
+    (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(50, 1)[40:]))
+    res = evaluate(
+        data=data / "test.jsonl", out=tmp_path / "e", run=tmp_path / "dp", compare=tmp_path / "plain", quiet=True
+    )
+    assert (
+        res.candidates["compared"]["tasks"]["knowledge"]["n"]
+        == res.candidates["fine_tuned"]["tasks"]["knowledge"]["n"]
+        == 10
+    )
+    assert res.compared["dp"]["fine_tuned"]["epsilon_spent"] == pytest.approx(4.0, rel=0.03)
+    assert res.compared["dp"]["compared"] is None
+    for probes in (res.privacy, res.compared["privacy"]):
+        assert probes["membership_inference"]["n_members"] == probes["membership_inference"]["n_nonmembers"] == 10
+    assert all("vs_compared" in r for r in res.comparison)
+    report = (tmp_path / "e" / "report.md").read_text()
+    assert "## Beside the compared run" in report and "| compared run | no DP |" in report
+    assert "| fine-tuned | DP-SGD: epsilon " in report and "(target 4)" in report
+
+    summary = json.loads((tmp_path / "plain" / "train_summary.json").read_text())
+    summary["base_model"] = "another-model"
+    (tmp_path / "plain" / "train_summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ClinituneError, match="compare runs of one base model"):
+        evaluate(data=data / "test.jsonl", out=tmp_path / "e2", run=tmp_path / "dp", compare=tmp_path / "plain")

@@ -486,6 +486,13 @@ def eval_(
         bool,
         typer.Option("--constrain", help="Also score JSON answers held to their schema, HF and GGUF (eval.constrain)."),
     ] = False,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            help="Another run of the same base model (e.g. the same budget without DP): scored and privacy-probed "
+            "on the same examples, side by side with --run."
+        ),
+    ] = None,
     baseline: Annotated[str | None, typer.Option(help="zero-shot,few-shot or none (eval.baselines).")] = None,
     limit: Annotated[
         int | None,
@@ -551,6 +558,7 @@ def eval_(
         batch_size=ec.batch_size,
         quiet=quiet,
         allow_phi=cfg.data.allow_phi,
+        compare=compare,
     )
     for line in console_table(results):
         typer.echo(line)

@@ -171,6 +171,9 @@ class TrainingConfig(_Section):
 
     optim: Literal["adamw_torch", "paged_adamw_8bit", "adamw_8bit"] = "adamw_torch"
     gradient_checkpointing: bool = True
+    fused_lora: bool = Field(
+        True, description="Each LoRA linear layer as one autograd node of GEMMs only (off: PEFT's own forward)."
+    )
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     seed: int = Field(42, ge=0, le=2**32 - 1)  # numpy's seed range
     logging_steps: int = Field(10, ge=1)

@@ -21,8 +21,10 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen befor
 GGUF = "gguf"  # the candidate scored through llama.cpp from `eval --gguf FILE`
 GGUF_SCHEMA = "gguf_schema"  # the same file with JSON answers constrained to their schema (`--constrain`)
 HF_SCHEMA = "fine_tuned_schema"  # the fine-tuned model with JSON answers constrained likewise
+COMPARED = "compared"  # another run of the same base model (`eval --compare RUN_DIR`), e.g. without DP
 LABELS = {
     "fine_tuned": "fine-tuned",
+    COMPARED: "compared run",
     "zero_shot": "base zero-shot",
     "few_shot": "base few-shot",
     HF_SCHEMA: "fine-tuned + schema",
@@ -30,7 +32,7 @@ LABELS = {
     GGUF_SCHEMA: "GGUF + schema",
 }
 BASELINES = ("zero_shot", "few_shot")
-ORDER = ("zero_shot", "few_shot", "fine_tuned", HF_SCHEMA, GGUF, GGUF_SCHEMA)
+ORDER = ("zero_shot", "few_shot", "fine_tuned", COMPARED, HF_SCHEMA, GGUF, GGUF_SCHEMA)
 
 
 @dataclass
@@ -46,6 +48,8 @@ class EvalResults:
     comparison: list[dict] = field(default_factory=list)  # comparison_rows(...)
     gguf: str | None = None  # the file behind the "gguf" candidate
     phrasings: list[dict] = field(default_factory=list)  # seen against held-out phrasing slices (run.phrasing_rows)
+    # `--compare RUN_DIR`: {"run": dir, "dp": {candidate: DP record or None}, "privacy": its probes}
+    compared: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +69,8 @@ def comparison_rows(cands: dict[str, dict], scores: dict[str, dict[str, list[flo
         row["vs"] = {b: paired(scores[subject][task], scores[b][task], seed).to_dict() for b in BASELINES if b in cands}
         if subject == "fine_tuned" and GGUF in cands:
             row["gguf_vs_hf"] = paired(scores[GGUF][task], scores["fine_tuned"][task], seed).to_dict()
+        if subject == "fine_tuned" and COMPARED in cands:
+            row["vs_compared"] = paired(scores["fine_tuned"][task], scores[COMPARED][task], seed).to_dict()
         base = [row[b] for b in BASELINES if b in cands]
         row["delta"] = round(row[subject] - max(base), 4) if base else None
         row["verdict"] = overall([v["verdict"] for v in row["vs"].values()]) if row["vs"] else None
@@ -141,6 +147,54 @@ def verdict_line(results: EvalResults) -> str:
     if worse:
         out += f"; worse on {', '.join(worse)}"
     return out
+
+
+def dp_text(dp: dict | None) -> str:
+    if not dp:
+        return "no DP"
+    return f"DP-SGD: epsilon {dp['epsilon_spent']:.2f} (target {dp['target_epsilon']:g}), delta {dp['delta']:.2g}"
+
+
+def probe_cells(privacy: dict | None) -> list[str]:
+    """Membership AUC [interval] (n), canary exposure, extraction leaks: one row of the side-by-side table."""
+    if not privacy:
+        return ["-", "-", "-"]
+    mi = privacy["membership_inference"]
+    can = privacy.get("canary_exposure")
+    ext = privacy.get("extraction", {})
+    return [
+        f"{cell(mi['auc'], mi['auc_ci95'])} (n={mi['n_members']}+{mi['n_nonmembers']})",
+        f"{can['max_exposure_bits']:.2f} bits" if can else "-",
+        f"{ext['leaks']} of {ext['prompts']}" if "leaks" in ext else "-",
+    ]
+
+
+def compared_section(results: EvalResults) -> list[str]:
+    """The subject beside `--compare`'s run: task scores paired, then DP status and privacy probes for both,
+    so a DP run's utility cost and privacy gain are read off one page."""
+    c = results.compared
+    md = [
+        f"## Beside the compared run (`{c['run']}`)",
+        "",
+        "| task | fine-tuned minus compared run (paired) | verdict |",
+        "|---|---|---|",
+    ]
+    for r in results.comparison:
+        v = r["vs_compared"]
+        md.append(
+            f"| {r['task']} | {v['diff']:+.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}] p={v['p']:.3g} | "
+            f"{v['verdict']} |"
+        )
+    md += [
+        "",
+        "| model | privacy | membership AUC (0.5: no signal) | canary max exposure | extraction leaks |",
+        "|---|---|---|---|---|",
+        f"| {LABELS['fine_tuned']} | {dp_text(c['dp'].get('fine_tuned'))} | "
+        + " | ".join(probe_cells(results.privacy))
+        + " |",
+        f"| {LABELS[COMPARED]} | {dp_text(c['dp'].get(COMPARED))} | " + " | ".join(probe_cells(c["privacy"])) + " |",
+    ]
+    return md
 
 
 PHRASING_HEAD = ["task", "candidate", "seen (n)", "seen", "held out (n)", "held out", "held out minus seen"]
@@ -230,6 +284,8 @@ def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | 
             g = r["gguf_vs_hf"]
             ci = f"[{g['ci95'][0]:.3f}, {g['ci95'][1]:.3f}]"
             md.append(f"| {r['task']} | {g['diff']:+.3f} {ci} p={g['p']:.3g} | {g['verdict']} |")
+    if results.compared is not None:
+        md += ["", *compared_section(results)]
     if results.phrasings:
         md += [
             "",
@@ -284,6 +340,10 @@ def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | 
     ]
     if has_loss:
         body.append('<img src="loss.png" alt="training loss">')
+    if results.compared is not None:
+        body.append(
+            f"<h2>Beside the compared run</h2><pre>{html.escape(chr(10).join(compared_section(results)))}</pre>"
+        )
     if results.privacy is not None:
         body.append(f"<h2>Privacy probes</h2><pre>{html.escape(json.dumps(results.privacy, indent=2))}</pre>")
     page = "<!doctype html><meta charset=utf-8><title>clinitune eval</title>" + "".join(body)

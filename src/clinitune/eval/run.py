@@ -25,7 +25,7 @@ from ..data.manifest import phi_gate
 from ..data.phrasings import HELD_OUT, SEEN, slice_of
 from ..data.tasks import task_schema
 from ..errors import ClinituneError
-from ..layout import DataDir
+from ..layout import DataDir, RunDir
 from ..models.generate import (
     example_losses,
     generate,
@@ -39,7 +39,7 @@ from ..models.structured import schema_grammar
 from ..paths import require_dir
 from . import metrics as M
 from .privacy import membership_sample, privacy_probes
-from .report import GGUF, GGUF_SCHEMA, HF_SCHEMA, EvalResults, comparison_rows, write_report
+from .report import COMPARED, GGUF, GGUF_SCHEMA, HF_SCHEMA, EvalResults, comparison_rows, write_report
 from .stats import mean_ci, unpaired_diff_ci
 
 log = logging.getLogger(__name__)
@@ -179,10 +179,14 @@ def evaluate(
     batch_size: int = 32,
     quiet: bool = False,
     allow_phi: bool = False,
+    compare: Path | None = None,
 ) -> EvalResults:
     """Score the fine-tuned model (HF, and/or the GGUF it shipped as) and the base model's baselines on
-    the same examples; every metric with its interval, every comparison paired."""
+    the same examples; every metric with its interval, every comparison paired. `compare`: another run of
+    the same base model (a DP run beside a non-DP one), scored and probed on the same examples."""
     require_dir(out, "--out")
+    if compare is not None:
+        same_base(run, compare)
     # Test prompts and few-shot examples reach the model: a file prepare did not vouch for is screened first.
     pool_path = DataDir(data.parent).split("train")
     gates = [
@@ -199,9 +203,9 @@ def evaluate(
     test_losses: dict[
         str, list[float]
     ] = {}  # per candidate, on `chosen`: perplexity, and reused by the membership probe
-    privacy = None
+    privacy = compared = None
     if run is not None or model is not None:
-        outputs, test_losses, privacy = run_hf(
+        outputs, test_losses, privacy, compared = run_hf(
             run,
             model,
             adapter,
@@ -216,6 +220,7 @@ def evaluate(
             data.parent,
             db,
             constrain,
+            compare,
         )
     if gguf is not None:
         outputs[GGUF] = run_gguf(gguf, by_task, quiet)
@@ -238,6 +243,7 @@ def evaluate(
         comparison=comparison_rows(candidates, primary, seed),
         gguf=str(gguf) if gguf else None,
         phrasings=phrasing_rows(by_task, primary, seed),
+        compared=compared,
     )
     subject = "fine_tuned" if "fine_tuned" in outputs else GGUF
     rows = [
@@ -268,11 +274,42 @@ def budgets(by_task: dict[str, list[Example]], count) -> dict[str, int]:
     }
 
 
+def same_base(run: Path | None, compare: Path) -> None:
+    """--compare needs --run, and both runs fine-tuned from one base model: otherwise the difference is the base."""
+    if run is None:
+        raise ClinituneError("--compare RUN_DIR: needs --run RUN_DIR, the run to compare it with")
+    mine, theirs = RunDir(run).read_summary().base_model, RunDir(compare).read_summary().base_model
+    if mine != theirs:
+        raise ClinituneError(
+            f"--compare {compare}: trained from {theirs}, but --run {run} from {mine}; compare runs of one base model"
+        )
+
+
+def dp_of(run: Path) -> dict | None:
+    """The DP-SGD record of a run (epsilon spent, delta, accountant, unit), or None for a run without DP."""
+    return RunDir(run).read_summary().privacy
+
+
 def run_hf(
-    run, model, adapter, by_task, pool, pool_rows, baselines, k, seed, batch_size, quiet, data_dir, db, constrain
+    run,
+    model,
+    adapter,
+    by_task,
+    pool,
+    pool_rows,
+    baselines,
+    k,
+    seed,
+    batch_size,
+    quiet,
+    data_dir,
+    db,
+    constrain,
+    compare=None,
 ):
     """Replies of the base model (baselines) and then of the fine-tuned model through transformers; test
-    losses; privacy; with `constrain`, the fine-tuned model's JSON answers again, under their schemas.
+    losses; privacy; with `constrain`, the fine-tuned model's JSON answers again, under their schemas; with
+    `compare`, the other run's model on the same prompts, with its own probes against the same base losses.
 
     The baselines run on the plain base model, before the adapter is merged into it, so no pass goes through
     LoRA wrappers and one model is in memory."""
@@ -311,7 +348,22 @@ def run_hf(
         privacy = privacy_probes(m, tok, members, non, base_probe, data_dir, db, seed)
     if constrain:
         outputs[HF_SCHEMA] = {**outputs["fine_tuned"], **hf_constrained(m, tok, by_task, budget, quiet)}
-    return outputs, test_losses, privacy
+    compared = None
+    if compare is not None:
+        del m  # one model in memory at a time
+        m, tok, other, pickle = inference_parts(compare, None, None)
+        if other is not None:
+            m = load_adapter(m, other, pickle).merge_and_unload()
+        prompts = [e.prompt for e in chosen]
+        preds = generate(m, tok, prompts, [budget[e.task] for e in chosen], batch_size, desc="compared", quiet=quiet)
+        outputs[COMPARED] = {e.id: p for e, p in zip(chosen, preds)}
+        test_losses[COMPARED] = example_losses(m, tok, chosen)
+        compared = {
+            "run": str(compare),
+            "dp": {"fine_tuned": dp_of(run), COMPARED: dp_of(compare)},
+            "privacy": privacy_probes(m, tok, members, non, base_probe, data_dir, db, seed) if privacy else None,
+        }
+    return outputs, test_losses, privacy, compared
 
 
 def hf_constrained(m, tok, by_task, budget: dict[str, int], quiet: bool) -> dict[str, str]:

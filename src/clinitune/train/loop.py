@@ -57,6 +57,7 @@ from .checkpoints import (
 )
 from .collate import epoch_rows, load_data, micro_batches, mixture, mixture_report
 from .distributed import Dist, deepspeed_engine, full_tensor, init_distributed, reshard, trainable_state, wrap
+from .fused_lora import fuse_lora
 from .optim import lr_lambda, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,8 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, sta
     train_data, eval_rows = load_data(cfg, tok)
 
     model = apply_method(cfg, load_for_training(cfg, model_dir, plan), plan)
+    # before wrap: FSDP and ZeRO-3 shard the weights the fused layers would read whole
+    fused = fuse_lora(model) if t.fused_lora and not dist.sharded else 0
     root = wrap(model, plan.device, dist, quantized=plan.four_bit)  # the optimizer must see the sharded parameters
     root.train()
     rows_per_step = t.per_device_train_batch_size * t.gradient_accumulation_steps * dist.world
@@ -211,6 +214,7 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, sta
         f"{cfg.lora.method} on {plan.device}, weights {weights}, autocast {compute}; "
         f"{n_trainable:,} of {sum(p.numel() for p in model.parameters()):,} parameters trainable; "
         f"{len(train_data.input_ids)} train examples in {len(rows0)} rows; {total_steps} steps"
+        + (f"; {fused} LoRA layers fused" if fused else "")
         + (f"; {dist.describe()}" if dist.world > 1 else "")
     )
     if budget is not None:
@@ -326,13 +330,14 @@ def private_step(s: Session, step_no: int) -> tuple[float, int, int, float]:
     return out
 
 
-def replan(s: Session, per_step: float, bar) -> None:
+def replan(s: Session, per_step: float, eval_share: float, bar) -> None:
     """The budget again, from the steps really taken: the calibration step leaves out the optimizer and the
-    batches' varying lengths, so its plan can be 10-30 % off. Early, the schedule bends little."""
+    batches' varying lengths, so its plan can be 10-30 % off, and a machine can get busier. Re-planned early and
+    at each eval, the schedule bends little and still decays to its end on time."""
     t = s.cfg.training
     left = s.deadline - time.monotonic()
-    total = s.state.step + max(1, int(left / (per_step + s.budget.eval_seconds_per_step)))
-    if total == s.total_steps:
+    total = s.dist.broadcast(s.state.step + max(1, int(left / (per_step + eval_share))))  # every rank stops alike
+    if abs(total - s.total_steps) <= 0.01 * s.total_steps:
         return
     warmup = round(t.warmup_ratio * s.budget.steps)
     # one schedule for every parameter group (LoRA+ puts A and B in two)
@@ -413,7 +418,7 @@ def fit(s: Session) -> Timing:
             first_step = (time.perf_counter() - loop_start, st.tokens - tokens_at_start)
         if s.budget is not None and st.step == REPLAN_AT:
             per_step = (time.perf_counter() - loop_start - first_step[0]) / (st.step - 1)
-            replan(s, per_step, bar)
+            replan(s, per_step, s.budget.eval_seconds_per_step, bar)
         loss = step_loss / max(n_tokens, 1)
         if not math.isfinite(loss):
             raise ClinituneError(
@@ -424,7 +429,8 @@ def fit(s: Session) -> Timing:
         window_loss, window_tokens = window_loss + step_loss, window_tokens + n_tokens
         bar.update(1)
         s.monitor.check_grad(st, grad_norm)
-        out_of_time = s.deadline is not None and time.monotonic() > s.deadline
+        # any rank out of time stops them all, at the same step
+        out_of_time = s.deadline is not None and dist.sum(float(time.monotonic() > s.deadline))[0] > 0
         if out_of_time:
             s.monitor.note(
                 f"budget reached at step {st.step} of {s.total_steps}: a last eval and checkpoint, then stop"
@@ -447,6 +453,9 @@ def fit(s: Session) -> Timing:
             evaluate_and_keep_best(s, bar)
         if st.step % t.save_steps == 0 or last or st.stopped_early:
             save_checkpoint(s.run, s.root, s.model, s.opt, s.sched, st, t.save_total_limit, dist)
+        if s.budget is not None and st.step > REPLAN_AT and st.step % t.eval_steps == 0 and not last:
+            # the time per step so far holds the evals and checkpoints too
+            replan(s, (time.perf_counter() - loop_start - first_step[0]) / (st.step - 1), 0.0, bar)
         fault_injection(st.step)
         if out_of_time:
             break
