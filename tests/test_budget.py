@@ -1,6 +1,7 @@
 """Train for a budget: steps and schedule planned from a measured step time; tasks mixed by temperature."""
 
 import json
+import re
 
 import pytest
 import yaml
@@ -66,7 +67,8 @@ def test_budget_plans_the_schedule_and_records_it(tmp_path, tiny_llama, capsys):
     out = capsys.readouterr().out
     assert "budget 0.5 min: ~" in out
     # config.yaml holds the plan in force: the first one, or the one re-made from the steps really taken
-    assert f"re-planned at step {loop.REPLAN_AT}: {planned} steps" in out or f"~{planned} steps at" in out
+    replans = re.findall(r"re-planned at step \d+: (\d+) steps", out)
+    assert (replans and int(replans[-1]) == planned) or (not replans and f"~{planned} steps at" in out)
     if summary.steps == planned:  # a busy machine may stop it at the deadline instead, which the next test covers
         lrs = [json.loads(line).get("lr") for line in (tmp_path / "run" / "metrics.jsonl").open()]
         assert [x for x in lrs if x is not None][-1] < 0.05 * 2e-4  # the cosine decayed to its end on time
