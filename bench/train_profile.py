@@ -26,7 +26,7 @@ from torch.profiler import ProfilerActivity, profile
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from train_throughput import LORA, LR, ROWS, SEQ, ensure_data  # noqa: E402
+from train_throughput import ROWS, SEQ, clinitune_config, ensure_data  # noqa: E402
 
 from clinitune.config import load_config  # noqa: E402
 from clinitune.models.adapt import plan as make_plan  # noqa: E402
@@ -56,20 +56,7 @@ def main() -> None:
     a = ap.parse_args()
     data = ensure_data(Path(a.data))
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    cfg = {
-        "model": {"name_or_path": "smollm2-135m-instruct"},
-        "lora": {"method": "lora", **LORA},
-        "data": {"train": str(data / "train.jsonl"), "max_seq_length": SEQ, "packing": True},
-        "training": {
-            "output_dir": str(work / "run"),
-            "per_device_train_batch_size": ROWS,
-            "learning_rate": LR,
-            "lr_scheduler_type": "constant",
-            "max_steps": 1000,
-            "early_stopping_patience": None,
-            "seed": 42,
-        },
-    }
+    cfg = clinitune_config(data / "train.jsonl", work / "run", 1000)
     (work / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     c = load_config(work / "cfg.yaml")
     s = setup(c, make_plan(c), Dist(), resume=False, quiet=True)

@@ -213,22 +213,14 @@ def _hf_train(
     return out
 
 
-def _clinitune_train(train: list[dict], workdir: Path, steps: int) -> Path:
-    import yaml
-
-    from clinitune.config import load_config
-    from clinitune.models.adapt import plan as make_plan
-    from clinitune.train.collate import epoch_rows
-    from clinitune.train.distributed import Dist
-    from clinitune.train.loop import setup, train_step
-
-    (workdir / "train.jsonl").write_text("".join(json.dumps(e.to_dict()) + "\n" for e in train))
-    cfg = {
+def clinitune_config(train: Path, out: Path, steps: int) -> dict:
+    """The bench's clinitune run: the same LoRA, rows, rate and constant schedule as the other contenders."""
+    return {
         "model": {"name_or_path": "smollm2-135m-instruct"},
         "lora": {"method": "lora", **LORA},
-        "data": {"train": str(workdir / "train.jsonl"), "max_seq_length": SEQ, "packing": True},
+        "data": {"train": str(train), "max_seq_length": SEQ, "packing": True},
         "training": {
-            "output_dir": str(workdir / "run"),
+            "output_dir": str(out),
             "per_device_train_batch_size": ROWS,
             "gradient_accumulation_steps": 1,
             "learning_rate": LR,
@@ -240,6 +232,19 @@ def _clinitune_train(train: list[dict], workdir: Path, steps: int) -> Path:
             "early_stopping_patience": None,
         },
     }
+
+
+def _clinitune_train(train: list[dict], workdir: Path, steps: int) -> Path:
+    import yaml
+
+    from clinitune.config import load_config
+    from clinitune.models.adapt import plan as make_plan
+    from clinitune.train.collate import epoch_rows
+    from clinitune.train.distributed import Dist
+    from clinitune.train.loop import setup, train_step
+
+    (workdir / "train.jsonl").write_text("".join(json.dumps(e.to_dict()) + "\n" for e in train))
+    cfg = clinitune_config(workdir / "train.jsonl", workdir / "run", steps)
     path = workdir / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     c = load_config(path)
