@@ -279,7 +279,8 @@ def _print_summary(s: QuickstartSummary, results: EvalResults, cfg: Config) -> N
     typer.echo("")
     for line in console_table(results):
         typer.echo(line)
-    typer.echo(verdict_line(results) + (": train longer (--profile full, or --steps N)" if s.behind_base else ""))
+    longer = "--minutes N" if s.profile == "full" else "--profile full, or --minutes N"
+    typer.echo(verdict_line(results) + (f": train longer ({longer})" if s.behind_base else ""))
     if line := phrasing_line(results):
         typer.echo(line)
     typer.echo("\nllama.cpp answers (q4_k_m GGUF):")
