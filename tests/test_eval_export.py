@@ -349,6 +349,9 @@ def test_eval_sample_gives_short_answer_tasks_more_examples():
     sizes = sample_sizes(by_task, 16)
     assert sizes == {"extraction": 4, "icd10_coding": 16, "knowledge": 8, "record_generation": 4}
     assert sample_sizes(by_task, 3) == {"extraction": 1, "icd10_coding": 4, "knowledge": 2, "record_generation": 1}
+    # a long record in and a short answer out: generation costs the answer, so it is a cheap task
+    by_task["validation"] = [_ex("x" * 140, "y" * 1000) for _ in range(30)]
+    assert sample_sizes(by_task, 20)["validation"] == 4 * sample_sizes(by_task, 20)["record_generation"]
 
 
 def test_eval_takes_unset_flags_from_the_runs_eval_section(tmp_path, tiny_llama):
