@@ -25,6 +25,7 @@ from ..errors import ClinituneError
 from ..layout import RunDir
 from .adapt import cpu_has_bf16
 from .loading import load_adapter, load_causal_lm, load_tokenizer
+from .packed_attention import packed_hidden
 from .registry import resolve_model
 from .structured import mask_logits, schema_matcher
 
@@ -202,9 +203,7 @@ def row_losses(model, batch: dict, device: str) -> list[tuple[float, int]]:
     """(summed response-token loss, token count) for each row of a collated batch, one example per row.
     The head runs on response positions only, a chunk at a time, so fp32 logits stay small."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.get_decoder()(
-        input_ids=batch["input_ids"].to(device), position_ids=batch["position_ids"].to(device), use_cache=False
-    ).last_hidden_state[:, :-1]
+    hidden = packed_hidden(base, batch["input_ids"].to(device), batch["position_ids"].to(device))[:, :-1]
     head = base.get_output_embeddings()
     targets = batch["labels"][:, 1:].to(device)
     keep = targets != IGNORE

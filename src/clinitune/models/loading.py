@@ -10,6 +10,7 @@ from peft import PeftModel
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from ..errors import ClinituneError
+from .packed_attention import use_packed_attention
 from .registry import check_checkpoint_dir
 
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
@@ -58,13 +59,15 @@ def load_causal_lm(
     path = Path(path)
     check_checkpoint_dir(path, allow_pickle)
     refuse_remote_code(path, trust_remote_code)
-    return AutoModelForCausalLM.from_pretrained(
+    model = AutoModelForCausalLM.from_pretrained(
         str(path),
         dtype=getattr(torch, DTYPES.get(dtype, "float32")),
         trust_remote_code=trust_remote_code,
         use_safetensors=None if allow_pickle else True,
         **kwargs,
     )
+    use_packed_attention(model)
+    return model
 
 
 def load_adapter(model, path: str | Path, allow_pickle: bool = False):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from ..data.tokenize import IGNORE
+from ..models.packed_attention import packed_hidden
 
 CE_CHUNK = 1024  # response tokens per head chunk: bounds fp32 logits to CHUNK x vocab
 
@@ -103,10 +104,8 @@ def head_loss(base, head, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _forward(model, batch: dict, device: str):
-    base, decoder, head = decoder_and_head(model)
-    hidden = decoder(
-        input_ids=batch["input_ids"].to(device), position_ids=batch["position_ids"].to(device), use_cache=False
-    ).last_hidden_state
+    base, _, head = decoder_and_head(model)
+    hidden = packed_hidden(base, batch["input_ids"].to(device), batch["position_ids"].to(device))
     targets = batch["labels"][:, 1:].to(device)
     return base, head, hidden[:, :-1], targets, targets != IGNORE
 
