@@ -34,9 +34,18 @@ from clinitune.train.collate import epoch_rows  # noqa: E402
 from clinitune.train.distributed import Dist  # noqa: E402
 from clinitune.train.loop import setup, train_step  # noqa: E402
 
+# Checked in order. Packed rows attend through batched matmuls, a mask and a softmax
+# (models/packed_attention.py): those count as attention; mm and addmm are the linear layers.
 KINDS = {
-    "gemm": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm"),
-    "attention": ("scaled_dot_product", "flash_attention", "_efficient_attention", "aten::softmax"),
+    "attention": (
+        "scaled_dot_product",
+        "flash_attention",
+        "_efficient_attention",
+        "softmax",
+        "aten::bmm",
+        "aten::masked_fill",
+    ),
+    "gemm": ("aten::mm", "aten::addmm", "aten::matmul", "aten::linear", "aten::baddbmm"),
     "optimizer": ("Optimizer.step", "_foreach", "aten::addcdiv", "aten::lerp"),
 }
 

@@ -87,3 +87,27 @@ def test_phrasing_slices_split_scores_by_seen_and_held_out():
     same = [float(random.Random(i).random() < 0.5) for i in range(400)]
     (row,) = phrasing_rows({"icd10_lookup": test}, {"fine_tuned": {"icd10_lookup": same}}, seed=0)
     assert row["gap_ci95"][0] < 0 < row["gap_ci95"][1]
+
+
+def test_phrasing_slices_pair_the_model_with_each_baseline_within_each_slice():
+    from clinitune.data.phrasings import held_out_version, phrased
+    from clinitune.eval.report import EvalResults, phrasing_line
+    from clinitune.eval.run import phrasing_rows
+
+    rng = random.Random(2)
+    exs = [phrased("icd10_lookup", f"p{i}", rng, f"E11.{i} is a code.", {"code": f"E11.{i}"}) for i in range(60)]
+    test = [held_out_version(e, seed=3) for e in exs]
+    held = ["/held_out/" in e.phrasing for e in test]
+    # Right on every seen phrasing, wrong on every held-out one; the baselines are wrong everywhere.
+    scores = {
+        "zero_shot": {"icd10_lookup": [0.0] * 60},
+        "few_shot": {"icd10_lookup": [0.0] * 60},
+        "fine_tuned": {"icd10_lookup": [0.0 if h else 1.0 for h in held]},
+    }
+    rows = phrasing_rows({"icd10_lookup": test}, scores, seed=0)
+    (mine,) = [r for r in rows if r["candidate"] == "fine_tuned"]
+    assert mine["verdict"] == {"seen": BETTER, "held_out": SAME}
+    assert mine["vs"]["seen"]["few_shot"]["n"] == 60 - sum(held) and mine["vs"]["seen"]["few_shot"]["p"] < 0.05
+    assert all("verdict" not in r for r in rows if r["candidate"] != "fine_tuned")
+    line = phrasing_line(EvalResults(candidates={}, n_examples=60, seed=0, phrasings=rows))
+    assert line.endswith("better than every baseline on seen phrasings in 1 of 1 tasks, on held-out ones in 0")

@@ -197,7 +197,16 @@ def compared_section(results: EvalResults) -> list[str]:
     return md
 
 
-PHRASING_HEAD = ["task", "candidate", "seen (n)", "seen", "held out (n)", "held out", "held out minus seen"]
+PHRASING_HEAD = [
+    "task",
+    "candidate",
+    "seen (n)",
+    "seen",
+    "held out (n)",
+    "held out",
+    "held out minus seen",
+    "vs baselines: seen / held out",
+]
 
 
 def phrasing_table(rows: list[dict]) -> list[list[str]]:
@@ -210,6 +219,7 @@ def phrasing_table(rows: list[dict]) -> list[list[str]]:
             str(r["held_out"]["n"]),
             cell(r["held_out"]["mean"], r["held_out"]["ci95"]),
             f"{r['gap']:+.3f} [{r['gap_ci95'][0]:.3f}, {r['gap_ci95'][1]:.3f}]",
+            f"{r['verdict']['seen']} / {r['verdict']['held_out']}" if r.get("verdict") else "",
         ]
         for r in rows
     ]
@@ -225,7 +235,13 @@ def phrasing_line(results: EvalResults, candidate: str = "fine_tuned", tolerance
     behind = [r["task"] for r in rows if r["gap_ci95"][1] < -tolerance * r["seen"]["mean"]]
     out = f"held-out phrasings ({LABELS[candidate]}): within {tolerance:.0%} of seen phrasings on {len(close)} of "
     out += f"{len(rows)} tasks"
-    return out + (f"; significantly behind on {', '.join(behind)}" if behind else "")
+    out += f"; significantly behind on {', '.join(behind)}" if behind else ""
+    judged = [r for r in rows if r.get("verdict")]
+    if judged:
+        wins = {sl: sum(r["verdict"][sl] == BETTER for r in judged) for sl in ("seen", "held_out")}
+        out += f"; better than every baseline on seen phrasings in {wins['seen']} of {len(judged)} tasks, "
+        out += f"on held-out ones in {wins['held_out']}"
+    return out
 
 
 def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | None) -> None:
