@@ -124,17 +124,23 @@ def test_cli_dry_run_and_error_exit_code(tmp_path):
 
 
 def test_quickstart_profiles_write_valid_train_configs(tmp_path):
+    import yaml
+
     from clinitune.config import load_config
-    from clinitune.quickstart import PROFILES, _train_config
+    from clinitune.quickstart import CONFIG, PROFILES, train_config
 
     cfgs = {}
     for name, prof in PROFILES.items():
-        cfgs[name] = load_config(
-            _train_config(tmp_path / name, prof, seed=7)
-        )  # the schema accepts what the profile writes
+        cfgs[name] = load_config(train_config(tmp_path / name, prof, seed=7))  # the schema accepts it
         assert cfgs[name].training.max_steps == prof["max_steps"] and cfgs[name].training.seed == 7
+        assert cfgs[name].training.max_minutes == prof["max_minutes"]
     assert cfgs["full"].training.eval_steps == 100 and cfgs["full"].data.eval_max_examples == 96
     assert cfgs["fast"].training.eval_steps == 50 and cfgs["fast"].data.eval_max_examples == 32
+    # a profile's task weights override the config's one by one; the others stay
+    base = yaml.safe_load(CONFIG.read_text())["data"]["task_weights"]
+    mine = PROFILES["full"]["data"]["task_weights"]
+    assert cfgs["full"].data.task_weights == {**base, **mine} and set(mine) < set(base)
+    assert cfgs["fast"].data.task_weights == base
 
 
 @pytest.mark.parametrize(

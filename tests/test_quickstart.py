@@ -71,17 +71,3 @@ def test_verdicts_need_a_significant_paired_difference():
     assert rows["knowledge"]["verdict"] == "worse"
     assert behind_base(list(rows.values())) == ["knowledge", "validation"]
     assert rows["extraction"]["ci95"]["fine_tuned"] == [1.0, 1.0]
-
-
-def test_a_profile_overrides_task_weights_one_by_one(tmp_path):
-    import yaml
-
-    from clinitune.config import load_config
-    from clinitune.quickstart import CONFIG, PROFILES, train_config
-
-    base = yaml.safe_load(CONFIG.read_text())["data"]["task_weights"]
-    full = load_config(train_config(tmp_path, PROFILES["full"], 7))
-    mine = PROFILES["full"]["data"]["task_weights"]
-    assert full.data.task_weights == {**base, **mine} and set(mine) < set(base)
-    assert full.training.max_minutes == PROFILES["full"]["max_minutes"] and full.training.seed == 7
-    assert load_config(train_config(tmp_path, PROFILES["fast"], 7)).data.task_weights == base

@@ -69,7 +69,7 @@ def test_two_examples_never_make_a_continuous_difference_significant():
 
 def test_phrasing_slices_split_scores_by_seen_and_held_out():
     from clinitune.data.phrasings import held_out_version, phrased
-    from clinitune.eval.run import phrasing_rows
+    from clinitune.eval.report import phrasing_rows
 
     rng = random.Random(1)
     exs = [phrased("icd10_lookup", f"p{i}", rng, f"E11.{i} is a code.", {"code": f"E11.{i}"}) for i in range(400)]
@@ -91,8 +91,7 @@ def test_phrasing_slices_split_scores_by_seen_and_held_out():
 
 def test_phrasing_slices_pair_the_model_with_each_baseline_within_each_slice():
     from clinitune.data.phrasings import held_out_version, phrased
-    from clinitune.eval.report import EvalResults, phrasing_line
-    from clinitune.eval.run import phrasing_rows
+    from clinitune.eval.report import EvalResults, phrasing_line, phrasing_rows
 
     rng = random.Random(2)
     exs = [phrased("icd10_lookup", f"p{i}", rng, f"E11.{i} is a code.", {"code": f"E11.{i}"}) for i in range(60)]

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import matplotlib
 
+from ..data.example import Example
+from ..data.phrasings import HELD_OUT, SEEN, slice_of
 from ..layout import RunDir
 from ..paths import atomic_write_text
 from .metrics import PRIMARY
-from .stats import BETTER, SAME, WORSE, overall, paired
+from .stats import BETTER, SAME, WORSE, mean_ci, overall, paired, unpaired_diff_ci
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
@@ -47,7 +49,7 @@ class EvalResults:
     privacy: dict | None = None
     comparison: list[dict] = field(default_factory=list)  # comparison_rows(...)
     gguf: str | None = None  # the file behind the "gguf" candidate
-    phrasings: list[dict] = field(default_factory=list)  # seen against held-out phrasing slices (run.phrasing_rows)
+    phrasings: list[dict] = field(default_factory=list)  # seen against held-out phrasing slices (phrasing_rows)
     # `--compare RUN_DIR`: {"run": dir, "dp": {candidate: DP record or None}, "privacy": its probes}
     compared: dict | None = None
 
@@ -75,6 +77,39 @@ def comparison_rows(cands: dict[str, dict], scores: dict[str, dict[str, list[flo
         row["delta"] = round(row[subject] - max(base), 4) if base else None
         row["verdict"] = overall([v["verdict"] for v in row["vs"].values()]) if row["vs"] else None
         rows.append(row)
+    return rows
+
+
+def phrasing_rows(by_task: dict[str, list[Example]], primary: dict[str, dict[str, list[float]]], seed: int):
+    """Per task and candidate: the primary metric on test examples asked in a phrasing training saw, and in one
+    it never saw, with intervals; `gap` is held-out minus seen. The subject's rows also pair it with each
+    baseline within each slice (`vs`) and give a verdict per slice. Tasks without both slices are left out."""
+    subject = "fine_tuned" if "fine_tuned" in primary else GGUF
+    rows = []
+    for task, exs in by_task.items():
+        where = [slice_of(e.phrasing) for e in exs]
+        if SEEN not in where or HELD_OUT not in where:
+            continue
+        part = lambda cand, sl: [v for v, w in zip(primary[cand][task], where) if w == sl]  # noqa: E731
+        for cand in primary:
+            seen, held = part(cand, SEEN), part(cand, HELD_OUT)
+            mean = lambda v: round(sum(v) / len(v), 4)  # noqa: E731
+            row = {
+                "task": task,
+                "candidate": cand,
+                SEEN: {"n": len(seen), "mean": mean(seen), "ci95": list(mean_ci(seen, seed))},
+                HELD_OUT: {"n": len(held), "mean": mean(held), "ci95": list(mean_ci(held, seed))},
+                "gap": round(mean(held) - mean(seen), 4),
+                "gap_ci95": list(unpaired_diff_ci(held, seen, seed)),
+            }
+            baselines = [b for b in BASELINES if b in primary]
+            if cand == subject and baselines:
+                row["vs"] = {
+                    sl: {b: paired(part(cand, sl), part(b, sl), seed).to_dict() for b in baselines}
+                    for sl in (SEEN, HELD_OUT)
+                }
+                row["verdict"] = {sl: overall([v["verdict"] for v in vs.values()]) for sl, vs in row["vs"].items()}
+            rows.append(row)
     return rows
 
 

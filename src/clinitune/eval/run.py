@@ -22,7 +22,6 @@ from tqdm import tqdm
 from ..data.example import Example
 from ..data.example import load as load_examples
 from ..data.manifest import phi_gate
-from ..data.phrasings import HELD_OUT, SEEN, slice_of
 from ..data.tasks import task_schema
 from ..errors import ClinituneError
 from ..layout import DataDir, RunDir
@@ -39,8 +38,8 @@ from ..models.structured import schema_grammar
 from ..paths import require_dir
 from . import metrics as M
 from .privacy import membership_sample, privacy_probes
-from .report import BASELINES, COMPARED, GGUF, GGUF_SCHEMA, HF_SCHEMA, EvalResults, comparison_rows, write_report
-from .stats import mean_ci, overall, paired, unpaired_diff_ci
+from .report import COMPARED, GGUF, GGUF_SCHEMA, HF_SCHEMA, EvalResults, comparison_rows, phrasing_rows, write_report
+from .stats import mean_ci
 
 log = logging.getLogger(__name__)
 CANDIDATES = ("fine_tuned", "zero_shot", "few_shot")
@@ -141,39 +140,6 @@ def primary_scores(scores: dict[str, dict[str, list[dict]]]) -> dict[str, dict[s
         c: {t: [s.get(M.PRIMARY.get(t, "token_f1"), 0.0) for s in v] for t, v in per.items()}
         for c, per in scores.items()
     }
-
-
-def phrasing_rows(by_task: dict[str, list[Example]], primary: dict[str, dict[str, list[float]]], seed: int):
-    """Per task and candidate: the primary metric on test examples asked in a phrasing training saw, and in one
-    it never saw, with intervals; `gap` is held-out minus seen. The subject's rows also pair it with each
-    baseline within each slice (`vs`) and give a verdict per slice. Tasks without both slices are left out."""
-    subject = "fine_tuned" if "fine_tuned" in primary else GGUF
-    rows = []
-    for task, exs in by_task.items():
-        where = [slice_of(e.phrasing) for e in exs]
-        if SEEN not in where or HELD_OUT not in where:
-            continue
-        part = lambda cand, sl: [v for v, w in zip(primary[cand][task], where) if w == sl]  # noqa: E731
-        for cand in primary:
-            seen, held = part(cand, SEEN), part(cand, HELD_OUT)
-            mean = lambda v: round(sum(v) / len(v), 4)  # noqa: E731
-            row = {
-                "task": task,
-                "candidate": cand,
-                SEEN: {"n": len(seen), "mean": mean(seen), "ci95": list(mean_ci(seen, seed))},
-                HELD_OUT: {"n": len(held), "mean": mean(held), "ci95": list(mean_ci(held, seed))},
-                "gap": round(mean(held) - mean(seen), 4),
-                "gap_ci95": list(unpaired_diff_ci(held, seen, seed)),
-            }
-            baselines = [b for b in BASELINES if b in primary]
-            if cand == subject and baselines:
-                row["vs"] = {
-                    sl: {b: paired(part(cand, sl), part(b, sl), seed).to_dict() for b in baselines}
-                    for sl in (SEEN, HELD_OUT)
-                }
-                row["verdict"] = {sl: overall([v["verdict"] for v in vs.values()]) for sl, vs in row["vs"].items()}
-            rows.append(row)
-    return rows
 
 
 def evaluate(
