@@ -29,10 +29,15 @@ def test_segments_start_where_positions_restart():
     assert segments(batch["position_ids"]) == ((0, 7, 19), (0, 20), (0, 3, 6, 15, 19))
 
 
-@pytest.mark.parametrize("model_type", ["llama", "qwen2"])
-def test_packed_attention_matches_sdpa_with_the_block_mask(tmp_path, model_type):
+@pytest.mark.parametrize("model_type", ["llama", "qwen2", "mistral"])
+def test_packed_attention_matches_sdpa_with_the_block_mask(tmp_path, model_type, monkeypatch):
+    import clinitune.models.packed_attention as P
+
     model = load_causal_lm(tiny_model_dir(tmp_path / model_type, model_type))
     assert model.config._attn_implementation == NAME
+    fallbacks = []
+    sdpa = P.sdpa_attention_forward
+    monkeypatch.setattr(P, "sdpa_attention_forward", lambda *a, **k: fallbacks.append(1) or sdpa(*a, **k))
     ref = copy.deepcopy(model)
     ref.set_attn_implementation("sdpa")
     batch = _rows(model.config.vocab_size)
@@ -48,6 +53,7 @@ def test_packed_attention_matches_sdpa_with_the_block_mask(tmp_path, model_type)
         (h.float().square().mean()).backward()
         outs.append((h.detach(), {n: p.grad.clone() for n, p in m.named_parameters()}))
     (h_p, g_p), (h_r, g_r) = outs
+    assert not fallbacks  # every layer took the per-example path (mistral's 4096 window is longer than the rows)
     assert torch.allclose(h_p, h_r, atol=1e-5, rtol=1e-4)
     assert g_p.keys() == g_r.keys()
     for k in g_p:

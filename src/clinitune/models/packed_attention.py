@@ -20,8 +20,9 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
 NAME = "clinitune_packed"
-# Attention variants this path does not implement: with any of them set, SDPA runs instead.
-UNSUPPORTED = ("sliding_window", "softcap", "position_bias", "s_aux")
+# Attention variants this path does not implement: with any of them set, SDPA runs instead. A sliding
+# window at least as long as the row changes nothing, so only a shorter one counts (Mistral's is 4096).
+UNSUPPORTED = ("softcap", "position_bias", "s_aux")
 
 
 def segments(position_ids: torch.Tensor) -> tuple[tuple[int, ...], ...]:
@@ -52,6 +53,7 @@ def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=
         or key.shape[2] != length
         or not getattr(module, "is_causal", True)
         or any(kwargs.get(k) is not None for k in UNSUPPORTED)
+        or (kwargs.get("sliding_window") or length) < length
     ):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
