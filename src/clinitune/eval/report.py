@@ -85,6 +85,8 @@ def phrasing_rows(by_task: dict[str, list[Example]], primary: dict[str, dict[str
     it never saw, with intervals; `gap` is held-out minus seen. The subject's rows also pair it with each
     baseline within each slice (`vs`) and give a verdict per slice. Tasks without both slices are left out."""
     subject = "fine_tuned" if "fine_tuned" in primary else GGUF
+    baselines = [b for b in BASELINES if b in primary]
+    mean = lambda v: round(sum(v) / len(v), 4)  # noqa: E731
     rows = []
     for task, exs in by_task.items():
         where = [slice_of(e.phrasing) for e in exs]
@@ -93,7 +95,6 @@ def phrasing_rows(by_task: dict[str, list[Example]], primary: dict[str, dict[str
         part = lambda cand, sl: [v for v, w in zip(primary[cand][task], where) if w == sl]  # noqa: E731
         for cand in primary:
             seen, held = part(cand, SEEN), part(cand, HELD_OUT)
-            mean = lambda v: round(sum(v) / len(v), 4)  # noqa: E731
             row = {
                 "task": task,
                 "candidate": cand,
@@ -102,7 +103,6 @@ def phrasing_rows(by_task: dict[str, list[Example]], primary: dict[str, dict[str
                 "gap": round(mean(held) - mean(seen), 4),
                 "gap_ci95": list(unpaired_diff_ci(held, seen, seed)),
             }
-            baselines = [b for b in BASELINES if b in primary]
             if cand == subject and baselines:
                 row["vs"] = {
                     sl: {b: paired(part(cand, sl), part(b, sl), seed).to_dict() for b in baselines}
