@@ -13,6 +13,8 @@ Levers:
 - packed_attention: each example of a packed row attends within itself (models/packed_attention.py),
   against SDPA over the whole row with the block-diagonal mask.
 - fused_lora: one autograd node per LoRA layer (train/fused_lora.py), against PEFT's forward.
+- no_recompute: activations kept for backward (training.gradient_checkpointing: false), against
+  recomputing each layer's forward in backward.
 """
 
 from __future__ import annotations
@@ -40,13 +42,15 @@ from clinitune.train.collate import epoch_rows  # noqa: E402
 from clinitune.train.distributed import Dist  # noqa: E402
 from clinitune.train.loop import setup, train_step  # noqa: E402
 
-LEVERS = ("packed_attention", "fused_lora")
+LEVERS = ("packed_attention", "fused_lora", "no_recompute")
 
 
 def session(data: Path, work: Path, lever: str, on: bool):
     cfg = clinitune_config(data / "train.jsonl", work / f"run-{on}", 1000)
     if lever == "fused_lora":
         cfg["training"]["fused_lora"] = on
+    if lever == "no_recompute":
+        cfg["training"]["gradient_checkpointing"] = not on
     path = work / f"cfg-{on}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     c = load_config(path)
