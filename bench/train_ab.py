@@ -13,6 +13,8 @@ Levers:
 - packed_attention: each example of a packed row attends within itself (models/packed_attention.py),
   against SDPA over the whole row with the block-diagonal mask.
 - fused_lora: one autograd node per LoRA layer (train/fused_lora.py), against PEFT's forward.
+- fused_layers: RMSNorms and SwiGLU activations as single autograd nodes (train/fused_layers.py), against
+  the models' own code.
 - no_recompute: activations kept for backward (training.gradient_checkpointing: false), against
   recomputing each layer's forward in backward.
 """
@@ -42,13 +44,13 @@ from clinitune.train.collate import epoch_rows  # noqa: E402
 from clinitune.train.distributed import Dist  # noqa: E402
 from clinitune.train.loop import setup, train_step  # noqa: E402
 
-LEVERS = ("packed_attention", "fused_lora", "no_recompute")
+LEVERS = ("packed_attention", "fused_lora", "fused_layers", "no_recompute")
 
 
 def session(data: Path, work: Path, lever: str, on: bool):
     cfg = clinitune_config(data / "train.jsonl", work / f"run-{on}", 1000)
-    if lever == "fused_lora":
-        cfg["training"]["fused_lora"] = on
+    if lever in ("fused_lora", "fused_layers"):
+        cfg["training"][lever] = on
     if lever == "no_recompute":
         cfg["training"]["gradient_checkpointing"] = not on
     path = work / f"cfg-{on}.yaml"

@@ -230,6 +230,8 @@ def clinitune_config(train: Path, out: Path, steps: int) -> dict:
             "max_steps": steps,
             "seed": 42,
             "early_stopping_patience": None,
+            # As every other contender runs, and as configs/quickstart.yaml trains: activations fit in memory.
+            "gradient_checkpointing": False,
         },
     }
 

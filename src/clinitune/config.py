@@ -174,6 +174,11 @@ class TrainingConfig(_Section):
     fused_lora: bool = Field(
         True, description="Each LoRA linear layer as one autograd node of GEMMs only (off: PEFT's own forward)."
     )
+    fused_layers: bool = Field(
+        True,
+        description="RMSNorms and SwiGLU activations as single autograd nodes that keep only their 16-bit inputs "
+        "(off: the model's own code).",
+    )
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     seed: int = Field(42, ge=0, le=2**32 - 1)  # numpy's seed range
     logging_steps: int = Field(10, ge=1)

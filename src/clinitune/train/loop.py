@@ -57,6 +57,7 @@ from .checkpoints import (
 )
 from .collate import epoch_rows, load_data, micro_batches, mixture, mixture_report
 from .distributed import Dist, deepspeed_engine, full_tensor, init_distributed, reshard, trainable_state, wrap
+from .fused_layers import fuse_layers
 from .fused_lora import fuse_lora
 from .optim import lr_lambda, make_optimizer
 
@@ -163,6 +164,7 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, sta
     model = apply_method(cfg, load_for_training(cfg, model_dir, plan), plan)
     # before wrap: FSDP and ZeRO-3 shard the weights the fused layers would read whole
     fused = fuse_lora(model) if t.fused_lora and not dist.sharded else 0
+    fused_other = fuse_layers(model) if t.fused_layers and not dist.sharded else 0
     root = wrap(model, plan.device, dist, quantized=plan.four_bit)  # the optimizer must see the sharded parameters
     root.train()
     rows_per_step = t.per_device_train_batch_size * t.gradient_accumulation_steps * dist.world
@@ -215,6 +217,7 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, sta
         f"{n_trainable:,} of {sum(p.numel() for p in model.parameters()):,} parameters trainable; "
         f"{len(train_data.input_ids)} train examples in {len(rows0)} rows; {total_steps} steps"
         + (f"; {fused} LoRA layers fused" if fused else "")
+        + (f"; {fused_other} norms and MLP activations fused" if fused_other else "")
         + (f"; {dist.describe()}" if dist.world > 1 else "")
     )
     if budget is not None:

@@ -15,7 +15,7 @@ from torch.utils.checkpoint import checkpoint
 from ..data.tokenize import IGNORE
 from ..models.packed_attention import packed_hidden
 
-CE_CHUNK = 1024  # response tokens per head chunk: bounds fp32 logits to CHUNK x vocab
+CE_CHUNK = 128  # response tokens per head chunk: bounds fp32 logits to CHUNK x vocab
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
