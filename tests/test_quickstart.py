@@ -24,6 +24,9 @@ def test_quickstart_end_to_end(tmp_path):
             else __import__("pathlib").Path(s["paths"][key]).exists()
         )
     assert s["data"]["quarantined"] == 0
+    tr = s["training"]
+    assert tr["steps"] == 24 and tr["tokens"] > 0 and tr["tokens_per_s"] == round(tr["tokens"] / tr["seconds"], 1)
+    assert 0 < tr["mfu"] < 1 and f"training: 24 steps, {tr['tokens']:,} tokens" in res.output
     ft, zs = s["metrics"]["fine_tuned"], s["metrics"]["zero_shot"]
     # Direction of the metrics on this small budget: summed over tasks, fine-tuning beats the base model.
     assert sum(r["fine_tuned"] for r in s["comparison"]) > sum(r["zero_shot"] for r in s["comparison"])

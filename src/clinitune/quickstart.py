@@ -10,7 +10,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import typer
@@ -137,6 +137,7 @@ class QuickstartSummary:
     comparison: list[dict]
     answers: dict[str, str]
     behind_base: list[str]
+    training: dict = field(default_factory=dict)  # steps, tokens, seconds and rate of the training loop
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -203,7 +204,7 @@ def run_quickstart(
             shutil.rmtree(run.path)  # inputs changed: a stale run must not be resumed
         return train(cfg, quiet=False)
 
-    runner.run("train", _sha(cfg_path, data.manifest), [run.summary_file], _train, kind=TrainSummary)
+    trained = runner.run("train", _sha(cfg_path, data.manifest), [run.summary_file], _train, kind=TrainSummary)
     results = runner.run(
         "eval",
         _sha(run.summary_file, data.split("test"), prof["eval_limit"]),
@@ -257,10 +258,22 @@ def run_quickstart(
         comparison=results.comparison,
         answers=answers,
         behind_base=behind_base(results.comparison),
+        training=training_speed(trained, est),
     )
     atomic_write_text(workdir / "summary.json", json.dumps(summary.to_dict(), indent=2))
     _print_summary(summary, results, cfg)
     return summary
+
+
+def training_speed(t: TrainSummary, est: Estimate) -> dict:
+    """The training loop's rate (its evals and checkpoints included), and the share of the GEMM peak that
+    `estimate` measured on this machine it reached, at the estimate's model FLOPs per token."""
+    rate = t.loop_tokens / t.loop_seconds if t.loop_seconds else 0.0
+    out = {"steps": t.steps, "tokens": t.loop_tokens, "seconds": t.loop_seconds, "tokens_per_s": round(rate, 1)}
+    if est.gemm_peak_gflops:
+        out["mfu"] = round(rate * est.flops_per_token / (est.gemm_peak_gflops * 1e9), 3)
+        out["gemm_peak_gflops"] = est.gemm_peak_gflops
+    return out
 
 
 def behind_base(comparison: list[dict]) -> list[str]:
@@ -275,6 +288,12 @@ def _print_summary(s: QuickstartSummary, results: EvalResults, cfg: Config) -> N
     for step, sec in s.seconds.items():
         typer.echo(f"  {step:<10}{sec:>8.1f}" + ("  (skipped)" if step in s.skipped else ""))
     d = s.data
+    if tr := s.training:
+        mfu = f", MFU {tr['mfu']:.2f} of a {tr['gemm_peak_gflops']:.0f} GFLOP/s GEMM" if "mfu" in tr else ""
+        typer.echo(
+            f"training: {tr['steps']} steps, {tr['tokens']:,} tokens at {tr['tokens_per_s']:.0f} tokens/s with its "
+            f"evals{mfu}; against TRL side by side: bench/train_throughput.py"
+        )
     typer.echo(
         f"data: train {d['examples']['train']}, eval {d['examples']['eval']}, test {d['examples']['test']}; "
         f"PHI findings quarantined: {d['quarantined']}"

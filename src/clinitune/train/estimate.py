@@ -85,6 +85,8 @@ class Estimate:
     seconds_per_epoch: float | None
     time_source: str
     spec_hardware_row: dict[str, str]
+    flops_per_token: float = 0.0  # model FLOPs a trained token costs: (4 for LoRA, 6 for full) x parameters
+    gemm_peak_gflops: float | None = None  # measured here on a CPU; None where the rate was measured instead
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,6 +139,7 @@ def estimate(cfg: Config, measured_tokens_per_s: float | None = None) -> Estimat
         data = tokenize(tok, load_examples(cfg.data.train), cfg.data.max_seq_length)
         tokens = sum(len(x) for x in data.input_ids)
     flops_per_token = (6 if cfg.lora.method == "full" else 4) * n_params
+    peak_gflops = None
     if measured_tokens_per_s is not None:
         tps = measured_tokens_per_s
         source = "measured over real training steps"
@@ -159,6 +162,8 @@ def estimate(cfg: Config, measured_tokens_per_s: float | None = None) -> Estimat
         tokens_per_s=round(tps, 1),
         seconds_per_epoch=round(epoch_s, 1) if epoch_s else None,
         time_source=source,
+        flops_per_token=flops_per_token,
+        gemm_peak_gflops=round(peak_gflops, 1) if peak_gflops and p.device == "cpu" else None,
         spec_hardware_row=spec_row(n_params),
     )
 
