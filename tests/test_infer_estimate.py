@@ -169,5 +169,6 @@ def test_estimate_cli_prints_table_and_json(tmp_path, tiny_llama):
         "seconds_per_epoch": printed["seconds_per_epoch"],
         "time_source": printed["time_source"],
         "fits": printed["fits"],
+        "gemm_peak_gflops": printed["gemm_peak_gflops"],  # measured on each call
     }
     assert "predicted peak" in res.output
