@@ -64,7 +64,7 @@ class _PackedAttention(torch.autograd.Function):
                 p = _probs(qb, k[b, :, s:e], upper, scale).to(v.dtype)
                 out[b, s:e] = (p @ v[b, :, s:e].unsqueeze(1)).reshape(heads, e - s, dim).transpose(0, 1)
         ctx.save_for_backward(q, k, v)
-        ctx.segments, ctx.scale = segments, scale
+        ctx.segments, ctx.scale, ctx.upper = segments, scale, upper
         return out
 
     @staticmethod
@@ -75,7 +75,7 @@ class _PackedAttention(torch.autograd.Function):
         scale = ctx.scale
         grad = grad.to(q.dtype)
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        upper = torch.ones(length, length, dtype=torch.bool, device=q.device).triu(1)
+        upper = ctx.upper
         with torch.autocast(q.device.type, enabled=False):
             for b, s, e in _blocks(ctx.segments, length):
                 n = e - s
