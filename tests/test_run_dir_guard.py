@@ -38,31 +38,77 @@ def test_new_empty_and_existing_runs_are_claimed(tmp_path):
         RunDir(tmp_path / "file").claim()
 
 
-def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(tmp_path):
+HOLD = (
+    "import sys, time\n"
+    "from clinitune.paths import exclusive\n"
+    "with exclusive(sys.argv[1], 'holding'):\n"
+    "    print('held', flush=True)\n"
+    "    time.sleep(60)\n"
+)
+
+
+def holder(lock_file) -> subprocess.Popen:
+    """A real process that holds the lock until killed."""
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(lock_file)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "held"
+    return p
+
+
+def test_a_second_writer_is_refused_and_a_killed_holders_lock_taken_over(tmp_path):
     run = RunDir(tmp_path / "run")
     run.claim()
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    other = holder(run.lock_file)
     try:
-        run.lock_file.write_text(str(other.pid))
         with pytest.raises(ClinituneError, match=f"pid {other.pid}"):
             with run.lock():
                 pass
     finally:
         other.kill()
         other.wait()
-    # The holder is gone (killed): its lock is stale and the next run takes it.
+    # The holder is gone (killed) and its file is still there: the kernel released its lock, the next run takes it.
+    assert run.lock_file.exists()
     with run.lock():
         assert run.lock_file.read_text() == str(os.getpid())
     assert not run.lock_file.exists()
+
+
+RACE = (
+    "import sys, time\n"
+    "from clinitune.errors import ClinituneError\n"
+    "from clinitune.paths import exclusive\n"
+    "start = float(sys.argv[2])\n"
+    "time.sleep(max(0.0, start - time.time()))\n"
+    "try:\n"
+    "    with exclusive(sys.argv[1], 'racing'):\n"
+    "        print('won', flush=True)\n"
+    "        time.sleep(5)\n"
+    "except ClinituneError:\n"
+    "    print('refused', flush=True)\n"
+)
+
+
+def test_processes_racing_for_one_lock_one_wins(tmp_path):
+    import time
+
+    for round_ in range(3):
+        lock = tmp_path / f".run{round_}.lock"
+        if round_ == 2:
+            lock.write_text("999999")  # a stale file left by a crash: the racers still elect exactly one
+        start = time.time() + 3.0  # after every interpreter has started, so that they ask at the same moment
+        procs = [
+            subprocess.Popen([sys.executable, "-c", RACE, str(lock), str(start)], stdout=subprocess.PIPE, text=True)
+            for _ in range(4)
+        ]
+        results = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+        assert results == ["refused", "refused", "refused", "won"], (round_, results)
 
 
 def test_a_second_prepare_into_the_same_out_is_refused(tmp_path):
     from clinitune.data.prepare import prepare
 
     out = tmp_path / "data"
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    other = holder(tmp_path / ".data.lock")
     try:
-        (tmp_path / ".data.lock").write_text(str(other.pid))
         with pytest.raises(ClinituneError, match=f"pid {other.pid}"):
             prepare(source="jsonl", db=None, path=tmp_path / "x.jsonl", out=out, tasks=["knowledge"], seed=1)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -27,42 +28,38 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process, but alive
-    return True
-
-
 @contextlib.contextmanager
 def exclusive(lock_file: Path, doing: str):
-    """A lock file holding this process's pid for as long as the block runs. A second process is refused
-    with the holder's pid; a lock whose process is gone (killed) is stale and taken over."""
+    """A lock file held, with this process's pid in it, for as long as the block runs. The kernel's lock on the
+    open file decides who holds it, so two processes can never both hold it (no window between creating the file
+    and writing the pid), and a holder that dies (killed) releases it with its last file descriptor."""
     lock_file = Path(lock_file)
     lock_file.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
+    while True:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            pid = int(lock_file.read_text().strip() or 0)
-        except (OSError, ValueError):
-            pid = 0
-        if pid and pid != os.getpid() and _alive(pid):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
             raise ClinituneError(
                 f"{lock_file.parent}: another clinitune process (pid {pid}) is {doing}; wait for it to finish, or "
                 "write somewhere else"
             ) from None
-        lock_file.unlink(missing_ok=True)
-        fd = os.open(lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock_file).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder before us removed the file as we opened it: lock the file that is there now
+    os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
-    os.close(fd)
     try:
         yield
     finally:
         lock_file.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def require_dir(path: Path, what: str) -> Path:
