@@ -243,6 +243,13 @@ def test_train_refuses_an_unscreened_file_with_phi_and_trusts_a_prepared_one(tmp
     assert not (tmp_path / "run").exists()
     _prepare(src, tmp_path / "prep")
     assert phi_gate(tmp_path / "prep" / "train.jsonl", allow_phi=False).status == "manifest"
+    # The quarantine is listed for its integrity but never vouched for: train on it and the screen runs, and refuses.
+    assert (tmp_path / "prep" / "quarantine.jsonl").stat().st_size > 0
+    with pytest.raises(ClinituneError, match="PHI screen flags"):
+        phi_gate(tmp_path / "prep" / "quarantine.jsonl", allow_phi=False)
+    cfg.write_text(cfg.read_text().replace(str(src), str(tmp_path / "prep" / "quarantine.jsonl")))
+    res = runner.invoke(app, ["train", "-c", str(cfg), "--quiet"])
+    assert res.exit_code == 2 and "PHI screen flags" in res.output and not (tmp_path / "run").exists()
     tampered = tmp_path / "prep" / "train.jsonl"
     tampered.write_text(tampered.read_text() + json.dumps(CHATS[1]) + "\n")
     with pytest.raises(ClinituneError, match="mixes two datasets"):

@@ -86,11 +86,35 @@ def test_a_patient_enters_a_step_whole_and_alone():
         "reference:icd10#6": [90, 91],  # public reference data: each example its own unit
         "reference:icd10#7": [92, 93],
     }
-    draws = [private.sample(sorted(rows), 0.25, seed=1, step=s) for s in range(4000)]
+    draws = [private.sample(sorted(rows), 0.25) for _ in range(4000)]
     for g in rows:
         rate = sum(g in d for d in draws) / len(draws)
         assert abs(rate - 0.25) < 0.03  # Poisson sampling: each patient independently, at rate q
-    assert private.sample(sorted(rows), 0.25, 1, 7) == private.sample(sorted(rows), 0.25, 1, 7)  # resume draws alike
+    assert len({tuple(d) for d in draws}) > 20  # from the OS's CSPRNG: no seed makes two runs draw alike
+
+
+def test_dp_noise_is_unpredictable_and_has_the_planned_spread(monkeypatch):
+    """Two steps with identical inputs (the same training.seed, the same data) add different noise, of standard
+    deviation sigma * C, clipped gradients being zero here."""
+    import torch
+
+    from clinitune.data.tokenize import Row
+    from clinitune.models.adapt import Plan
+
+    weight = torch.nn.Parameter(torch.zeros(64, 64))
+    monkeypatch.setattr(private, "collate", lambda rows, pad: rows)
+    root = lambda batch: ((weight * 0).sum(), None)  # noqa: E731  (a zero gradient: what is left is the noise)
+    dp = private.DPPlan(4.0, 1e-3, noise_multiplier=1.3, sample_rate=1.0, steps=1, max_grad_norm=0.5,
+                        accountant="rdp", units=4, patients=4)
+    rows = {g: [Row(ids=[1, 2], labels=[1, 2], positions=[0, 1])] for g in "abcd"}
+    plan = Plan(device="cpu", weight_dtype=torch.float32, compute_dtype=None, four_bit=False)
+    grads = []
+    for _ in range(2):
+        private.step(root, [weight], plan, 0, rows, dp, batch_size=1)
+        grads.append(weight.grad.clone() * dp.sample_rate * dp.units)  # undo the division by the expected count
+    assert not torch.equal(grads[0], grads[1])
+    for g in grads:
+        assert abs(float(g.std()) - 1.3 * 0.5) < 0.03 and abs(float(g.mean())) < 0.03
 
 
 def test_dp_refuses_what_it_cannot_account_for(tmp_path):

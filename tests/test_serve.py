@@ -97,6 +97,10 @@ def test_the_guard_refuses_what_it_should(server):
     ask = [{"role": "user", "content": "hello"}]
     with pytest.raises(openai.AuthenticationError):
         _client(base, "wrong").chat.completions.create(model="any", messages=ask, max_tokens=4)
+    # The key is checked before anything else: without it, an oversized, PHI-laden body from a foreign origin is 401.
+    big = {"messages": [{"role": "user", "content": "SSN 123-45-6789 " + "x" * 8000}]}
+    for headers in ({}, {"Authorization": "Bearer wrong", "Origin": "https://x.io"}):
+        assert httpx.post(f"{base}/v1/chat/completions", json=big, headers=headers).status_code == 401
     c = _client(base)
     with pytest.raises(openai.APIStatusError) as exc:
         c.chat.completions.create(model="any", messages=[{"role": "user", "content": "x" * 8000}], max_tokens=4)
@@ -111,6 +115,31 @@ def test_the_guard_refuses_what_it_should(server):
     page = httpx.post(f"{base}/v1/chat/completions", json={"messages": ask}, headers={**h, "Origin": "https://x.io"})
     assert page.status_code == 403
     assert httpx.post(f"{base}/v1/embeddings", json={"input": "hi"}, headers=h).status_code == 404
+
+
+def test_every_text_a_request_carries_is_screened():
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "description": "Look up the chart of John Smith, SSN 123-45-6789",
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+        },
+    }
+    clean = [{"role": "user", "content": "What is the usual adult dose of metformin?"}]
+    cases = [
+        {"messages": clean, "tools": [tool]},
+        {"messages": clean, "functions": [tool["function"]]},
+        {"messages": clean + [{"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"ssn": "123-45-6789"}'}}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "SSN 123-45-6789"}]}]},
+        {"messages": [{"role": "system", "content": "The patient is John Smith, MRN 00123456."}] + clean},
+    ]
+    for body in cases:
+        new, refusal = rewrite_request(body, Limits(), vocab=None)
+        assert new is None and refusal[0] == 400 and b"PHI screen" in refusal[1], body
+    new, refusal = rewrite_request({"messages": clean, "tools": [{**tool, "function": {"name": "dose"}}]}, Limits(), None)
+    assert refusal is None and new["max_tokens"] == Limits().max_tokens
 
 
 def test_server_stops_cleanly(server):

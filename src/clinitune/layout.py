@@ -15,6 +15,7 @@ from .errors import ClinituneError
 from .paths import exclusive
 
 SPLITS = ("train", "eval", "test")
+SPLIT_FILES = tuple(f"{s}.jsonl" for s in SPLITS)  # the only files a prepare manifest vouches for
 
 
 @dataclass

@@ -8,17 +8,20 @@ are the ones stored in the GGUF, the ones export verified. What clinitune adds s
 - only the OpenAI routes and `/health` are open (no embeddings, tokenizer or legacy routes);
 - a browser page from another origin is refused, so a website cannot reach a model on localhost;
 - a request body over `max_request_bytes` is a 413, `max_tokens` over the cap a 400 (unset, it is the cap);
-- every text that reaches the model passes the PHI screen (400 unless started with --allow-phi);
+- every text that reaches the model passes the PHI screen (400 unless started with --allow-phi): messages,
+  content parts, tool and function definitions, tool-call arguments, the prompt;
 - `response_format` with a JSON Schema (OpenAI's `json_schema`, or llama.cpp's `json_object` with a schema)
   becomes the same bounded grammar eval and infer decode with, so the answer is valid JSON of that shape;
 - with --phi-filter, identifiers in each answer are redacted before it leaves, counted in the log by type,
   the text never logged. A streamed answer is screened whole, so with the filter on it arrives at its end.
 
-The API key (required off loopback) is llama-cpp-python's own bearer check: 401 without it.
+The API key (required off loopback) is checked first, before the body is read: 401 without it, so a client
+without the key learns nothing about its payload; llama-cpp-python's own bearer check runs again behind.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import logging
@@ -52,6 +55,7 @@ class Limits:
     allow_phi: bool = False
     phi_filter: bool = False
     origins: tuple[str, ...] = ()  # browser origins allowed to call the server; none by default
+    api_key: str | None = None  # checked before anything else is read; llama-cpp-python checks it again
     redacted: Counter = field(default_factory=Counter)  # identifiers taken out of answers, by type
 
 
@@ -94,18 +98,21 @@ def _error(status: int, message: str, kind: str = "invalid_request_error") -> tu
     return status, json.dumps({"error": {"message": message, "type": kind, "code": status}}).encode()
 
 
-def request_texts(body: dict) -> list[str]:
-    """Every text of a request that reaches the model: each message's content (text parts too), or the prompt."""
-    texts = []
-    for m in body.get("messages") or []:
-        content = m.get("content") if isinstance(m, dict) else None
-        if isinstance(content, str):
-            texts.append(content)
-        elif isinstance(content, list):
-            texts += [p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    prompt = body.get("prompt")
-    texts += [prompt] if isinstance(prompt, str) else [p for p in prompt or [] if isinstance(p, str)]
-    return texts
+# Request fields that never reach the model as text: routing, sampling and output-shape settings. Everything
+# else is screened, wherever it sits (tool and function definitions, tool-call arguments, content parts, names).
+NOT_MODEL_TEXT = {"model", "role", "type", "stop", "user", "response_format", "tool_choice", "tool_call_id", "id",
+                  "logit_bias", "stream_options", "seed"}
+
+
+def request_texts(body) -> list[str]:
+    """Every string of a request that can reach the model, found by walking the whole body."""
+    if isinstance(body, str):
+        return [body]
+    if isinstance(body, list):
+        return [t for item in body for t in request_texts(item)]
+    if isinstance(body, dict):
+        return [t for k, v in body.items() if k not in NOT_MODEL_TEXT for t in request_texts(v)]
+    return []
 
 
 def schema_of(response_format) -> dict | None:
@@ -213,6 +220,12 @@ async def _send(send, status: int, body: bytes, content_type: bytes = b"applicat
     await send({"type": "http.response.body", "body": body})
 
 
+def key_matches(header: bytes, key: str) -> bool:
+    """A bearer token compared in constant time."""
+    scheme, _, token = header.decode(errors="replace").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
+
+
 def guard(app, limits: Limits, vocab: Llama):
     """The ASGI layer in front of the model server (see the module's docstring)."""
 
@@ -221,11 +234,14 @@ def guard(app, limits: Limits, vocab: Llama):
             return await app(scope, receive, send)
         path = scope["path"]
         headers = dict(scope.get("headers") or [])
+        if path == "/health":
+            return await _send(send, 200, b'{"status": "ok"}')
+        if limits.api_key and not key_matches(headers.get(b"authorization", b""), limits.api_key):
+            # First: a client without the key learns nothing about its payload (no 400, 403 or 413).
+            return await _send(send, *_error(401, "missing or wrong API key; send Authorization: Bearer KEY"))
         origin = headers.get(b"origin", b"").decode()
         if origin and origin not in limits.origins:
             return await _send(send, *_error(403, f"origin {origin} may not call this server; see --cors-origin"))
-        if path == "/health":
-            return await _send(send, 200, b'{"status": "ok"}')
         if path not in ROUTES:
             return await _send(send, *_error(404, f"{path}: not served; the routes are {', '.join(ROUTES)}"))
         if path not in GENERATE or scope["method"] != "POST":
@@ -290,6 +306,7 @@ def build_app(gguf: Path, api_key: str | None, limits: Limits, n_ctx: int = 2048
         verbose=False,
     )
     app = create_app(server_settings=ServerSettings(api_key=api_key), model_settings=[model])
+    limits.api_key = api_key
     vocab = Llama(str(gguf), vocab_only=True, verbose=False)  # to check request grammars before they reach llama.cpp
     return guard(app, limits, vocab)
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ClinituneError
-from ..layout import DataDir
+from ..layout import SPLIT_FILES, DataDir
 from ..paths import sha256_file
 from .example import read_jsonl
 from .privacy import phi
@@ -33,6 +33,8 @@ def listed_sha256(path: Path) -> str | None:
 def vouched(path: Path, label: str = "data.train") -> bool:
     """True when the manifest.json beside `path` lists it with this exact content. A file the manifest lists
     with other content is refused: the directory mixes two datasets (an interrupted or overlapping write)."""
+    if path.name not in SPLIT_FILES:
+        return False  # quarantine.jsonl and the rest were never screened clean, whatever a manifest says
     listed = listed_sha256(path)
     if listed is None:
         return False

@@ -206,6 +206,8 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, sta
         st = restore_checkpoint(ckpt, root, model, opt, sched, dist)
         st.warnings += allowed
         log.info("resumed from %s (step %d)", ckpt.name, st.step)
+        if dp is not None:
+            log.info("DP-SGD resumes with fresh patient draws and fresh noise (never stored); the accountant counts both")
     monitor = Monitor(run, cfg, resume_step=st.step, quiet=quiet, total_steps=total_steps) if dist.main else Silent()
     if dist.main:
         atomic_write_text(run.config, to_yaml(cfg))
@@ -320,13 +322,11 @@ def train_step(s: Session, step_rows: list[Row]) -> tuple[float, int, float]:
     return step_loss, n_tokens, grad_norm
 
 
-def private_step(s: Session, step_no: int) -> tuple[float, int, int, float]:
+def private_step(s: Session) -> tuple[float, int, int, float]:
     """One DP-SGD step (private.step computes the noised gradient), then the optimizer and the schedule."""
     trainable = [p for p in s.model.parameters() if p.requires_grad]
     t = s.cfg.training
-    out = private.step(
-        s.root, trainable, s.plan, s.tok.pad_token_id, s.dp_rows, s.dp, t.seed, step_no, t.per_device_train_batch_size
-    )
+    out = private.step(s.root, trainable, s.plan, s.tok.pad_token_id, s.dp_rows, s.dp, t.per_device_train_batch_size)
     s.opt.step()
     s.opt.zero_grad(set_to_none=True)
     s.sched.step()
@@ -413,7 +413,7 @@ def fit(s: Session) -> Timing:
             st.batch_in_epoch += 1
             n_ids = sum(len(r.ids) for r in step_rows)
         else:
-            step_loss, n_tokens, n_ids, grad_norm = private_step(s, st.step + 1)
+            step_loss, n_tokens, n_ids, grad_norm = private_step(s)
         st.step += 1
         st.tokens += n_ids
         st.response_tokens += n_tokens

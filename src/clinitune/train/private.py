@@ -18,11 +18,12 @@ and test patients (never trained on), the data files themselves, and what a user
 
 from __future__ import annotations
 
-import hashlib
 import math
+import os
 import random
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
@@ -100,11 +101,27 @@ def units(data: Tokenized, groups: list[str], max_len: int, packing: bool) -> di
     return {g: pack(data, idx, max_len, packing) for g, idx in sorted(by_group.items())}
 
 
-def sample(names: list[str], q: float, seed: int, step: int) -> list[str]:
-    """Poisson sampling of patients: each in the step independently with probability q, a function of
-    (seed, step) so that a resumed run draws the same patients."""
-    rng = random.Random(f"{seed}:dp:{step}")
-    return [g for g in names if rng.random() < q]
+# The sampling and the noise come from the operating system's CSPRNG, never from training.seed: the seed is
+# written to config.yaml, and anyone who knew it could regenerate every noise draw and subtract it from the
+# weights. Nothing of these draws is stored, so a resumed DP run draws fresh patients and fresh noise (the
+# accountant counts every step taken either way); see docs/training.md, "What each secret protects".
+SECURE = random.SystemRandom()
+
+
+def sample(names: list[str], q: float) -> list[str]:
+    """Poisson sampling of patients: each in the step independently with probability q."""
+    return [g for g in names if SECURE.random() < q]
+
+
+def secure_normal(shape: torch.Size | tuple[int, ...], std: float) -> torch.Tensor:
+    """Gaussian noise from os.urandom (Box-Muller on 53-bit uniforms), float32."""
+    n = math.prod(shape)
+    pairs = (n + 1) // 2
+    raw = np.frombuffer(os.urandom(16 * pairs), dtype=np.uint64).reshape(2, pairs)
+    u1, u2 = ((raw >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+    radius = np.sqrt(-2.0 * np.log(u1))
+    z = np.concatenate([radius * np.cos(2 * np.pi * u2), radius * np.sin(2 * np.pi * u2)])[:n]
+    return torch.from_numpy((z * std).astype(np.float32)).reshape(shape)
 
 
 def step(
@@ -114,12 +131,10 @@ def step(
     pad_id: int,
     rows_of: dict[str, list[Row]],
     dp: DPPlan,
-    seed: int,
-    step_no: int,
     batch_size: int,
 ) -> tuple[float, int, int, float]:
     """Gradients for one DP-SGD step left in .grad: (summed loss, response tokens, row tokens, mean clip norm)."""
-    drawn = sample(list(rows_of), dp.sample_rate, seed, step_no)
+    drawn = sample(list(rows_of), dp.sample_rate)
     summed = [torch.zeros_like(p, dtype=torch.float32) for p in trainable]
     loss_sum, n_resp, n_ids, norms = 0.0, 0, 0, []
     for g in drawn:
@@ -139,10 +154,8 @@ def step(
                 p.grad = None
         n_resp += tokens
         n_ids += sum(len(r.ids) for r in rows)
-    noise_seed = int(hashlib.sha256(f"{seed}:{step_no}:noise".encode()).hexdigest()[:15], 16)
-    gen = torch.Generator().manual_seed(noise_seed)  # seeded, so a resumed run adds the same noise
     expected = dp.sample_rate * dp.units
     for acc, p in zip(summed, trainable):
-        noise = torch.normal(0.0, dp.noise_multiplier * dp.max_grad_norm, size=acc.shape, generator=gen)
+        noise = secure_normal(acc.shape, dp.noise_multiplier * dp.max_grad_norm)
         p.grad = ((acc + noise) / expected).to(p.dtype)
     return loss_sum, n_resp, n_ids, sum(norms) / len(norms) if norms else 0.0
