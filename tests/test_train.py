@@ -278,22 +278,17 @@ def test_two_processes_match_one(tmp_path, tiny_llama, method, sharding):
 
     (tmp_path / "three").mkdir()
     shutil.copytree(tmp_path / "two" / "run" / "checkpoint-3", tmp_path / "three" / "run" / "checkpoint-3")
-    if "deepspeed" in sharding:  # DeepSpeed's optimizer partitions resume under the same config and world size
+    if "deepspeed" in sharding:  # DeepSpeed's optimizer partitions are pickles: never written, and a resume refused
+        ckpt = tmp_path / "two" / "run" / "checkpoint-3"
+        assert not [p for p in ckpt.rglob("*") if p.suffix in (".pt", ".pkl", ".bin")]
         three = _cfg(
-            tmp_path / "three",
-            tiny_llama,
-            method,
-            max_steps=6,
-            eval_steps=3,
-            save_steps=100,
-            gradient_accumulation_steps=1,
-            **sharding,
+            tmp_path / "three", tiny_llama, method, max_steps=6, eval_steps=3, save_steps=100,
+            gradient_accumulation_steps=1, **sharding,
         )
         res = subprocess.run(
             cmd + [str(three), "--resume", "--nproc", "2"], capture_output=True, text=True, timeout=300
         )
-        assert res.returncode == 0, res.stderr
-        assert abs(curve(tmp_path / "three", "loss")[-1] - b[-1]) < 1e-3
+        assert res.returncode != 0 and "DeepSpeed keeps its optimizer state in pickles" in res.stderr + res.stdout
     else:  # whole tensors keyed by name: one process resumes what two processes began
         three = _cfg(tmp_path / "three", tiny_llama, method, max_steps=6, eval_steps=3, save_steps=100)
         res = subprocess.run(cmd + [str(three), "--resume"], capture_output=True, text=True, timeout=300)

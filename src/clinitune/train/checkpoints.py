@@ -2,6 +2,9 @@
 
 Nothing here is unpickled from a file a user could have been handed: weights and the optimizer's
 tensors are safetensors; RNG state, progress, the scheduler and the optimizer's structure are JSON.
+DeepSpeed writes its optimizer partitions with pickle and reads them back with torch.load(weights_only=False),
+so a DeepSpeed run's checkpoints hold clinitune's own files only and --resume refuses them with that reason.
+checksums.json lists every file under the checkpoint, and a file it does not list is damage too.
 """
 
 from __future__ import annotations
@@ -120,8 +123,6 @@ def save_checkpoint(run: RunDir, root, model, opt, sched, st: State, keep: int, 
     target = run.checkpoint(st.step)
     with atomic_dir(target) if dist.main else contextlib.nullcontext() as tmp:
         tmp = Path(dist.broadcast(str(tmp) if dist.main else None))
-        if dist.deepspeed is not None:  # each rank writes its optimizer partition
-            root.save_checkpoint(str(tmp), tag="deepspeed", save_latest=False, exclude_frozen_parameters=True)
         dist.barrier()  # every rank's files are in before rank 0 renames the dir into place
         if dist.main:
             save_file(weights, str(tmp / "trainable.safetensors"))
@@ -131,7 +132,7 @@ def save_checkpoint(run: RunDir, root, model, opt, sched, st: State, keep: int, 
             atomic_write_text(tmp / "rng.json", json.dumps({"ranks": rngs}))
             atomic_write_text(tmp / "state.json", json.dumps(asdict(st), indent=2))
             # Last: what each file must hash to, so a resume can tell a damaged checkpoint from a good one.
-            sums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+            sums = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             atomic_write_text(tmp / CHECKSUMS, json.dumps(sums, indent=2))
     if not dist.main:
         return None
@@ -158,7 +159,9 @@ def damage(ckpt: Path) -> str | None:
             return f"{name} is missing"
         if sha256_file(f) != digest:
             return f"{name} differs from what was written"
-    return None
+    extra = [str(p.relative_to(ckpt)) for p in sorted(ckpt.rglob("*")) if p.is_file()]
+    extra = [n for n in extra if n != CHECKSUMS and n not in sums]
+    return f"{extra[0]} was not written with the checkpoint" if extra else None
 
 
 def intact_checkpoint(run: RunDir) -> Path | None:
@@ -187,18 +190,13 @@ def resume_changes(run: RunDir, cfg: Config) -> list[str]:
 
 
 def restore_checkpoint(ckpt: Path, root, model, opt, sched, dist: Dist = Dist()) -> State:
-    load_trainable(model, load_file(str(ckpt / "trainable.safetensors")))
-    if dist.deepspeed is not None:
-        if not (ckpt / "deepspeed").is_dir():
-            raise ClinituneError(f"{ckpt} was not written by DeepSpeed; resume it without the DeepSpeed config")
-        root.load_checkpoint(
-            str(ckpt),
-            tag="deepspeed",
-            load_optimizer_states=True,
-            load_lr_scheduler_states=False,
-            load_module_strict=False,
+    if dist.deepspeed is not None or (ckpt / "deepspeed").exists():
+        raise ClinituneError(
+            f"--resume {ckpt}: DeepSpeed keeps its optimizer state in pickles, which clinitune neither writes nor "
+            "loads (a tampered one would run code); resume with training.fsdp instead, or start the run again"
         )
-    elif (ckpt / "optimizer.json").is_file():
+    load_trainable(model, load_file(str(ckpt / "trainable.safetensors")))
+    if (ckpt / "optimizer.json").is_file():
         load_optimizer_state(root, opt, load_state(ckpt, "optimizer"))
     elif (ckpt / "optimizer.pt").is_file() or not (ckpt / "rng.json").is_file():
         # Older checkpoints kept optimizer and RNG state in pickles; a tampered one could run code, so none is loaded.
@@ -207,9 +205,7 @@ def restore_checkpoint(ckpt: Path, root, model, opt, sched, dist: Dist = Dist())
             "start the run again without --resume"
         )
     else:
-        raise ClinituneError(
-            f"{ckpt} holds DeepSpeed optimizer partitions; resume it with the same DeepSpeed config and world size"
-        )
+        raise ClinituneError(f"{ckpt}: no optimizer state (a DeepSpeed run's checkpoint); start the run again")
     sched.load_state_dict(load_state(ckpt, "scheduler"))
     ranks = json.loads((ckpt / "rng.json").read_text())["ranks"]
     set_rng_state(ranks[dist.rank] if len(ranks) == dist.world else ranks[0])
