@@ -9,7 +9,7 @@ TORCH  := torch==2.13.0
 DEEPSPEED := deepspeed==0.19.8
 PYTEST_ARGS ?=
 
-.PHONY: setup quickstart test test-fast lint postgres browser clean
+.PHONY: setup quickstart test test-fast lint postgres browser clean phi-model
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ $(STAMP): pyproject.toml Makefile requirements-phi.txt
 
 quickstart: setup
 	$(VENV)/bin/clinitune quickstart
+
+# The PHI screen's learned detector: trained from scratch on synthetic notes, written into the package with its
+# card and sha256 manifest, and pinned in data/privacy/phi_model.py (about 25 minutes on one core).
+phi-model: setup
+	$(PY) scripts/train_phi_model.py
 
 # The PostgreSQL tests start a throwaway cluster; the server binaries come from Debian.
 postgres:

@@ -1,21 +1,22 @@
-"""The PHI screen on a generated set it cannot have been tuned to: recall per kind, precision, examples/s.
+"""The PHI screen's detectors side by side on a generated set: recall, false alarms and examples/s for the
+rules, the rules with spaCy's NER, the learned model alone, and their union (the screen).
 
-Names come from Faker's non-English locales (the screen uses no Faker data), in many frames: labels,
-signatures, salutations, case presentations, kinship, "Lastname, Firstname", lowercase, ALL CAPS,
+The learned model trains on Faker names too (phi_synth), so this set is no longer independent of it; the
+evidence on text the project never wrote is bench/phi_heldout.py. Names here come from Faker's locales, in
+many frames: labels, signatures, salutations, case presentations, kinship, "Lastname, Firstname", lowercase, ALL CAPS,
 initials. The other identifiers vary in format (dates in every common form, US and international
 phones, driver's licenses in many states' formats, ages over 89 in digits and words). Clean lines are
-clinical text dense with eponyms, scores and brand drugs. A planted identifier counts as found when a
-finding of its kind overlaps it; a clean line with any finding is a false alarm.
+clinical text dense with eponyms, scores and brand drugs. A planted identifier counts as found when any
+finding overlaps it; a clean line with any finding is a false alarm.
 
-    python bench/phi_screen.py [--n 1200] [--seed 7] [--no-ner] [--misses 30]
+    python bench/phi_screen.py [--n 1200] [--seed 7] [--misses 10]
 
-Prints one Markdown table (per kind), the overall line, and the misses and false alarms.
+Prints the side-by-side table, the screen's table per kind, and its misses and false alarms.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import sys
 import time
@@ -24,6 +25,7 @@ from collections import Counter
 from faker import Faker
 
 from clinitune.data.privacy.phi import screen_texts
+from clinitune.eval.stats import wilson
 
 LOCALES = [
     "vi_VN",
@@ -426,28 +428,17 @@ def _latin(s: str) -> str:
     return s if all(c.isascii() or c.isalpha() and ord(c) < 0x250 for c in s) else ""
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for k successes in n: sane at 0 and n, where the normal approximation is not."""
-    if n == 0:
-        return 0.0, 1.0
-    p, d = k / n, 1 + z * z / n
-    centre, half = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, centre - half), min(1.0, centre + half)
+VARIANTS = {
+    "rules (Presidio, patterns, name rules)": ("presidio", "patterns", "name_rules"),
+    "rules + spaCy NER (the screen before the learned model)": ("presidio", "patterns", "name_rules", "spacy_ner"),
+    "learned model alone": ("learned",),
+    "the screen (union of all detectors)": None,
+}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=1200)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--no-ner", action="store_true")
-    ap.add_argument("--misses", type=int, default=30)
-    a = ap.parse_args()
-    rows = generate(a.n, a.seed)
-    texts = [r[0] for r in rows]
-    screen_texts(texts[:8], use_ner=not a.no_ner)  # load the models before the clock starts
-    t0 = time.perf_counter()
-    found = screen_texts(texts, use_ner=not a.no_ner)
-    secs = time.perf_counter() - t0
+def score(rows, found) -> dict:
+    """A planted identifier counts as found when any finding overlaps it (redaction removes it whatever the
+    kind); a clean line with any finding is a false alarm."""
     per_kind, hit_kind, fa, misses, alarms = Counter(), Counter(), 0, [], []
     for (text, kind, start, end), fs in zip(rows, found):
         if kind is None:
@@ -456,39 +447,51 @@ def main() -> int:
                 alarms.append((sorted({f.type for f in fs}), text))
             continue
         per_kind[kind] += 1
-        ok = any(f.type == kind and f.start < end and start < f.end for f in fs)
+        ok = any(f.start < end and start < f.end for f in fs)
         hit_kind[kind] += ok
         if not ok:
-            misses.append((kind, sorted({f.type for f in fs}), text))
-    planted = sum(per_kind.values())
-    tp = sum(hit_kind.values())
-    flagged_planted = sum(1 for (t, k, s, e), fs in zip(rows, found) if k and fs)
-    print("| kind | planted | found | recall | 95 % interval |\n|---|---|---|---|---|")
-    for k in sorted(per_kind):
-        lo, hi = wilson(hit_kind[k], per_kind[k])
-        print(f"| {k} | {per_kind[k]} | {hit_kind[k]} | {hit_kind[k] / per_kind[k]:.3f} | {lo:.3f}-{hi:.3f} |")
-    precision = flagged_planted / max(flagged_planted + fa, 1)
-    clean = len(rows) - planted
-    lo, hi = wilson(tp, planted)
-    fa_lo, fa_hi = wilson(fa, clean)
-    print(
-        "\n| lines | planted | recall (all kinds) | clean lines | false alarms (rate, 95 % interval) | precision | "
-        "examples/s | NER |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    print(
-        f"| {len(rows)} | {planted} | {tp / planted:.3f} ({lo:.3f}-{hi:.3f}) | {clean} | {fa} "
-        f"({fa_lo:.4f}-{fa_hi:.4f}) | "
-        f"{precision:.3f} | {len(rows) / secs:.0f} | {'off' if a.no_ner else 'on'} |"
-    )
-    for kind, got, text in misses[: a.misses]:
-        print(f"MISS {kind}: found {got} in {text!r}")
-    for got, text in alarms[: a.misses]:
-        print(f"FALSE ALARM {got}: {text!r}")
-    goal = all(hit_kind[k] / per_kind[k] >= 0.99 for k in per_kind) and precision >= 0.95 and len(rows) / secs >= 500
-    print(
-        f"\ngoal (recall >= 0.99 on every kind, precision >= 0.95, >= 500 examples/s): {'met' if goal else 'not met'}"
-    )
+            misses.append((kind, text))
+    return {"per_kind": per_kind, "hit_kind": hit_kind, "fa": fa, "misses": misses, "alarms": alarms}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1200)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--misses", type=int, default=10)
+    a = ap.parse_args()
+    rows = generate(a.n, a.seed)
+    texts = [r[0] for r in rows]
+    clean = sum(1 for r in rows if r[1] is None)
+    print(f"{len(rows)} lines, {len(rows) - clean} with one planted identifier, {clean} clean\n")
+    print("| detectors | recall (95 % interval) | false alarms on clean lines (95 % interval) | examples/s |")
+    print("|---|---|---|---|")
+    results = {}
+    for label, only in VARIANTS.items():
+        screen_texts(texts[:8], only=only)  # load the models before the clock starts
+        t0 = time.perf_counter()
+        found = screen_texts(texts, only=only)
+        secs = time.perf_counter() - t0
+        s = results[label] = score(rows, found)
+        planted, tp = sum(s["per_kind"].values()), sum(s["hit_kind"].values())
+        r_lo, r_hi = wilson(tp, planted)
+        f_lo, f_hi = wilson(s["fa"], clean)
+        print(
+            f"| {label} | {tp / planted:.3f} ({r_lo:.3f}-{r_hi:.3f}) | {s['fa']} ({f_lo:.4f}-{f_hi:.4f}) | "
+            f"{len(rows) / secs:.0f} |"
+        )
+    s = results["the screen (union of all detectors)"]
+    print("\nThe screen, per kind:\n\n| kind | planted | found | recall | 95 % interval |\n|---|---|---|---|---|")
+    for k in sorted(s["per_kind"]):
+        lo, hi = wilson(s["hit_kind"][k], s["per_kind"][k])
+        print(
+            f"| {k} | {s['per_kind'][k]} | {s['hit_kind'][k]} | {s['hit_kind'][k] / s['per_kind'][k]:.3f} | "
+            f"{lo:.3f}-{hi:.3f} |"
+        )
+    for kind, text in s["misses"][: a.misses]:
+        print(f"  missed {kind}: {text}")
+    for kinds, text in s["alarms"][: a.misses]:
+        print(f"  false alarm {kinds}: {text}")
     return 0
 
 

@@ -104,8 +104,17 @@ def test_dp_noise_is_unpredictable_and_has_the_planned_spread(monkeypatch):
     weight = torch.nn.Parameter(torch.zeros(64, 64))
     monkeypatch.setattr(private, "collate", lambda rows, pad: rows)
     root = lambda batch: ((weight * 0).sum(), None)  # noqa: E731  (a zero gradient: what is left is the noise)
-    dp = private.DPPlan(4.0, 1e-3, noise_multiplier=1.3, sample_rate=1.0, steps=1, max_grad_norm=0.5,
-                        accountant="rdp", units=4, patients=4)
+    dp = private.DPPlan(
+        4.0,
+        1e-3,
+        noise_multiplier=1.3,
+        sample_rate=1.0,
+        steps=1,
+        max_grad_norm=0.5,
+        accountant="rdp",
+        units=4,
+        patients=4,
+    )
     rows = {g: [Row(ids=[1, 2], labels=[1, 2], positions=[0, 1])] for g in "abcd"}
     plan = Plan(device="cpu", weight_dtype=torch.float32, compute_dtype=None, four_bit=False)
     grads = []

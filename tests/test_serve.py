@@ -130,15 +130,31 @@ def test_every_text_a_request_carries_is_screened():
     cases = [
         {"messages": clean, "tools": [tool]},
         {"messages": clean, "functions": [tool["function"]]},
-        {"messages": clean + [{"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"ssn": "123-45-6789"}'}}]}]},
+        {
+            "messages": clean
+            + [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": '{"ssn": "123-45-6789"}'},
+                        }
+                    ],
+                }
+            ]
+        },
         {"messages": [{"role": "user", "content": [{"type": "text", "text": "SSN 123-45-6789"}]}]},
         {"messages": [{"role": "system", "content": "The patient is John Smith, MRN 00123456."}] + clean},
     ]
     for body in cases:
         new, refusal = rewrite_request(body, Limits(), vocab=None)
         assert new is None and refusal[0] == 400 and b"PHI screen" in refusal[1], body
-    new, refusal = rewrite_request({"messages": clean, "tools": [{**tool, "function": {"name": "dose"}}]}, Limits(), None)
+    new, refusal = rewrite_request(
+        {"messages": clean, "tools": [{**tool, "function": {"name": "dose"}}]}, Limits(), None
+    )
     assert refusal is None and new["max_tokens"] == Limits().max_tokens
 
 

@@ -282,8 +282,14 @@ def test_two_processes_match_one(tmp_path, tiny_llama, method, sharding):
         ckpt = tmp_path / "two" / "run" / "checkpoint-3"
         assert not [p for p in ckpt.rglob("*") if p.suffix in (".pt", ".pkl", ".bin")]
         three = _cfg(
-            tmp_path / "three", tiny_llama, method, max_steps=6, eval_steps=3, save_steps=100,
-            gradient_accumulation_steps=1, **sharding,
+            tmp_path / "three",
+            tiny_llama,
+            method,
+            max_steps=6,
+            eval_steps=3,
+            save_steps=100,
+            gradient_accumulation_steps=1,
+            **sharding,
         )
         res = subprocess.run(
             cmd + [str(three), "--resume", "--nproc", "2"], capture_output=True, text=True, timeout=300

@@ -216,7 +216,7 @@ def prepare(
             "--phi-action",
             help="What an identifier found by the PHI screen does: quarantine "
             "(the example goes to quarantine.jsonl), redact (replaced by a consistent surrogate), "
-            "or fail (exit 2, nothing written).",
+            "mask (replaced by its kind in brackets: [NAME], [DATE]), or fail (exit 2, nothing written).",
         ),
     ] = "quarantine",
     group_by: Annotated[

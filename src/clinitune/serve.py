@@ -100,8 +100,20 @@ def _error(status: int, message: str, kind: str = "invalid_request_error") -> tu
 
 # Request fields that never reach the model as text: routing, sampling and output-shape settings. Everything
 # else is screened, wherever it sits (tool and function definitions, tool-call arguments, content parts, names).
-NOT_MODEL_TEXT = {"model", "role", "type", "stop", "user", "response_format", "tool_choice", "tool_call_id", "id",
-                  "logit_bias", "stream_options", "seed"}
+NOT_MODEL_TEXT = {
+    "model",
+    "role",
+    "type",
+    "stop",
+    "user",
+    "response_format",
+    "tool_choice",
+    "tool_call_id",
+    "id",
+    "logit_bias",
+    "stream_options",
+    "seed",
+}
 
 
 def request_texts(body) -> list[str]:

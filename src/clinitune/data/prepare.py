@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import ClinituneError
+from ..layout import SPLIT_FILES
 from ..paths import exclusive, require_dir
 from . import quality
 from .example import Example, ExampleError, carried_keys
@@ -78,6 +79,10 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _entry(text: str) -> dict:
+    return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "lines": text.count("\n")}
 
 
 def _jsonl(rows: list[dict]) -> str:
@@ -166,7 +171,7 @@ def plant_canaries(train: list[Example], k: int, seed: int) -> dict:
     return {"canaries": spec}
 
 
-PHI_ACTIONS = ("quarantine", "redact", "fail")
+PHI_ACTIONS = ("quarantine", "redact", "mask", "fail")
 
 
 def _read_source(source: str, db: str | None, path, group_by: str | None, skip_invalid: bool, counts: Counter, **how):
@@ -205,8 +210,8 @@ def apply_phi_action(examples: list[Example], hits: list[list[phi.Hit]], action:
         stats["examples_flagged"] += 1
         stats["hits_by_type"].update(h.type for h in found)
         stats["examples_by_type"].update({h.type for h in found})
-        if action == "redact":
-            kept.append(surrogates.redact(ex, found, salt=f"clinitune:{seed}"))
+        if action in ("redact", "mask"):
+            kept.append(surrogates.redact(ex, found, salt=f"clinitune:{seed}", mask=action == "mask"))
         else:
             quarantine.append({**ex.to_dict(), "phi_findings": [h.as_dict() for h in found]})
     if action == "fail" and stats["examples_flagged"]:
@@ -299,7 +304,7 @@ def prepare(
         hits = phi.screen_examples(deduped, [names_of.get(ex.id, ()) for ex in deduped], progress=progress)
         clean, quarantine, phi_stats = apply_phi_action(deduped, hits, phi_action, seed)
         counts["quarantined"] = len(quarantine)
-        counts["redacted"] = phi_stats["examples_flagged"] if phi_action == "redact" else 0
+        counts["redacted"] = phi_stats["examples_flagged"] if phi_action in ("redact", "mask") else 0
 
         if not clean:
             why = [f"{len(invalid)} failed the quality gate" + (f" ({invalid[0]['reasons'][0]})" if invalid else "")]
@@ -356,10 +361,10 @@ def prepare(
                 t: {sl: phrasing_slices[(t, sl)] for sl in (SEEN, HELD_OUT)}
                 for t in sorted({t for t, _ in phrasing_slices})
             },
-            "files": {
-                name: {"sha256": hashlib.sha256(text.encode()).hexdigest(), "lines": text.count("\n")}
-                for name, text in sorted(files.items())
-            },
+            # Only the splits are vouched for (manifest.vouched reads "files"); the quarantine, the invalid and
+            # rejected lines were never screened clean, so they sit under a key the PHI gate never accepts.
+            "files": {name: _entry(text) for name, text in sorted(files.items()) if name in SPLIT_FILES},
+            "unscreened_files": {name: _entry(text) for name, text in sorted(files.items()) if name not in SPLIT_FILES},
         }
         files["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
         files["report.md"] = report(manifest)
@@ -431,7 +436,8 @@ def report(m: dict) -> str:
         f"| {t} | {n} | {m['phi']['hits_by_type'].get(t, 0)} |" for t, n in m["phi"]["examples_by_type"].items()
     ] or ["| none | 0 | 0 |"]
     lines += ["", "## Files", "", "| file | lines | sha256 |", "|---|---|---|"]
-    lines += [f"| {f} | {v['lines']} | `{v['sha256']}` |" for f, v in m["files"].items()]
+    every = {**m["files"], **m.get("unscreened_files", {})}
+    lines += [f"| {f} | {v['lines']} | `{v['sha256']}` |" for f, v in sorted(every.items())]
     return "\n".join(lines) + "\n"
 
 

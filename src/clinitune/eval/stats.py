@@ -18,6 +18,15 @@ ALPHA = 0.05
 BETTER, WORSE, SAME = "better", "worse", "no significant difference"
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for k successes in n: sane at 0 and n, where the normal approximation is not."""
+    if n == 0:
+        return 0.0, 1.0
+    p, d = k / n, 1 + z * z / n
+    centre, half = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def is_binary(values: list[float]) -> bool:
     return all(v in (0.0, 1.0) for v in values)
 

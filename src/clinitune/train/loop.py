@@ -207,7 +207,9 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, sta
         st.warnings += allowed
         log.info("resumed from %s (step %d)", ckpt.name, st.step)
         if dp is not None:
-            log.info("DP-SGD resumes with fresh patient draws and fresh noise (never stored); the accountant counts both")
+            log.info(
+                "DP-SGD resumes with fresh patient draws and fresh noise (never stored); the accountant counts both"
+            )
     monitor = Monitor(run, cfg, resume_step=st.step, quiet=quiet, total_steps=total_steps) if dist.main else Silent()
     if dist.main:
         atomic_write_text(run.config, to_yaml(cfg))

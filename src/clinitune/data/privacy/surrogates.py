@@ -14,12 +14,14 @@ import re
 
 from ..example import Example
 from ..records import names
+from . import phi_vocab
 from .phi_names import MONTH_NAMES
 
 TITLE_WORDS = {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sr", "jr", "rn", "md", "np", "pa"}
-# The synthetic database's name lists: a surrogate only has to look like a name, not be a real patient's.
-SURROGATE_FIRST = names.FEMALE_FIRST + names.MALE_FIRST
-SURROGATE_LAST = names.LAST
+# The synthetic database's name lists, less any that is also a drug, weekday or unit ("Virginia" is a drug
+# name too): a surrogate only has to look like a name, and must never read as a clinical word.
+SURROGATE_FIRST = [n for n in names.FEMALE_FIRST + names.MALE_FIRST if not phi_vocab.is_clinical_word(n)]
+SURROGATE_LAST = [n for n in names.LAST if not phi_vocab.is_clinical_word(n)]
 AGE_RE = re.compile(r"\d{2,3}|(?i:ninety|one hundred)[\w\s-]*?(?=\s*(?:years?|yrs?|y/?o|yo\b|-year)|$)")
 
 
@@ -67,11 +69,13 @@ MON = r"(?P<mon>[A-Za-z]{3,9})"
 DATE_PARTS = [
     re.compile(r"(?<!\d)(?P<y>\d{4})(?P<s>[/.-])(?P<m>\d{1,2})(?P=s)(?P<d>\d{1,2})(?!\d)"),
     re.compile(r"(?<!\d)(?P<m>\d{1,2})(?P<s>[/.-])(?P<d>\d{1,2})(?P=s)(?P<y>\d{4}|\d{2})(?!\d)"),
+    re.compile(r"(?<!\d)(?P<d>\d{1,2})(?P<s>[/.-])(?P<m>\d{1,2})(?P=s)(?P<y>\d{4})(?!\d)"),  # 19/06/1933
     re.compile(r"(?<!\d)(?P<y>(?:19|20)\d{2})(?P<m>[01]\d)(?P<d>[0-3]\d)(?!\d)"),
     re.compile(r"(?<!\d)(?P<d>\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?[\s-]+" + MON + r"\.?,?[\s-]+(?P<y>\d{4}|\d{2})\b"),
     re.compile(r"\b" + MON + r"\.?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<y>\d{4})\b"),
     re.compile(r"\b" + MON + r"\.?,?\s+(?P<y>\d{4})\b"),
     re.compile(r"\b" + MON + r"\.?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?\b"),
+    re.compile(r"(?<!\d)(?P<d>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?" + MON + r"\b"),
     re.compile(r"(?<![\d/])(?P<m>\d{1,2})/(?P<d>\d{1,2})(?![\d/])"),
 ]
 
@@ -85,8 +89,36 @@ def _month(text: str) -> int | None:
     return next((i + 1 for i, name in enumerate(MONTH_NAMES) if len(t) >= 3 and name.startswith(t)), None)
 
 
+ORDINAL_WORDS = (
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+    "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth"
+).split()
+ORDINAL_WORD = re.compile(r"(?i)\b(?:(twenty|thirty)-)?(" + "|".join(ORDINAL_WORDS) + r")\b|\b(twentieth|thirtieth)\b")
+
+
+def _ordinal_number(m: re.Match) -> str:
+    """ "third" -> "3rd", "twenty-first" -> "21st": a date in words is shifted like one in digits."""
+    tens = {"twenty": 20, "thirty": 30}.get((m.group(1) or "").lower(), 0)
+    if m.group(3):
+        n = 20 if m.group(3).lower() == "twentieth" else 30
+    else:
+        n = tens + ORDINAL_WORDS.index(m.group(2).lower()) + 1
+    return f"{n}{_suffix(n)}"
+
+
+def _suffix(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
 def _date(span: str, salt: str, group: str) -> str:
-    """The date moved back by the patient's offset, written the way it was; a label before it is kept."""
+    """The date moved back by the patient's offset, written the way it was (a date in words, in digits); a label
+    before it is kept."""
+    span = ORDINAL_WORD.sub(_ordinal_number, span)
+    shifted = _shift(span, salt, group)
+    return re.sub(r"(\d+)(?:st|nd|rd|th)\b", lambda m: m.group(1) + _suffix(int(m.group(1))), shifted)
+
+
+def _shift(span: str, salt: str, group: str) -> str:
     for rx in DATE_PARTS:
         m = rx.search(span)
         if not m:
@@ -133,16 +165,45 @@ def surrogate(kind: str, span: str, salt: str, group: str) -> str:
     if kind == "EMAIL":
         return _email(span, salt, group)
     if kind in ("URL", "PHOTO"):
-        return f"https://example.org/{_h(salt, group, kind, span) % 10**8:08d}" if kind == "URL" else "photo.jpg"
-    if kind == "LOCATION" and not re.search(r"\d", span):
-        city, state, _ = names.CITIES[_h(salt, group, "city", span) % len(names.CITIES)]
-        return f"{city}, {state}" if "," in span else city
+        # No word of the original, not even "https" or "www": a link that says it is a stand-in.
+        return f"link-{_h(salt, group, kind, span) % 10**8:08d}.invalid" if kind == "URL" else "photo.jpg"
+    if kind == "LOCATION":
+        return _location(span, salt, group)
     return _labelled(span, salt, group, kind)
 
 
-def redact_text(text: str, hits, salt: str, group: str) -> str:
-    """Replace each hit's span, right to left so earlier offsets stay valid; overlaps merge into the wider span."""
-    spans = sorted(((h.start, h.end, h.type) for h in hits), key=lambda s: (s[0], -s[1]))
+STREET_LINE = re.compile(r"^(?P<num>\d{1,6})\s+(?P<name>.+?)(?P<unit>,?\s*(?:Apt\.?|Suite|Unit|#|Lot)\s*\w+)?$", re.I)
+CITY_LINE = re.compile(r"^(?P<city>[^\d,]+?)(?P<rest>,?\s+[A-Z]{2}\b.*|,.*)?$")
+STREETS = ("Oak", "Maple", "Cedar", "Elm", "Birch", "Walnut", "Hillcrest", "Lakeview", "Ridge", "Meadow", "Orchard")
+SUFFIXES = ("St", "Ave", "Rd", "Ln", "Dr", "Ct", "Way", "Blvd")
+
+
+def _location(span: str, salt: str, group: str) -> str:
+    """A place: a street line is replaced whole (number, street name and suffix), a city by another city, a ZIP
+    or PO box by other digits; nothing of the original's words is kept."""
+    h = _h(salt, group, "place", span)
+    street = STREET_LINE.match(span)
+    if street and re.search(r"[A-Za-z]{2}", street.group("name")):
+        num = _shape(street.group("num"), salt, group, "LOCATION").lstrip("0") or "1"
+        fake = f"{num} {STREETS[h % len(STREETS)]} {SUFFIXES[(h >> 8) % len(SUFFIXES)]}"
+        unit = street.group("unit")
+        return fake + (_labelled(unit, salt, group, "LOCATION") if unit else "")
+    if not re.search(r"[A-Za-z]", span) or re.match(r"(?i)p\.?\s?o\.?\s+box|rr\b|rural|hc\b", span):
+        return _labelled(span, salt, group, "LOCATION")
+    city_line = CITY_LINE.match(span)
+    city, state, _ = names.CITIES[h % len(names.CITIES)]
+    if city_line and city_line.group("rest"):
+        return city + _labelled(city_line.group("rest"), salt, group, "LOCATION")
+    if re.search(r"(?i)\b(?:county|parish|borough)$", span):
+        return f"{SURROGATE_LAST[h % len(SURROGATE_LAST)]} {span.split()[-1]}"
+    return city.upper() if span.isupper() else city.lower() if span.islower() else city
+
+
+def redact_text(text: str, hits, salt: str, group: str, mask: bool = False) -> str:
+    """Replace each hit's span, right to left so earlier offsets stay valid; overlaps merge into the wider span.
+    `mask`: a typed placeholder ([NAME], [DATE]) instead of a surrogate."""
+    # A generic id loses a tie to a specific kind: "02-MAR-2024" is shifted as a date, not reshaped as a code.
+    spans = sorted(((h.start, h.end, h.type) for h in hits), key=lambda s: (s[0], -s[1], s[2] == "OTHER_ID"))
     merged: list[list] = []
     for start, end, kind in spans:
         if merged and start < merged[-1][1]:
@@ -150,14 +211,17 @@ def redact_text(text: str, hits, salt: str, group: str) -> str:
             continue
         merged.append([start, end, kind])
     for start, end, kind in reversed(merged):
-        text = text[:start] + surrogate(kind, text[start:end], salt, group) + text[end:]
+        new = f"[{kind}]" if mask else surrogate(kind, text[start:end], salt, group)
+        text = text[:start] + new + text[end:]
     return text
 
 
-def redact(ex: Example, hits, salt: str) -> Example:
+def redact(ex: Example, hits, salt: str, mask: bool = False) -> Example:
     """The example with every hit replaced, in every text it carries; the patient group keys the surrogates."""
     by_where: dict[str, list] = {}
     for h in hits:
         by_where.setdefault(h.where, []).append(h)
     texts = dict(ex.texts())
-    return ex.with_texts({w: redact_text(texts[w], hs, salt, ex.group) for w, hs in by_where.items() if w in texts})
+    return ex.with_texts(
+        {w: redact_text(texts[w], hs, salt, ex.group, mask) for w, hs in by_where.items() if w in texts}
+    )
