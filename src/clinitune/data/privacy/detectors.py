@@ -6,13 +6,14 @@ here. The order is the order of the manifest's `screen.detectors`.
 
 from __future__ import annotations
 
-from . import patterns, phi_model, phi_names
+from . import context, patterns, phi_model, phi_names
 from .spans import Detector
 
 REGISTRY: dict[str, type] = {
     "presidio": patterns.PresidioDetector,
     "patterns": patterns.PatternDetector,
     "name_rules": phi_names.NameRulesDetector,
+    "context": context.ContextDetector,
     "spacy_ner": phi_names.SpacyNerDetector,
     "learned": phi_model.LearnedDetector,
 }

@@ -257,13 +257,7 @@ PATTERNS: list[tuple[str, str, float]] = [
         0.9,
     ),
     ("EMAIL", r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b", 0.95),
-    # Context rules. A nickname is a name, whatever the word: "prefers to be called 'Sunny'".
-    (
-        "NAME",
-        r"(?i:\b(?:called|goes\s+by|known\s+as|nicknamed|nickname|prefers)\s+[\"'“‘])"
-        r"(?P<v>[A-Z][\w'’-]*(?:\s[A-Z][\w'’-]*)?)(?=[\"'”’])",
-        0.9,
-    ),
+    # Context rules (the rest are in context.py).
     # A place is named by what surrounds it: "County" after it, "resides in" before it.
     ("LOCATION", r"\b(?:[A-Z][a-z]+(?:[\s-][A-Z][a-z]+)?|St\.\s[A-Z][a-z]+)\s(?:County|Parish|Borough)\b", 0.85),
     (

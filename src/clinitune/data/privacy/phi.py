@@ -20,7 +20,7 @@ from ...errors import ClinituneError
 from ..example import Example
 from . import detectors, phi_vocab, surrogates
 from .patterns import STREET_AFTER_NAME, THRESHOLD
-from .phi_names import EPONYM_NOUNS, TITLES, word_class
+from .phi_names import EPONYM_NOUNS, TITLES, cued, is_abbreviation, word_class
 from .spans import Finding
 
 # Safe Harbor's 18 types, as clinitune names them.
@@ -95,7 +95,7 @@ def _screen(
 # A name the rules find by word shape alone (no title, label or kinship cue) is kept only where a model agrees,
 # or where two of its words are in no dictionary ("Siobhán Ní Bhriain"): one unknown word alone also fits brand
 # names, eponymous scores and abbreviations ("Mepilex", "Tyrer-Cuzick", "Fluzone High-Dose").
-WEAK_NAME = 0.85
+WEAK_NAME = 0.8  # rule_spans scores shape-only names 0.7-0.75, cued ones 0.8 and up
 
 
 def two_unknown_words(text: str, f: Finding) -> bool:
@@ -107,23 +107,24 @@ def combine(text: str, by_detector: dict[str, list[Finding]], own_names: tuple[s
     """The screen's logic over every detector's findings in one text."""
     if not text:
         return []
-    found = [f for fs in by_detector.values() for f in fs]
     models = [f for name in MODEL_DETECTORS for f in by_detector.get(name, []) if f.type == "NAME"]
-    weak_ok = not any(name in by_detector for name in MODEL_DETECTORS)  # without models, the rules stand alone
-    weak = {f for f in by_detector.get("name_rules", []) if f.score < WEAK_NAME and not two_unknown_words(text, f)}
-    unlikely = {f for f in by_detector.get("learned", []) if not shaped_like(text, f)}
-    taken = [(f.start, f.end) for f in found if f.type not in ("NAME", "LOCATION")]
+    alone = not any(name in by_detector for name in MODEL_DETECTORS)  # without models, the rules stand alone
+    taken = [(f.start, f.end) for fs in by_detector.values() for f in fs if f.type not in ("NAME", "LOCATION")]
     kept = []
-    for f in found:
-        if f.type in ("NAME", "LOCATION") and clinical_span(text, f.start, f.end):
-            continue  # "Eliquis", "Mondays and Fridays", "Wells": clinical words are never a person or a place
-        if f.type == "NAME" and any(a <= f.start and f.end <= b for a, b in taken):
-            continue  # a name inside an address, date or id already found is that identifier, not a person
-        if f in weak and not weak_ok and not any(m.start < f.end and f.start < m.end for m in models):
-            continue
-        if f in unlikely:
-            continue
-        kept.append(f)
+    for source, findings in by_detector.items():
+        for f in findings:
+            if f.type in ("NAME", "LOCATION") and clinical_span(text, f.start, f.end):
+                continue  # "Eliquis", "Mondays and Fridays", "Wells": clinical words are never a person or a place
+            if f.type == "NAME" and any(a <= f.start and f.end <= b for a, b in taken):
+                continue  # a name inside an address, date or id already found is that identifier, not a person
+            if source == "name_rules" and f.score < WEAK_NAME and not alone and not two_unknown_words(text, f):
+                if not any(m.start < f.end and f.start < m.end for m in models):
+                    continue
+            # In text typed all in lower case a model's name after "thanks," or "this is" stands on its cue.
+            relaxed = f.type == "NAME" and text.islower() and cued(text, f.start)
+            if source in MODEL_DETECTORS and not shaped_like(text, f) and not relaxed:
+                continue
+            kept.append(f)
     # "313 Kristin Well": a house number, a name and a street word is an address even where the street
     # word alone is too ordinary to count ("the 18 Safe Harbor identifiers").
     for m in STREET_AFTER_NAME.finditer(text):
@@ -153,8 +154,11 @@ def shaped_like(text: str, f: Finding) -> bool:
     if f.type == "AGE_OVER_89":
         return bool(LEARNED_AGE.search(span))
     if f.type in ("NAME", "LOCATION"):
+        caps = sum(c.isupper() for c in text) > 0.7 * max(1, sum(c.isalpha() for c in text))
         words = [w for w in re.findall(r"[^\W\d_][\w'’-]*", span) if len(w) > 1]
-        if any(word_class(w) in ("name", "both", "eponym") for w in words):
+        words = [w for w in words if caps or not is_abbreviation(w)]  # "HFrEF", "NYHA": abbreviations, not names
+        classes = [word_class(w) for w in words]
+        if any(c in ("name", "both") for c in classes) or (len(words) > 1 and "eponym" in classes):
             return True
         # "Mud Lake", "Sun City West", "Bird-in-Hand": places are often ordinary words, in Title Case.
         return f.type == "LOCATION" and len(re.findall(r"[A-Z][a-z]+", span)) >= 2 and not span.isupper()

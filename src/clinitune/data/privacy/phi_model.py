@@ -20,7 +20,7 @@ from .spans import Finding
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "resources" / "phi_model"
 MANIFEST = "manifest.json"
-MODEL_SHA256 = "00a7334d9530aa032a3cc45647c19e779f577f96c622bdf616b05da1cf84808b"
+MODEL_SHA256 = "d0b947286347a1121b797d4f50e4bbd8342abb270a68389592c5bf4c74bc2b00"
 SIZE_BUDGET_BYTES = 12 * 2**20
 VERSION = "1"
 IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")

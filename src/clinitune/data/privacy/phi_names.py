@@ -103,7 +103,8 @@ spot class breathing respirations respiration rosettes rods tear tears pattern r
 level status
 pulse pulses nystagmus contraction contractions membrane membranes fibers fibres granules granulation sinus artery vein
 nerve
-muscle muscles ligament tendon bursa area zone point points examination exam study cohort trial""".split()
+muscle muscles ligament tendon bursa area zone point points examination exam study cohort trial model nomogram
+monitor drain view""".split()
 )
 # Eponyms and product names that stand alone: never a person here.
 ALLOW = set(
@@ -227,7 +228,9 @@ bilateral
 street avenue road hospital clinic center centre medical university department ward unit room floor service team
 emergency
 and or but if when while after before during since until with without from into onto upon of on in at by for to as
-total white black red blue green gray grey brown""".split()
+total white black red blue green gray grey brown
+ive im id dont cant wont didnt doesnt isnt wasnt arent youre thats whats hes shes theyre lol thx pls plz ur ok okay idk
+btw omg""".split()
 )
 MONTH_NAMES = (
     "january",
@@ -383,6 +386,22 @@ def _word_class(w: str) -> str:
     return "ordinary" if known else "name"
 
 
+def cued(text: str, start: int) -> bool:
+    """Whether the words before `start` announce a person: a label, a title, a salutation or sign-off, kinship."""
+    before = text[:start]
+    return bool(
+        STRONG_CUES.search(before)
+        or SALUTATION.search(before)
+        or _title_before(before)
+        or re.search(r"(?i)\b(?:name\s+is|this\s+is|it'?s|i\s+am|i'm)\s*$", before)
+    )
+
+
+def is_abbreviation(w: str) -> bool:
+    """CHF, HFrEF, QTc, EtOH: see `_acronym`."""
+    return _acronym(w)
+
+
 def word_class(w: str) -> str:
     """clinical, eponym, ordinary, both or name (see `_word_class`), for the screen's checks on model spans."""
     return _word_class(w)
@@ -417,8 +436,11 @@ def _runs(text: str, tokens: list[re.Match], caps_text: bool):
         while j < len(tokens):
             nxt = tokens[j].group(0)
             gap = text[tokens[j - 1].end() : tokens[j].start()]
+            prev = tokens[j - 1].group(0)
             if "\n" in gap or len(gap) > 2 or any(c in gap for c in ",;:()"):
                 break
+            if prev.endswith(".") and not _is_initial(prev) and prev.lower().rstrip(".") not in TITLES:
+                break  # "Doppler. Fundal": a full stop after a word ends the sentence, not a name
             if (nxt[:1].isupper() and (caps_text or _is_cap(nxt))) or _is_initial(nxt):
                 j += 1
             elif nxt.lower() in PARTICLES and j + 1 < len(tokens) and tokens[j + 1].group(0)[:1].isupper():
@@ -513,7 +535,7 @@ def rule_spans(text: str) -> list[Span]:
         elif PERSON_VERBS.search(before) and not all(c == "clinical" for c in classes):
             score = 0.8
         elif named and len(words) >= 2:
-            score = 0.8
+            score = 0.75  # shape alone: two capitalized words, one unknown to the dictionaries
         elif ambiguous >= 2 and not caps_text:
             score = 0.7
         elif named and not first_of_sentence:
@@ -566,7 +588,7 @@ def _lowercase_spans(text: str, tokens: list[re.Match]) -> list[Span]:
                 and (j - i >= 2 or _word_class(tokens[i].group(0)) == "name")
                 and not _eponym_after(text, tokens[j - 1].end())
             ):
-                out.append(Span(tokens[i].start(), tokens[j - 1].end(), 0.7))
+                out.append(Span(tokens[i].start(), tokens[j - 1].end(), 0.8))  # lower case, after a cue
                 i = j
                 continue
         i += 1

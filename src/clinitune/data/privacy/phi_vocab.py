@@ -31,7 +31,7 @@ WEEKDAY_FORMS = frozenset(
 )
 UNITS = frozenset(
     "mg mcg g kg lb lbs ml l dl mmol meq iu units unit mmhg bpm cm mm in ft oz hr hrs min mins sec tab tabs cap caps "
-    "puff puffs drop drops gtt patch spray vial".split()
+    "puff puffs drop drops gtt patch spray vial daily weekly nightly monthly hourly".split()
 )
 ABBREVIATIONS = frozenset(
     """bid tid qid qd qhs qam qpm prn po iv im sq sc subq sl pr od os ou npo stat asap ad lib q4h q6h q8h q12h q24h qod
@@ -39,6 +39,14 @@ ABBREVIATIONS = frozenset(
     copd chf cad cabg nstemi stemi mi afib dvt pe uti cva tia gerd ckd esrd aki dka hhs osa htn hld dm t2dm t1dm bph
     ctx cbc bmp cmp lfts tsh inr ptt bnp ekg ecg cxr ct mri pet us echo tte tee eeg emg nad perrla cta rrr
     wnl nkda sob doe cp abd ext neuro psych""".split()
+)
+
+
+# Eponymous devices, tests and dressings written as bare words ("Doppler.", "Foley removed"): no drug list holds them.
+EPONYM_DEVICES = frozenset(
+    """doppler holter foley swan-ganz ambu yankauer jackson-pratt hemovac pleurx mepilex tegaderm duoderm coban kerlix
+    xeroform aquacel medihoney prevalon lacri-lube tyrer-cuzick gail bipap cpap picc port-a-cath hickman groshong
+    mediport quinton permcath trach dobhoff salem ng pigtail""".split()
 )
 
 
@@ -73,4 +81,4 @@ def drug_words() -> frozenset[str]:
 def is_clinical_word(word: str) -> bool:
     """A word the screen never treats as a person or a place on its own: a drug, a weekday, a unit, an abbreviation."""
     w = word.lower().strip(".,;:'’()").removesuffix("'s").removesuffix("’s")
-    return w in WEEKDAY_FORMS or w in UNITS or w in ABBREVIATIONS or w in drug_words()
+    return w in WEEKDAY_FORMS or w in UNITS or w in ABBREVIATIONS or w in EPONYM_DEVICES or w in drug_words()
