@@ -42,6 +42,18 @@ SELF = re.compile(
     r"(?i:\b(?:this\s+is|it'?s|i\s+am|i'm|my\s+name\s+is|(?:her|his|their)\s+name\s+is)\s+)"
     r"(?P<v>[a-z][a-z'’]+(?:[\s-][a-z][a-z'’]+){0,2})(?=\s*[,.;!?)(\n-]|$)"
 )
+# A name after its label, in the order and case registration systems write it: "PATIENT: AL-HARTHY, OMAR BIN
+# SALIM", "Re: Faith OYELARAN", "NAME: WOOD, ROSE". The label decides; the words may be anything.
+NAME_LABEL = (
+    r"(?i:\b(?:patient(?:'s)?|pt|name|patient\s+name|re|member|insured|subscriber|guarantor|emergency\s+contact|"
+    r"nok|next\s+of\s+kin|mother|father|parent|guardian|spouse|attending|pcp|provider|physician|surgeon|"
+    r"referring(?:\s+physician)?|ordering(?:\s+provider)?|resident|infant|baby)(?:\s+name)?\s*[:#]\s*)"
+)
+LABELLED_NAME = re.compile(
+    NAME_LABEL + r"(?P<v>(?:Baby[ ](?:Girl|Boy)[ ])?[A-Z][A-Za-z'’.-]+(?:[ -][A-Z][A-Za-z'’.-]*){0,2}"
+    r"(?:,[ ]*[A-Z][A-Za-z'’-]+(?:[ ][A-Z][A-Za-z'’-]*\.?){0,3})?)(?=[ ]*(?:[,;|\n(]|$|[ ]{2,}|[ ]+(?:DOB|MRN|SEX|"
+    r"AGE|D\.O\.B|Sex|Age|born)\b))"
+)
 # A nickname in quotes is a name whatever the word ("prefers to be called 'Sunny'").
 NICKNAME = re.compile(
     r"(?i:\b(?:called|goes\s+by|known\s+as|nicknamed|nickname|prefers)\s+[\"'“‘])"
@@ -81,6 +93,35 @@ LOWER_STREET = re.compile(
     r"\b\d{1,6}\s+(?:[a-z]+\s+){1,3}(?:street|st|avenue|ave|road|rd|lane|ln|drive|dr|court|ct|way|boulevard|blvd|"
     r"place|pl|terrace|circle|trail|parkway|highway|hwy)\b(?:,\s+(?P<v>[a-z]+(?:\s[a-z]+)?)(?=\s*[.,;!\n]|$))?"
 )
+# Parts of numbers: "last 4 of card 4417", "SSN ends in 4471", a card number in four groups.
+NUMBERS = [
+    (
+        "ACCOUNT",
+        re.compile(
+            r"(?i:\blast\s+(?:4|four)(?:\s+digits)?(?:\s+(?:of|on)\s+(?:the\s+|my\s+|her\s+|his\s+)?(?:card|ssn|"
+            r"social|account|acct|cc|visa|mastercard|amex))?\s*(?:is|are|:|=|-|#)?\s*)(?P<v>\d{4})\b"
+        ),
+    ),
+    ("ACCOUNT", re.compile(r"(?i:\b(?:ends?|ending)\s+(?:in|with)\s+)(?P<v>\d{4})\b")),
+    ("ACCOUNT", re.compile(r"(?<![\d-])(?P<v>\d{4}[\s-]\d{4}[\s-]\d{4}[\s-]\d{3,4})(?![\d-])")),
+]
+# Street lines as registration blocks and hands write them: capitals, ordinal streets ("S 4th St"), or a street
+# named without its number ("Kessler Ave", "Maple Terrace").
+SUFFIX = (
+    r"(?:ST|STREET|AVE|AVENUE|RD|ROAD|BLVD|BOULEVARD|LN|LANE|DR|DRIVE|CT|COURT|WAY|PL|PLACE|TER|TERRACE|PKWY|"
+    r"PARKWAY|CIR|CIRCLE|HWY|HIGHWAY|TRL|TRAIL|LOOP|PIKE|ROW)"
+)
+STREETS = [
+    re.compile(
+        r"\b\d{1,6}\s+(?:[NSEW]{1,2}\.?\s+)?(?:(?:[A-Z][A-Za-z'-]*|\d{1,3}(?:st|nd|rd|th|ST|ND|RD|TH))\s+){1,3}"
+        r"(?i:" + SUFFIX + r")\b\.?(?:,?\s*(?i:apt|unit|suite|ste|#|lot|rm)\.?\s*#?\w+)?"
+    ),
+    re.compile(
+        r"\b(?:[NSEW]{1,2}\s+)?(?:[A-Z][a-z]+\s+){1,2}(?:St|Ave|Rd|Blvd|Ln|Ct|Terrace|Ter|Pkwy|Cir|Hwy|Pl)\b\.?"
+        r"(?!\s*[A-Z][a-z])"
+    ),
+    re.compile(r"\b[NSEW]{1,2}\s+\d{1,3}(?:st|nd|rd|th)\s+(?:St|Ave|Street|Avenue|Rd|Pl|Way)\b"),
+]
 # A number dialled from another country's plan with its trunk zero: "0161 496 0822", "020 7946 0958".
 INTERNATIONAL_PHONE = re.compile(r"(?<![\d.])0\d{2,4}[\s-]\d{3,4}[\s-]\d{3,4}(?![\d.])")
 LABELLED_ID = re.compile(
@@ -100,7 +141,7 @@ class ContextDetector:
     name = "context"
 
     def version(self) -> str:
-        return f"{len(NAME_RULES) + len(PLACE_RULES) + len(POSTCODES) + 7} context rules"
+        return f"{len(NAME_RULES) + len(PLACE_RULES) + len(POSTCODES) + len(NUMBERS) + len(STREETS) + 8} context rules"
 
     def detect(self, texts: list[str]) -> list[list[Finding]]:
         out = []
@@ -116,6 +157,13 @@ class ContextDetector:
             ]
             found += [Finding("OTHER_ID", *m.span("v"), 0.8) for m in LABELLED_ID.finditer(text)]
             found += [Finding("NAME", *m.span("v"), 0.9) for m in NICKNAME.finditer(text)]
+            found += [
+                Finding("NAME", *m.span("v"), 0.9)
+                for m in LABELLED_NAME.finditer(text)
+                if "," in m.group("v") or _named(m.group("v"))  # "WOOD, ROSE"; not "Patient: Stable Overnight"
+            ]
+            found += [Finding(kind, *m.span("v"), 0.85) for kind, rx in NUMBERS for m in rx.finditer(text)]
+            found += [Finding("LOCATION", *m.span(), 0.8) for rx in STREETS for m in rx.finditer(text)]
             found += [Finding("NAME", *m.span("v"), 0.85) for m in KIN_NAME.finditer(text)]
             found += [Finding("NAME", *m.span("v"), 0.8) for m in SELF.finditer(text) if _named(m.group("v"))]
             found += [Finding("PHONE", *m.span(), 0.8) for m in INTERNATIONAL_PHONE.finditer(text)]

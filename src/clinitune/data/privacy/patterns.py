@@ -138,7 +138,8 @@ PATTERNS: list[tuple[str, str, float]] = [
     ("LOCATION", r"\b" + STATE_RE + r"\s+\d{5}(?:-\d{4})?\b", 0.9),
     ("LOCATION", r"(?i)\b(?:zip(?:\s*code)?|postal\s+code|zipcode)\s*[:#-]?\s*\d{5}(?:-\d{4})?\b", 0.95),
     ("LOCATION", r"\b\d{5}-\d{4}\b", 0.85),
-    ("DATE", r"(?<![\d/.])(?:0?[1-9]|1[0-2])[/.-](?:0?[1-9]|[12]\d|3[01])[/.-](?:19|20)?\d{2}(?![\d/])", 0.9),
+    # One separator throughout: "11.5-14.5" is a reference range, not a date.
+    ("DATE", r"(?<![\d/.])(?:0?[1-9]|1[0-2])([/.-])(?:0?[1-9]|[12]\d|3[01])\1(?:19|20)?\d{2}(?![\d/])", 0.9),
     (
         "DATE",
         r"(?<![\d-])(?:19|20)\d{2}[-/.](?:0[1-9]|1[0-2])[-/.](?:0[1-9]|[12]\d|3[01])(?:[T "
@@ -237,7 +238,7 @@ PATTERNS: list[tuple[str, str, float]] = [
     # Driver's licenses: every state's format follows a label; the value is 1-4 groups of letters, digits and *.
     (
         "LICENSE",
-        r"(?i)\b(?:driver'?s?'?\s+licen[sc]e|driving\s+licen[sc]e|driver\s+lic\.?|DL|D\.L\.|DLN|CDL|state\s+id|ID\s+card|licen[sc]e)"
+        r"(?i)\b(?:driver'?s?'?\s+licen[sc]e|driving\s+licen[sc]e|driver\s+lic\.?|(?-i:DL)|D\.L\.|DLN|CDL|state\s+id|ID\s+card|licen[sc]e)"
         r"(?:\s+(?:number|no\.?|#|num))?\s*[:#-]?\s*#?\s*(?=[A-Z0-9*]*\d)(?-i:[A-Z0-9*]{1,13}(?:[\s-][A-Z0-9*]{1,6}){0,4})\b",
         0.9,
     ),

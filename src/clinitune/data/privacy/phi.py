@@ -168,7 +168,7 @@ def shaped_like(text: str, f: Finding) -> bool:
 def clinical_span(text: str, start: int, end: int) -> bool:
     """Every word of the span is a drug, weekday, unit, abbreviation or eponym noun, and no title precedes it
     ("Mr. Wells" is a person; "Wells score" and "Keppra" are not)."""
-    words = re.findall(r"[A-Za-z][A-Za-z'’-]*", text[start:end])
+    words = [w for w in re.findall(r"[A-Za-z][A-Za-z'’-]*", text[start:end]) if len(w) > 1]  # "Ampicillin R"
     if not words:
         return False
     title = re.search(r"([A-Za-z]+)\.?\s*$", text[max(0, start - 12) : start])

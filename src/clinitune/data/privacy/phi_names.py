@@ -229,8 +229,8 @@ street avenue road hospital clinic center centre medical university department w
 emergency
 and or but if when while after before during since until with without from into onto upon of on in at by for to as
 total white black red blue green gray grey brown
-ive im id dont cant wont didnt doesnt isnt wasnt arent youre thats whats hes shes theyre lol thx pls plz ur ok okay idk
-btw omg""".split()
+i've i'm i'd i'll ive im id dont cant wont didnt doesnt isnt wasnt arent youre thats whats hes shes theyre lol thx
+pls plz ur ok okay idk btw omg""".split()
 )
 MONTH_NAMES = (
     "january",
@@ -361,6 +361,12 @@ def ner():
     return spacy.load(NER_PACKAGE, exclude=["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"])
 
 
+CLINICAL_ENDING = re.compile(
+    r"(?:ology|ologist|ologists|iatry|iatrist|ectomy|otomy|ostomy|oscopy|plasty|itis|osis|emia|aemia|algia|"
+    r"opathy|ase|ases|mycin|cillin|azole|statin|pril|sartan|olol|dipine|tidine|prazole|mab|nib|gram|graphy)$"
+)
+
+
 @functools.lru_cache(maxsize=1 << 18)
 def _word_class(w: str) -> str:
     """clinical, eponym, ordinary, both (a word and a name: Mark, Grace, Kelly), or name (listed capitalized, or
@@ -373,6 +379,8 @@ def _word_class(w: str) -> str:
         return "ordinary"
     if k in MONTHS:
         return "both"  # April, June, May: months and names
+    if CLINICAL_ENDING.search(k):
+        return "clinical"  # Rheumatology, Dermatologist, pancreaticoduodenectomy, hydroxylase: no one's name
     if len(k) < 3:
         return "ordinary"  # Hg, Na, pH: too short to judge alone; "Mr. Li" is caught by its title
     long_parts = [p for p in parts if len(p) > 2]
