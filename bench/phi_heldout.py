@@ -141,6 +141,17 @@ def score(notes: list[dict], got: dict[str, str]) -> dict:
     }
 
 
+def merged(findings: list) -> list:
+    """Overlapping findings as one span: several detectors finding one name is one finding, as redaction sees it."""
+    out: list = []
+    for f in sorted(findings, key=lambda f: (f.start, -f.end)):
+        if out and f.start < out[-1].end:
+            out[-1] = type(f)(f.type, out[-1].start, max(out[-1].end, f.end), f.score)
+        else:
+            out.append(f)
+    return out
+
+
 def score_names(rows: list[dict]) -> dict:
     """Name spans in lines (`{"text", "names"}`): recall counts a planted name that a NAME finding overlaps,
     precision counts NAME findings that overlap a planted name; a finding on a clean line is a false alarm."""
@@ -149,7 +160,7 @@ def score_names(rows: list[dict]) -> dict:
     misses, false = [], []
     for r, fs in zip(rows, found):
         spans = [(m.start(), m.end()) for name in set(r["names"]) for m in re.finditer(re.escape(name), r["text"])]
-        names = [f for f in fs if f.type == "NAME"]
+        names = merged([f for f in fs if f.type == "NAME"])
         for name in r["names"]:
             planted += 1
             at = [(a, b) for a, b in spans if r["text"][a:b] == name]
