@@ -59,6 +59,11 @@ def screen_texts(
     screened in overlapping windows, so no length is too long to screen. `only`: these registered detectors
     (for comparing them); the screen itself always runs them all."""
     extra_names = extra_names or [()] * len(texts)
+    keys = list(zip(texts, map(tuple, extra_names)))
+    unique = list(dict.fromkeys(keys))
+    if len(unique) < len(keys):  # prepare's examples repeat their instructions: each distinct text is screened once
+        found = dict(zip(unique, screen_texts([t for t, _ in unique], [n for _, n in unique], use_ner, only)))
+        return [list(found[k]) for k in keys]
     if all(len(t) <= WINDOW for t in texts):
         return _screen(texts, extra_names, use_ner, only)
     pieces = [
@@ -196,7 +201,7 @@ class Hit:
         return {"field": self.where, "type": self.type, "start": self.start, "end": self.end}
 
 
-SCREEN_BATCH = 256
+SCREEN_BATCH = 2048  # examples per call: repeated texts within a call are screened once
 
 
 def screen_examples(
