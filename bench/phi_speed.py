@@ -30,12 +30,16 @@ def main() -> int:
     words = sum(len(t.split()) for ex in examples for _, t in ex.texts()) / len(examples)
     phi.screen_examples(examples[:256])  # load the detectors before the clock starts
     proc = psutil.Process()
-    print(f"{len(examples)} examples, {words:.0f} words each on average; RSS after warm-up {proc.memory_info().rss >> 20} MB")
+    print(
+        f"{len(examples)} examples, {words:.0f} words each on average; RSS after warm-up {proc.memory_info().rss >> 20} MB"
+    )
     for k in range(args.passes):
         t0 = time.perf_counter()
         phi.screen_examples(examples)
         secs = time.perf_counter() - t0
-        print(f"pass {k + 1}: {len(examples) / secs:.0f} examples/s ({secs:.1f} s), RSS {proc.memory_info().rss >> 20} MB")
+        print(
+            f"pass {k + 1}: {len(examples) / secs:.0f} examples/s ({secs:.1f} s), RSS {proc.memory_info().rss >> 20} MB"
+        )
     return 0
 
 
