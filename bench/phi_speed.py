@@ -30,9 +30,8 @@ def main() -> int:
     words = sum(len(t.split()) for ex in examples for _, t in ex.texts()) / len(examples)
     phi.screen_examples(examples[:256])  # load the detectors before the clock starts
     proc = psutil.Process()
-    print(
-        f"{len(examples)} examples, {words:.0f} words each on average; RSS after warm-up {proc.memory_info().rss >> 20} MB"
-    )
+    rss = proc.memory_info().rss >> 20
+    print(f"{len(examples)} examples, {words:.0f} words each on average; RSS after warm-up {rss} MB")
     for k in range(args.passes):
         t0 = time.perf_counter()
         phi.screen_examples(examples)
