@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import functools
 import re
-from importlib.metadata import PackageNotFoundError, version
 
 from ...errors import ClinituneError
-from .spans import Finding
+from .spans import Finding, package_version
 
 PRESIDIO_TO_OURS = {
     "EMAIL_ADDRESS": "EMAIL",
@@ -417,20 +416,13 @@ def _real_url(span: str) -> bool:
 THRESHOLD = 0.5
 
 
-def _v(pkg: str) -> str:
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return "missing"
-
-
 class PresidioDetector:
     """Presidio's validated recognizers (checksums, formats) for the kinds it knows."""
 
     name = "presidio"
 
     def version(self) -> str:
-        return f"presidio-analyzer {_v('presidio-analyzer')}"
+        return f"presidio-analyzer {package_version('presidio-analyzer')}"
 
     def detect(self, texts: list[str]) -> list[list[Finding]]:
         out = []

