@@ -8,6 +8,9 @@ the drug-name package, eponyms, weekday schedules, scores, fractions that look l
 
 Needs the dev extra (Faker, for names from its many locales). The screen itself never imports this module:
 only `make phi-model` (scripts/train_phi_model.py), the tests and bench/ do.
+
+Longer than 400 lines because most of it is the generator's tables (names of many cultures, places, eponyms,
+drugs, sentence frames per identifier kind, genres), one kind after another; the code is the last 200 lines.
 """
 
 from __future__ import annotations
