@@ -145,6 +145,7 @@ LEARNED_DATE = re.compile(
     r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|"
     r"\b(?:19|20)\d{2}\b|\b\d{1,2}(?:st|nd|rd|th)\b|\b(?:first|second|third|[a-z]+th)\s+of\b|\d{8}"
 )
+ICD10 = re.compile(r"[A-TV-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?")
 LEARNED_AGE = re.compile(r"(?i)\b(?:9\d|1[0-2]\d)(?!\d)|ninety|hundred|nonagenarian|centenarian")
 
 
@@ -152,12 +153,14 @@ def shaped_like(text: str, f: Finding) -> bool:
     """Whether a learned span has the shape of its kind. The model generalises from synthetic notes and, on words it
     never saw, sometimes calls a clinical word a name or a score a date; a name or place needs a word no
     dictionary lists as ordinary or clinical, a date a month, a year or a full numeric date, an age over 89 a
-    number over 89."""
+    number over 89, an id four digits."""
     span = text[f.start : f.end]
     if f.type == "DATE":
         return bool(LEARNED_DATE.search(span))
     if f.type == "AGE_OVER_89":
         return bool(LEARNED_AGE.search(span))
+    if f.type == "OTHER_ID":  # an id has four digits or more; "I10" and "E11.9" are ICD-10-CM codes
+        return len(re.sub(r"\D", "", span)) >= 4 and not ICD10.fullmatch(span)
     if f.type in ("NAME", "LOCATION"):
         caps = sum(c.isupper() for c in text) > 0.7 * max(1, sum(c.isalpha() for c in text))
         words = [w for w in re.findall(r"[^\W\d_][\w'’-]*", span) if len(w) > 1]

@@ -395,7 +395,7 @@ def _word_class(w: str) -> str:
 
 def cued(text: str, start: int) -> bool:
     """Whether the words before `start` announce a person: a label, a title, a salutation or sign-off, kinship."""
-    before = text[:start]
+    before = _before(text, start)
     return bool(
         STRONG_CUES.search(before)
         or SALUTATION.search(before)
@@ -490,7 +490,7 @@ def rule_spans(text: str) -> list[Span]:
         return _lowercase_spans(text, tokens)
     for i, j in _runs(text, tokens, caps_text):
         toks = _trim(text, tokens[i:j])
-        titled = bool(toks) and _title_before(text[: toks[0].start()])
+        titled = bool(toks) and _title_before(_before(text, toks[0].start()))
         if not toks or (not titled and any(t.group(0).lower() in EPONYM_NOUNS for t in toks)):
             # "Edinburgh Postnatal Depression Scale": the eponym noun is inside the run ("Mrs. Ring" is a person)
             continue
@@ -498,7 +498,7 @@ def rule_spans(text: str) -> list[Span]:
             continue  # SpO2, HbA1c: measurements, not people
         start, end = toks[0].start(), toks[-1].end()
         words = [t.group(0) for t in toks]
-        before = text[:start]
+        before = _before(text, start)
         strong = bool(STRONG_CUES.search(before)) or _title_before(before)
         if _eponym_after(text, end):
             continue
@@ -554,13 +554,23 @@ def rule_spans(text: str) -> list[Span]:
     return out
 
 
+CONTEXT = 120  # characters before a word that its cues are read from
+
+
+def _before(text: str, start: int) -> str:
+    """The text before `start`, as far back as any cue reaches: reading the whole prefix for every word would
+    make a long text cost its length squared."""
+    return text[max(0, start - CONTEXT) : start]
+
+
 def _title_before(before: str) -> bool:
     m = re.search(r"([A-Za-z]+)\.?\s*$", before)
     return bool(m and m.group(1).lower() in TITLES)
 
 
 def _sentence_start(text: str, start: int) -> bool:
-    return not text[:start].strip() or bool(re.search(r"(?:[.!?:;\n]|^)\s*[\"'(]?\s*$", text[:start]))
+    before = _before(text, start)
+    return not before.strip() or bool(re.search(r"(?:[.!?:;\n]|^)\s*[\"'(]?\s*$", before))
 
 
 def _clinical_context(text: str, end: int) -> bool:
@@ -581,7 +591,7 @@ def _lowercase_spans(text: str, tokens: list[re.Match]) -> list[Span]:
     out = []
     i = 0
     while i < len(tokens):
-        before = text[: tokens[i].start()]
+        before = _before(text, tokens[i].start())
         if STRONG_CUES.search(before) or WEAK_CUES.search(before) or _title_before(before):
             j = i
             while j < len(tokens) and j - i < 3:
@@ -628,7 +638,7 @@ def _person(text: str, start: int, end: int, words: list[str]) -> bool:
     c, w = classes[0], words[0]
     if c not in ("name", "both", "eponym") or w.lower() in MONTHS:
         return False
-    before = text[:start]
+    before = _before(text, start)
     cued = bool(
         STRONG_CUES.search(before) or WEAK_CUES.search(before) or PERSON_VERBS.search(before) or _title_before(before)
     )
