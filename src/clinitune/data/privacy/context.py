@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import re
 
-from .phi_names import word_class
+from .phi_names import EPONYM_NOUNS, word_class
 from .spans import Finding
 
-ROLE = r"(?:RN|NP|LPN|LVN|CNA|PA|MD|DO|RT|PT|OT|SLP|SW|MSW|LCSW|CM|Tech|Nurse|Dr|Doc|Chaplain|Interpreter)"
+ROLE = r"(?:RN|NP|LPN|LVN|CNA|PA|MD|DO|RT|PT|OT|SLP|SW|MSW|LCSW|Tech|Nurse|Dr|Doc|Chaplain|Interpreter)"
 KIN = (
     r"(?:husband|wife|son|daughter|mother|father|mom|mum|dad|sister|brother|partner|spouse|friend|caregiver|"
     r"guardian|patient|pt|aunt|uncle|niece|nephew|grandson|granddaughter|grandmother|grandfather|grandma|grandpa|"
     r"neighbor|neighbour|fianc[eé]e?|boyfriend|girlfriend|roommate|son-in-law|daughter-in-law|stepson|stepdaughter)"
 )
-NAME_WORDS = r"[A-Z][\w'’-]+(?:\s(?:[A-Z]\.?\s)?[A-Z][\w'’-]+){0,2}"
+NAME_WORDS = r"[A-Z][A-Za-z'’-]+(?:\s(?:[A-Z]\.?\s)?[A-Z][A-Za-z'’-]+){0,2}\b(?![\d.])"
 STAFF = (
     r"(?:phlebotomist|interpreter|chaplain|aide|tech|technician|therapist|pharmacist|coordinator|nurse|resident|"
     r"fellow|attending|intern|scribe|midwife|doula|dietitian|paramedic|medic|emt|sitter|volunteer|navigator|"
@@ -130,6 +130,12 @@ LABELLED_ID = re.compile(
 )
 
 
+def _eponym_follows(text: str, end: int) -> bool:
+    """ "Sister Mary Joseph nodule": a clinical noun after the words makes them an eponym, not a relative."""
+    m = re.match(r"\s*(?:'s|’s)?\s*([A-Za-z]+)", text[end:])
+    return bool(m and m.group(1).lower() in EPONYM_NOUNS)
+
+
 def _named(span: str) -> bool:
     words = re.findall(r"[^\W\d_][\w'’-]*", span)
     return any(word_class(w) in ("name", "both", "eponym") for w in words)
@@ -150,7 +156,7 @@ class ContextDetector:
                 Finding("NAME", *m.span("v"), 0.85)
                 for rx in NAME_RULES
                 for m in rx.finditer(text)
-                if _named(m.group("v"))
+                if _named(m.group("v")) and not _eponym_follows(text, m.end("v"))
             ]
             found += [
                 Finding("LOCATION", *m.span("v"), 0.8) for rx in PLACE_RULES + POSTCODES for m in rx.finditer(text)
@@ -164,7 +170,11 @@ class ContextDetector:
             ]
             found += [Finding(kind, *m.span("v"), 0.85) for kind, rx in NUMBERS for m in rx.finditer(text)]
             found += [Finding("LOCATION", *m.span(), 0.8) for rx in STREETS for m in rx.finditer(text)]
-            found += [Finding("NAME", *m.span("v"), 0.85) for m in KIN_NAME.finditer(text)]
+            found += [
+                Finding("NAME", *m.span("v"), 0.85)
+                for m in KIN_NAME.finditer(text)
+                if not _eponym_follows(text, m.end("v"))
+            ]
             found += [Finding("NAME", *m.span("v"), 0.8) for m in SELF.finditer(text) if _named(m.group("v"))]
             found += [Finding("PHONE", *m.span(), 0.8) for m in INTERNATIONAL_PHONE.finditer(text)]
             for m in LOWER_STREET.finditer(text):

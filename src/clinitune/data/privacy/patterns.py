@@ -183,7 +183,8 @@ PATTERNS: list[tuple[str, str, float]] = [
     (
         "DATE",
         r"(?i)\b(?:the\s+)(?:\d{1,2}(?:st|nd|rd|th))\b(?!\s+(?:of\s+)?(?:percentile|grade|cranial|day|week|"
-        r"dose|time|visit|cycle|rib|toe|finger|digit|ICS|intercostal|floor|line|degree|trimester))",
+        r"dose|time|visit|cycle|rib|toe|finger|digit|ICS|intercostal|floor|line|degree|trimester|edition|revision|"
+        r"century|amendment|percentile|place|step|item|question|character|position))",
         0.7,
     ),
     ("AGE_OVER_89", r"(?i)\b(?:9\d|1[0-2]\d)(?:\s*|-)(?:years?|yrs?|y/?o|y\.o\.?|year-old|yo)(?![a-z])", 0.9),
@@ -201,7 +202,8 @@ PATTERNS: list[tuple[str, str, float]] = [
         r"(?=\s*[,.;)])",
         0.85,
     ),
-    ("AGE_OVER_89", r"(?i)\b(?:age|aged)\s*[:=]?\s*(?:9\d|1[0-2]\d)\b", 0.9),
+    # "90+" and "90 or older" are Safe Harbor's own category for every age over 89: the allowed output, not a leak.
+    ("AGE_OVER_89", r"(?i)\b(?:age|aged)\s*[:=]?\s*(?:9\d|1[0-2]\d)\b(?!\s*\+|\s*or\s+older|-or-older)", 0.9),
     ("AGE_OVER_89", r"(?i)\b(?:nonagenarian|centenarian|supercentenarian)\b", 0.7),
     (
         "AGE_OVER_89",
@@ -273,7 +275,7 @@ PATTERNS: list[tuple[str, str, float]] = [
     ("OTHER_ID", r"(?<![\d.,/-])\d{7,}(?![\d]|[.,]\d)", 0.7),
     (
         "OTHER_ID",
-        r"(?<![\w.-])(?!G\d{1,2}P\d)(?=(?:[A-Za-z-]*\d){5})(?=[A-Za-z0-9-]*[A-Za-z])"
+        r"(?<![\w.-])(?!G\d{1,2}P\d|[A-TV-Z]\d[0-9A-Z]\.[0-9A-Z]{1,4}\b)(?=(?:[A-Za-z-]*\d){5})(?=[A-Za-z0-9-]*[A-Za-z])"
         r"[A-Za-z0-9][A-Za-z0-9-]{4,30}[A-Za-z0-9](?![\w-])",
         0.7,
     ),
@@ -287,7 +289,8 @@ PATTERNS: list[tuple[str, str, float]] = [
         r"docket|permit|certificate|uid|guarantor|customer|member\s+number|group)\b\.?"
         r"(?:\s*(?:id|no\.?|num(?:ber)?|#|code))?(?:\s+(?:is|was|reads|on\s+file|updated\s+to|changed\s+to|listed\s+as|"
         r"of|as|=))?\s*[:#=-]?\s*#?\s*)"
-        r"(?P<v>(?=[A-Za-z0-9/.()-]*\d)[A-Za-z0-9][A-Za-z0-9/.()-]{2,60}[A-Za-z0-9])\b",
+        r"(?P<v>(?![A-TV-Z]\d[0-9A-Z]\.[0-9A-Z]{1,4}\b)(?=[A-Za-z0-9/.()-]*\d)[A-Za-z0-9][A-Za-z0-9/.()-]{2,60}"
+        r"[A-Za-z0-9])\b",
         0.8,
     ),
 ]

@@ -20,7 +20,7 @@ from ...errors import ClinituneError
 from ..example import Example
 from . import detectors, phi_vocab, surrogates
 from .patterns import STREET_AFTER_NAME, THRESHOLD
-from .phi_names import EPONYM_NOUNS, TITLES, cued, is_abbreviation, word_class
+from .phi_names import EPONYM_NOUNS, MONTH_NAMES, TITLES, cued, is_abbreviation, word_class
 from .spans import Finding
 
 # Safe Harbor's 18 types, as clinitune names them.
@@ -84,13 +84,23 @@ def _detectors(names: tuple[str, ...]) -> list:
 
 
 MODEL_DETECTORS = ("spacy_ner", "learned")
+# Detectors trained or written for notes and messages: on JSON and SQL (records, FHIR bundles, queries) they read
+# keys, codes and pseudonyms as names and places, so structured text gets the other four.
+PROSE_ONLY = ("learned", "context")
+STRUCTURED = re.compile(r"[{\[]\s*\"[^\"\n]{1,80}\"\s*[:,\]}]|^\s*(?:SELECT|WITH|INSERT|UPDATE|DELETE)\b", re.I | re.M)
+
+
+def structured(text: str) -> bool:
+    """Whether a text holds JSON or SQL."""
+    return bool(STRUCTURED.search(text))
 
 
 def _screen(
     texts: list[str], extra_names: list[tuple[str, ...]], use_ner: bool, only: tuple[str, ...] | None
 ) -> list[list[Finding]]:
     names = tuple(n for n in detectors.REGISTRY if (use_ner or n not in MODEL_DETECTORS) and (not only or n in only))
-    per_detector = {d.name: d.detect(texts) for d in _detectors(names)}
+    prose = ["" if structured(t) else t for t in texts]
+    per_detector = {d.name: d.detect(prose if d.name in PROSE_ONLY else texts) for d in _detectors(names)}
     return [
         combine(text, {name: found[i] for name, found in per_detector.items()}, own)
         for i, (text, own) in enumerate(zip(texts, extra_names))
@@ -142,7 +152,8 @@ def combine(text: str, by_detector: dict[str, list[Finding]], own_names: tuple[s
 
 
 LEARNED_DATE = re.compile(
-    r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|"
+    r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?\s+(?:the\s+)?\d|"
+    r"\d(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)|\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|"
     r"\b(?:19|20)\d{2}\b|\b\d{1,2}(?:st|nd|rd|th)\b|\b(?:first|second|third|[a-z]+th)\s+of\b|\d{8}"
 )
 ICD10 = re.compile(r"[A-TV-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?")
@@ -157,19 +168,23 @@ def shaped_like(text: str, f: Finding) -> bool:
     span = text[f.start : f.end]
     if f.type == "DATE":
         return bool(LEARNED_DATE.search(span))
-    if f.type == "AGE_OVER_89":
-        return bool(LEARNED_AGE.search(span))
+    if f.type == "AGE_OVER_89":  # "90+" and "90-or-older" are Safe Harbor's own category; "91.0" is a value
+        return bool(LEARNED_AGE.search(span)) and not re.search(r"\+|or[ -]older|\d\.\d", span)
     if f.type == "OTHER_ID":  # an id has four digits or more; "I10" and "E11.9" are ICD-10-CM codes
         return len(re.sub(r"\D", "", span)) >= 4 and not ICD10.fullmatch(span)
     if f.type in ("NAME", "LOCATION"):
         caps = sum(c.isupper() for c in text) > 0.7 * max(1, sum(c.isalpha() for c in text))
-        words = [w for w in re.findall(r"[^\W\d_][\w'’-]*", span) if len(w) > 1]
+        lower = text.islower()
+        words = [w for w in re.findall(r"[^\W\d_][\w'’-]*", span) if len(w) > 1 and not any(c.isdigit() for c in w)]
         words = [w for w in words if caps or not is_abbreviation(w)]  # "HFrEF", "NYHA": abbreviations, not names
+        # Outside lower-case messages, a name or place is capitalized: "cdoe" (a typo) is not one.
+        words = [w for w in words if lower or w[0].isupper()]
+        if f.type == "LOCATION" and any(w.lower() in MONTH_NAMES for w in words):
+            return False
         classes = [word_class(w) for w in words]
         if any(c in ("name", "both") for c in classes) or (len(words) > 1 and "eponym" in classes):
             return True
-        # "Mud Lake", "Sun City West", "Bird-in-Hand": places are often ordinary words, in Title Case.
-        return f.type == "LOCATION" and len(re.findall(r"[A-Z][a-z]+", span)) >= 2 and not span.isupper()
+        return False
     return True
 
 

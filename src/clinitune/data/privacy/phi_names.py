@@ -229,7 +229,7 @@ emergency
 and or but if when while after before during since until with without from into onto upon of on in at by for to as
 total white black red blue green gray grey brown
 i've i'm i'd i'll ive im id dont cant wont didnt doesnt isnt wasnt arent youre thats whats hes shes theyre lol thx
-pls plz ur ok okay idk btw omg""".split()
+pls plz ur ok okay idk btw omg internet online email website app smartphone json xml csv sql fhir api""".split()
 )
 MONTH_NAMES = (
     "january",
