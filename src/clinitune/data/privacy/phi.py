@@ -171,7 +171,7 @@ def shaped_like(text: str, f: Finding) -> bool:
     if f.type == "AGE_OVER_89":  # "90+" and "90-or-older" are Safe Harbor's own category; "91.0" is a value
         return bool(LEARNED_AGE.search(span)) and not re.search(r"\+|or[ -]older|\d\.\d", span)
     if f.type == "OTHER_ID":  # an id has four digits or more; "I10" and "E11.9" are ICD-10-CM codes
-        return len(re.sub(r"\D", "", span)) >= 4 and not ICD10.fullmatch(span)
+        return len(re.sub(r"\D", "", span)) >= 4 and not ICD10.fullmatch(span.strip(".,;:()"))
     if f.type in ("NAME", "LOCATION"):
         caps = sum(c.isupper() for c in text) > 0.7 * max(1, sum(c.isalpha() for c in text))
         lower = text.islower()
