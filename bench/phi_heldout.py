@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 from clinitune.data.example import group_of
-from clinitune.data.privacy import phi
+from clinitune.data.privacy import keys, phi
 from clinitune.eval.stats import wilson
 
 INSTRUCTION = "Summarize this clinical note in one sentence."
@@ -82,6 +82,7 @@ def run_prepare(notes: list[dict], action: str, workdir: Path) -> tuple[dict[str
         )
     )
     out = workdir / "data"
+    key_file = workdir / "data.key"
     cmd = [
         sys.executable,
         "-m",
@@ -97,11 +98,15 @@ def run_prepare(notes: list[dict], action: str, workdir: Path) -> tuple[dict[str
         action,
         "--group-by",
         "note",
+        "--key-file",
+        str(key_file),
     ]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
-    note_of = {group_of(n["id"]): n["id"] for n in notes}  # prepare stores each group as a hash of --group-by's value
+    # prepare stores each group as a keyed hash of --group-by's value: the key file is what lets us map them back
+    key = keys.load_or_create(key_file)
+    note_of = {keys.keyed_group(group_of(n["id"]), key): n["id"] for n in notes}
     got = {}
     for split in ("train", "eval", "test"):
         f = out / f"{split}.jsonl"

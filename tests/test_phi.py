@@ -12,8 +12,10 @@ from clinitune.cli import app
 from clinitune.data.example import ExampleError, parse, parse_prompt
 from clinitune.data.manifest import phi_gate
 from clinitune.data.prepare import prepare
-from clinitune.data.privacy import phi, surrogates
+from clinitune.data.privacy import keys, phi, surrogates
 from clinitune.errors import ClinituneError
+
+KEY = keys.DataKey(b"s" * 32, kept=True)
 
 runner = CliRunner()
 
@@ -317,6 +319,6 @@ def test_screen_finds_unlisted_names_and_identifiers_and_leaves_eponyms_alone():
 
 def test_surrogate_dates_keep_their_format():
     for text in ("03/04/1962", "1962-03-04", "4th of March 1962", "March 4, 1962", "19620304", "Mar 4, 1962"):
-        out = surrogates.redact_text(f"DOB {text}", [phi.Hit("t", "DATE", 4, 4 + len(text), 1.0)], "s", "g")
+        out = surrogates.redact_text(f"DOB {text}", [phi.Hit("t", "DATE", 4, 4 + len(text), 1.0)], KEY, "g")
         shape = lambda t: re.sub(r"\d+", "N", re.sub(r"[A-Z][a-z]+", "M", t))  # noqa: E731
         assert out != f"DOB {text}" and shape(out) == shape(f"DOB {text}"), (text, out)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from deidgate import check_sample
 
-from clinitune.data.privacy import phi
+from clinitune.data.privacy import keys, phi
 
 ROOT = Path(__file__).parent / "data" / "phi_heldout"
 sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
@@ -29,7 +29,7 @@ SAFE_HARBOR_AGE = ("date", "94-year-old")
 
 
 def deidgate_scrub(text: str) -> str:
-    return phi.deidentify(text, key="deidgate")
+    return phi.deidentify(text, key=keys.DataKey(b"deidgate".ljust(32), kept=True))
 
 
 def test_deidgate_corpus_leaks_nothing(deid_sample):

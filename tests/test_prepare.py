@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from clinitune.cli import app
 from clinitune.data.example import instruction, parse
 from clinitune.data.prepare import augment, parse_tasks, prepare
-from clinitune.data.privacy import patterns, phi
+from clinitune.data.privacy import keys, patterns, phi
 from clinitune.data.privacy.deid import deidentify, record_schema
 from clinitune.data.quality import dedupe, example_problems
 from clinitune.data.records.db import connect
@@ -55,7 +55,8 @@ def db(tmp_path_factory):
 @pytest.fixture(scope="module")
 def prepared(db, tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared")
-    manifest = prepare(source="database", db=db, path=None, out=out, tasks=list(TASKS), seed=9, progress=False)
+    key = keys.load_or_create(out.parent / "prepared.key")
+    manifest = prepare(source="database", db=db, path=None, out=out, tasks=list(TASKS), seed=9, progress=False, key=key)
     return out, manifest
 
 
@@ -117,7 +118,8 @@ def test_byte_identical_same_seed_sqlite_and_postgresql(prepared, pg_url, tmp_pa
     out, _ = prepared
     write_database(pg_url, 500, seed=5, progress=False)
     again = tmp_path / "pg"
-    prepare(source="database", db=pg_url, path=None, out=again, tasks=list(TASKS), seed=9, progress=False)
+    key = keys.load_or_create(out.parent / "prepared.key")  # the same key file: the same pseudonyms and split
+    prepare(source="database", db=pg_url, path=None, out=again, tasks=list(TASKS), seed=9, progress=False, key=key)
     for name in ("train.jsonl", "eval.jsonl", "test.jsonl"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
 
@@ -135,7 +137,7 @@ def test_deidentification_rules():
         phone="(617) 555-0143",
         mrn="MRN00000031",
     )
-    rec = deidentify(p)
+    rec = deidentify(p, keys.DataKey(b"k" * 32, kept=True))
     assert rec["age"] == "90+" and rec["zip3"] == "000"
     text_ = json.dumps(rec)
     for value in ("Linda", "Garcia", "555-0143", "MRN", "1930"):

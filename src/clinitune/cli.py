@@ -253,6 +253,14 @@ def prepare(
             help="Train, eval and test shares of the patients (or groups), e.g. 0.6,0.1,0.3 for a larger test set.",
         ),
     ] = "0.8,0.1,0.1",
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            help="The data set's secret key (created 0600 when absent; keep it outside --out). Pseudonyms, "
+            "surrogates, date shifts and patient groups derive from it; without it a re-run differs.",
+        ),
+    ] = None,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
@@ -260,6 +268,7 @@ def prepare(
     _setup_logging(quiet)
     from .data.prepare import COUNT_KEYS, parse_ratios, parse_tasks
     from .data.prepare import prepare as run_prepare
+    from .data.privacy import keys
     from .data.records.mapping import DEFAULT, load_map
     from .data.records.suggest import suggest_for
 
@@ -285,7 +294,10 @@ def prepare(
         ratios=parse_ratios(split),
         fmap=load_map(field_map) if field_map else DEFAULT,
         table=table,
+        key=keys.load_or_create(key_file, guarded=out) if key_file else None,
     )
+    if not key_file:
+        typer.echo("  key: one-time (pseudonyms and surrogates can't be repeated; --key-file FILE keeps one)")
     c = m["counts"]
     for key in COUNT_KEYS:
         if c.get(key) is not None:

@@ -18,6 +18,7 @@ import yaml
 
 from .config import Config, load_config
 from .data.prepare import prepare
+from .data.privacy import keys
 from .data.records.synth import write_database
 from .data.tasks import TASKS
 from .errors import ClinituneError
@@ -193,6 +194,8 @@ def run_quickstart(
             seed=seed,
             progress=True,
             ratios=prof["split"],
+            # Beside the data set, not in it: synthetic patients, and a re-run must reproduce the same split.
+            key=keys.load_or_create(workdir / "data.key"),
         ),
     )
     cfg_path = train_config(workdir, prof, seed)

@@ -36,7 +36,7 @@ from llama_cpp.llama_grammar import json_schema_to_gbnf
 from llama_cpp.server.app import create_app
 from llama_cpp.server.settings import ModelSettings, ServerSettings
 
-from .data.privacy import phi
+from .data.privacy import phi, surrogates
 from .errors import ClinituneError
 from .layout import RunDir
 from .models.structured import bounded_schema, check_grammar
@@ -165,14 +165,9 @@ def rewrite_request(body: dict, limits: Limits, vocab: Llama) -> tuple[dict | No
 
 
 def redact(text: str, limits: Limits) -> str:
-    spans: list[list] = []  # detectors overlap on one identifier: merged, it is redacted and counted once
-    for f in sorted(phi.screen(text), key=lambda f: (f.start, -f.end)):
-        if spans and f.start < spans[-1][1]:
-            spans[-1][1] = max(spans[-1][1], f.end)
-        else:
-            spans.append([f.start, f.end, f.type])
-    for start, end, kind in reversed(spans):
-        text = text[:start] + f"[{kind}]" + text[end:]
+    found = phi.screen(text)
+    spans = surrogates.merge_spans(found)  # one identifier that several detectors found is counted once
+    text = surrogates.redact_text(text, found, key=None, mask=True)
     if spans:
         kinds = Counter(kind for _, _, kind in spans)
         limits.redacted.update(kinds)

@@ -32,8 +32,9 @@ from .example import Example, ExampleError, carried_keys
 from .example import parse as parse_example
 from .jsonio import json_lines
 from .phrasings import HELD_OUT, SEEN, held_out_version, slice_of
-from .privacy import phi, surrogates
+from .privacy import keys, phi, surrogates
 from .privacy.deid import deidentify
+from .privacy.keys import DataKey
 from .records import sources
 from .records.coherence import check_record
 from .records.db import masked_url
@@ -134,15 +135,14 @@ def augment(examples: list[Example], seed: int) -> list[Example]:
 
 
 def build_examples(
-    loaded_records, tasks: list[str], seed: int, stats: SqlStats | None, counts: Counter, progress: bool
+    loaded_records, tasks: list[str], seed: int, key: DataKey, stats: SqlStats | None, counts: Counter, progress: bool
 ):
     """Yield (example, extra names to screen for) for each patient-derived example."""
-    salt = f"clinitune:{seed}"
     for p in tqdm(loaded_records, desc="build", unit="patient", disable=not progress):
         counts["records"] += 1
         if stats is not None:
             stats.add(p)
-        rec = deidentify(p, salt)
+        rec = deidentify(p, key)
         group = rec["patient_id"]
         names = tuple(n for n in (p.first_name, p.last_name) if n)
         for task in tasks:
@@ -199,7 +199,7 @@ def _read_source(source: str, db: str | None, path, group_by: str | None, skip_i
     return loaded.records, loaded.examples, desc, loaded.rejects, loaded.counts()
 
 
-def apply_phi_action(examples: list[Example], hits: list[list[phi.Hit]], action: str, seed: int):
+def apply_phi_action(examples: list[Example], hits: list[list[phi.Hit]], action: str, key: DataKey):
     """(kept, quarantined rows, stats): what each action does with the examples the screen flagged."""
     kept, quarantine = [], []
     stats = {"action": action, "examples_flagged": 0, "hits_by_type": Counter(), "examples_by_type": Counter()}
@@ -211,7 +211,7 @@ def apply_phi_action(examples: list[Example], hits: list[list[phi.Hit]], action:
         stats["hits_by_type"].update(h.type for h in found)
         stats["examples_by_type"].update({h.type for h in found})
         if action in ("redact", "mask"):
-            kept.append(surrogates.redact(ex, found, salt=f"clinitune:{seed}", mask=action == "mask"))
+            kept.append(surrogates.redact(ex, found, key, mask=action == "mask"))
         else:
             quarantine.append({**ex.to_dict(), "phi_findings": [h.as_dict() for h in found]})
     if action == "fail" and stats["examples_flagged"]:
@@ -246,7 +246,11 @@ def prepare(
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
     fmap: FieldMap = DEFAULT,
     table: str | None = None,
+    key: DataKey | None = None,
 ) -> dict:
+    """Read a source, build and screen examples, and write the data set. `key`: the data set's secret
+    (keys.load_or_create); without one, a one-time key that makes surrogates and the split unrepeatable."""
+    key = key or keys.ephemeral()
     if phi_action not in PHI_ACTIONS:
         raise ClinituneError(f"--phi-action {phi_action!r}: expected one of {', '.join(PHI_ACTIONS)}")
     require_dir(out, "--out")
@@ -265,11 +269,12 @@ def prepare(
         builtin = not user_examples
         if use_codebook is None:
             use_codebook = builtin
+        user_examples = [replace(ex, group=keys.keyed_group(ex.group, key)) for ex in user_examples]
         candidates: list[tuple[Example, tuple]] = [(ex, ()) for ex in user_examples]
         if use_codebook and {"icd10_coding", "icd10_lookup"} & set(tasks):
             # First, so that dedupe keeps the table entry and drops a patient example that repeats it word for word.
             candidates[:0] = [(ex, ()) for ex in codebook(random.Random(f"{seed}:codebook")) if ex.task in tasks]
-        candidates.extend(build_examples(records, tasks, seed, stats, counts, progress))
+        candidates.extend(build_examples(records, tasks, seed, key, stats, counts, progress))
         if source_counts is None:  # clinitune's own database streams: each patient row read is one record
             n = counts["records"]
             source_counts = {"items_read": n, "items_used": n, "records": n, "examples": 0}
@@ -302,7 +307,7 @@ def prepare(
 
         # PHI screen on every text of every example; the action decides what a finding does.
         hits = phi.screen_examples(deduped, [names_of.get(ex.id, ()) for ex in deduped], progress=progress)
-        clean, quarantine, phi_stats = apply_phi_action(deduped, hits, phi_action, seed)
+        clean, quarantine, phi_stats = apply_phi_action(deduped, hits, phi_action, key)
         counts["quarantined"] = len(quarantine)
         counts["redacted"] = phi_stats["examples_flagged"] if phi_action in ("redact", "mask") else 0
 
@@ -337,6 +342,8 @@ def prepare(
             "tool": "clinitune",
             "tool_version": __version__,
             "seed": seed,
+            # Pseudonyms, surrogates, date shifts and groups are keyed by a secret that is not in this file.
+            "key": keys.describe(key),
             "source": source_desc,
             # read = used + rejected + skipped, per source item (object, line, row, patient); notes count caveats
             "source_counts": source_counts,

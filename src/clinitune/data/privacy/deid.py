@@ -7,11 +7,11 @@ result is the documented record schema (resources/patient_record.schema.json) th
 
 from __future__ import annotations
 
-import hashlib
 import json
 from importlib import resources
 
 from ..records.patient import Patient
+from .keys import DataKey
 
 # Safe Harbor: 3-digit ZIPs whose areas hold 20,000 people or fewer (Census 2000) become 000.
 RESTRICTED_ZIP3 = (
@@ -48,9 +48,10 @@ KEY_LABS = (
 PSEUDONYM_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # no digits, no vowels: cannot look like an ID number or a word
 
 
-def pseudonym(patient_id, salt: str) -> str:
-    """A stable, non-reversible patient id: the source id never leaves the database."""
-    n = int(hashlib.sha256(f"{salt}:{patient_id}".encode()).hexdigest(), 16)
+def pseudonym(patient_id, key: DataKey) -> str:
+    """A stable, non-reversible patient id: the source id never leaves the database, and without the key
+    no one can enumerate small ids to find which pseudonym is whose."""
+    n = key.number("pseudonym", patient_id)
     chars = []
     for _ in range(10):
         n, r = divmod(n, len(PSEUDONYM_ALPHABET))
@@ -69,7 +70,7 @@ def zip3(zip_code: str | None, restricted: tuple[str, ...] = RESTRICTED_ZIP3) ->
     return "000" if z in restricted else z
 
 
-def deidentify(p: Patient, salt: str = "clinitune", restricted_zip3: tuple[str, ...] = RESTRICTED_ZIP3) -> dict:
+def deidentify(p: Patient, key: DataKey, restricted_zip3: tuple[str, ...] = RESTRICTED_ZIP3) -> dict:
     """The de-identified record: the only form of a patient that tasks ever see."""
     latest: dict[str, dict] = {}
     for o in sorted(p.observations, key=lambda o: (o.date or 0, o.id) if o.date else (0, o.id)):
@@ -77,7 +78,7 @@ def deidentify(p: Patient, salt: str = "clinitune", restricted_zip3: tuple[str, 
             latest[o.name] = {"test": o.name, "value": o.value, "unit": o.unit, "flag": o.flag}
     conditions = {c.id: c for c in p.conditions}
     return {
-        "patient_id": pseudonym(p.id, salt),
+        "patient_id": pseudonym(p.id, key),
         "age": safe_age(p.current_age),
         "gender": {"M": "male", "F": "female", "O": "other"}.get(p.sex, "unknown"),
         "zip3": zip3(p.zip, restricted_zip3),

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from ...errors import ClinituneError
 from ..example import Example
 from . import detectors, phi_vocab, surrogates
+from .keys import DataKey
 from .patterns import STREET_AFTER_NAME, THRESHOLD
 from .phi_names import EPONYM_NOUNS, MONTH_NAMES, TITLES, cued, is_abbreviation, word_class
 from .spans import Finding
@@ -260,7 +261,7 @@ def check_available() -> None:
         raise ClinituneError("the PHI screen ran but found nothing in a known phone number; refusing to continue")
 
 
-def deidentify(text: str, key: str, mask: bool = False, group: str = "") -> str:
+def deidentify(text: str, key: DataKey | None, mask: bool = False, group: str = "") -> str:
     """One text with every identifier the screen finds replaced: a surrogate keyed by `key` (the same key and
     group give the same surrogates), or with `mask` a typed placeholder."""
     return surrogates.redact_text(text, screen(text), key, group, mask)

@@ -3,18 +3,18 @@
 Consistent within a patient (the example's group): one person's name gets the same surrogate in every
 example of that patient, name by name, so "Maria Lopez" and "Ms. Lopez" stay one person. Dates move by
 one offset per patient (1-364 days back), so the interval between two dates survives. Everything is
-derived from a keyed hash of (salt, group, value): no table of real-to-fake pairs is written anywhere.
+derived from a keyed hash of (key, group, value): no table of real-to-fake pairs is written anywhere.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 
 from ..example import Example
 from ..records import names
 from . import phi_vocab
+from .keys import DataKey
 from .phi_names import MONTH_NAMES
 
 TITLE_WORDS = {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sr", "jr", "rn", "md", "np", "pa"}
@@ -25,11 +25,7 @@ SURROGATE_LAST = [n for n in names.LAST if not phi_vocab.is_clinical_word(n)]
 AGE_RE = re.compile(r"\d{2,3}|(?i:ninety|one hundred)[\w\s-]*?(?=\s*(?:years?|yrs?|y/?o|yo\b|-year)|$)")
 
 
-def _h(salt: str, group: str, kind: str, value: str) -> int:
-    return int(hashlib.sha256(f"{salt}\x1f{group}\x1f{kind}\x1f{value}".encode()).hexdigest(), 16)
-
-
-def _name(span: str, salt: str, group: str) -> str:
+def _name(span: str, key: DataKey, group: str) -> str:
     """Word by word, keeping titles, initials' shape and capitalization."""
 
     def one(m: re.Match) -> str:
@@ -37,17 +33,17 @@ def _name(span: str, salt: str, group: str) -> str:
         if w.lower().rstrip(".") in TITLE_WORDS:
             return w
         if len(w.rstrip(".")) == 1:  # an initial
-            return chr(ord("A") + _h(salt, group, "initial", w.upper()) % 26) + w[1:]
-        pool = SURROGATE_LAST if _h(salt, group, "slot", w.lower()) % 2 else SURROGATE_FIRST
-        fake = pool[_h(salt, group, "name", w.lower()) % len(pool)]
+            return chr(ord("A") + key.number(group, "initial", w.upper()) % 26) + w[1:]
+        pool = SURROGATE_LAST if key.number(group, "slot", w.lower()) % 2 else SURROGATE_FIRST
+        fake = pool[key.number(group, "name", w.lower()) % len(pool)]
         return fake.upper() if w.isupper() and len(w) > 1 else fake.lower() if w.islower() else fake
 
     return re.sub(r"[^\W\d_][\w'’-]*\.?", one, span)
 
 
-def _shape(span: str, salt: str, group: str, kind: str) -> str:
+def _shape(span: str, key: DataKey, group: str, kind: str) -> str:
     """Same format, other characters: digits for digits, letters for letters, in the value part only."""
-    h = _h(salt, group, kind, span)
+    h = key.number(group, kind, span)
     out = []
     for i, c in enumerate(span):
         r = (h >> (i % 200)) & 0xFFFF
@@ -55,13 +51,13 @@ def _shape(span: str, salt: str, group: str, kind: str) -> str:
     return "".join(out)
 
 
-def _labelled(span: str, salt: str, group: str, kind: str) -> str:
+def _labelled(span: str, key: DataKey, group: str, kind: str) -> str:
     """ "MRN: 00123456" keeps its label: only the tokens that carry a digit change."""
-    return re.sub(r"[\w@.+-]*\d[\w@.+-]*", lambda m: _shape(m.group(0), salt, group, kind), span)
+    return re.sub(r"[\w@.+-]*\d[\w@.+-]*", lambda m: _shape(m.group(0), key, group, kind), span)
 
 
-def _email(span: str, salt: str, group: str) -> str:
-    return f"user{_h(salt, group, 'email', span.lower()) % 10**6:06d}@example.org"
+def _email(span: str, key: DataKey, group: str) -> str:
+    return f"user{key.number(group, 'email', span.lower()) % 10**6:06d}@example.org"
 
 
 MON = r"(?P<mon>[A-Za-z]{3,9})"
@@ -80,8 +76,8 @@ DATE_PARTS = [
 ]
 
 
-def date_offset(salt: str, group: str) -> int:
-    return 1 + _h(salt, group, "date-shift", "") % 364
+def date_offset(key: DataKey, group: str) -> int:
+    return 1 + key.number(group, "date-shift", "") % 364
 
 
 def _month(text: str) -> int | None:
@@ -110,15 +106,15 @@ def _suffix(n: int) -> str:
     return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 
 
-def _date(span: str, salt: str, group: str) -> str:
+def _date(span: str, key: DataKey, group: str) -> str:
     """The date moved back by the patient's offset, written the way it was (a date in words, in digits); a label
     before it is kept."""
     span = ORDINAL_WORD.sub(_ordinal_number, span)
-    shifted = _shift(span, salt, group)
+    shifted = _shift(span, key, group)
     return re.sub(r"(\d+)(?:st|nd|rd|th)\b", lambda m: m.group(1) + _suffix(int(m.group(1))), shifted)
 
 
-def _shift(span: str, salt: str, group: str) -> str:
+def _shift(span: str, key: DataKey, group: str) -> str:
     for rx in DATE_PARTS:
         m = rx.search(span)
         if not m:
@@ -132,7 +128,7 @@ def _shift(span: str, salt: str, group: str) -> str:
             d = dt.date(year, month or 0, int(g["d"]) if g.get("d") else 15)
         except (ValueError, TypeError):
             continue
-        new = d - dt.timedelta(days=date_offset(salt, group))
+        new = d - dt.timedelta(days=date_offset(key, group))
         parts = {
             "y": str(new.year)[-len(g["y"]) :] if g.get("y") else None,
             "m": str(new.month).zfill(len(g["m"] or "")) if g.get("m") else None,
@@ -147,7 +143,7 @@ def _shift(span: str, salt: str, group: str) -> str:
             out += [span[last : m.start(key)], parts[key]]
             last = m.end(key)
         return "".join(out) + span[last:]
-    return _labelled(span, salt, group, "DATE")
+    return _labelled(span, key, group, "DATE")
 
 
 def _age(span: str) -> str:
@@ -155,21 +151,21 @@ def _age(span: str) -> str:
     return AGE_RE.sub("90+", span, count=1) if AGE_RE.search(span) else "90+"
 
 
-def surrogate(kind: str, span: str, salt: str, group: str) -> str:
+def surrogate(kind: str, span: str, key: DataKey, group: str) -> str:
     if kind == "NAME":
-        return _name(span, salt, group)
+        return _name(span, key, group)
     if kind == "DATE":
-        return _date(span, salt, group)
+        return _date(span, key, group)
     if kind == "AGE_OVER_89":
         return _age(span)
     if kind == "EMAIL":
-        return _email(span, salt, group)
+        return _email(span, key, group)
     if kind in ("URL", "PHOTO"):
         # No word of the original, not even "https" or "www": a link that says it is a stand-in.
-        return f"link-{_h(salt, group, kind, span) % 10**8:08d}.invalid" if kind == "URL" else "photo.jpg"
+        return f"link-{key.number(group, kind, span) % 10**8:08d}.invalid" if kind == "URL" else "photo.jpg"
     if kind == "LOCATION":
-        return _location(span, salt, group)
-    return _labelled(span, salt, group, kind)
+        return _location(span, key, group)
+    return _labelled(span, key, group, kind)
 
 
 STREET_LINE = re.compile(r"^(?P<num>\d{1,6})\s+(?P<name>.+?)(?P<unit>,?\s*(?:Apt\.?|Suite|Unit|#|Lot)\s*\w+)?$", re.I)
@@ -178,30 +174,29 @@ STREETS = ("Oak", "Maple", "Cedar", "Elm", "Birch", "Walnut", "Hillcrest", "Lake
 SUFFIXES = ("St", "Ave", "Rd", "Ln", "Dr", "Ct", "Way", "Blvd")
 
 
-def _location(span: str, salt: str, group: str) -> str:
+def _location(span: str, key: DataKey, group: str) -> str:
     """A place: a street line is replaced whole (number, street name and suffix), a city by another city, a ZIP
     or PO box by other digits; nothing of the original's words is kept."""
-    h = _h(salt, group, "place", span)
+    h = key.number(group, "place", span)
     street = STREET_LINE.match(span)
     if street and re.search(r"[A-Za-z]{2}", street.group("name")):
-        num = _shape(street.group("num"), salt, group, "LOCATION").lstrip("0") or "1"
+        num = _shape(street.group("num"), key, group, "LOCATION").lstrip("0") or "1"
         fake = f"{num} {STREETS[h % len(STREETS)]} {SUFFIXES[(h >> 8) % len(SUFFIXES)]}"
         unit = street.group("unit")
-        return fake + (_labelled(unit, salt, group, "LOCATION") if unit else "")
+        return fake + (_labelled(unit, key, group, "LOCATION") if unit else "")
     if not re.search(r"[A-Za-z]", span) or re.match(r"(?i)p\.?\s?o\.?\s+box|rr\b|rural|hc\b", span):
-        return _labelled(span, salt, group, "LOCATION")
+        return _labelled(span, key, group, "LOCATION")
     city_line = CITY_LINE.match(span)
     city, state, _ = names.CITIES[h % len(names.CITIES)]
     if city_line and city_line.group("rest"):
-        return city + _labelled(city_line.group("rest"), salt, group, "LOCATION")
+        return city + _labelled(city_line.group("rest"), key, group, "LOCATION")
     if re.search(r"(?i)\b(?:county|parish|borough)$", span):
         return f"{SURROGATE_LAST[h % len(SURROGATE_LAST)]} {span.split()[-1]}"
     return city.upper() if span.isupper() else city.lower() if span.islower() else city
 
 
-def redact_text(text: str, hits, salt: str, group: str, mask: bool = False) -> str:
-    """Replace each hit's span, right to left so earlier offsets stay valid; overlaps merge into the wider span.
-    `mask`: a typed placeholder ([NAME], [DATE]) instead of a surrogate."""
+def merge_spans(hits) -> list[list]:
+    """[start, end, kind] per identifier, sorted: detectors overlap on one identifier, and it is replaced once."""
     # A generic id loses a tie to a specific kind: "02-MAR-2024" is shifted as a date, not reshaped as a code.
     spans = sorted(((h.start, h.end, h.type) for h in hits), key=lambda s: (s[0], -s[1], s[2] == "OTHER_ID"))
     merged: list[list] = []
@@ -210,18 +205,26 @@ def redact_text(text: str, hits, salt: str, group: str, mask: bool = False) -> s
             merged[-1][1] = max(merged[-1][1], end)
             continue
         merged.append([start, end, kind])
-    for start, end, kind in reversed(merged):
-        new = f"[{kind}]" if mask else surrogate(kind, text[start:end], salt, group)
+    return merged
+
+
+def redact_text(text: str, hits, key: DataKey | None, group: str = "", mask: bool = False) -> str:
+    """Replace each hit's span, right to left so earlier offsets stay valid; overlaps merge into the wider span.
+    `mask`: a typed placeholder ([NAME], [DATE]) instead of a surrogate, which needs no key."""
+    if key is None and not mask:
+        raise ValueError("surrogates need the data set's key; masks do not")
+    for start, end, kind in reversed(merge_spans(hits)):
+        new = f"[{kind}]" if mask else surrogate(kind, text[start:end], key, group)
         text = text[:start] + new + text[end:]
     return text
 
 
-def redact(ex: Example, hits, salt: str, mask: bool = False) -> Example:
+def redact(ex: Example, hits, key: DataKey, mask: bool = False) -> Example:
     """The example with every hit replaced, in every text it carries; the patient group keys the surrogates."""
     by_where: dict[str, list] = {}
     for h in hits:
         by_where.setdefault(h.where, []).append(h)
     texts = dict(ex.texts())
     return ex.with_texts(
-        {w: redact_text(texts[w], hs, salt, ex.group, mask) for w, hs in by_where.items() if w in texts}
+        {w: redact_text(texts[w], hs, key, ex.group, mask) for w, hs in by_where.items() if w in texts}
     )
