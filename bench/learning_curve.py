@@ -23,10 +23,10 @@ from safetensors.torch import load_file
 
 from clinitune.eval import metrics as M
 from clinitune.eval.run import budgets, select, sqlite_copy
-from clinitune.eval.stats import mean_ci
 from clinitune.layout import DataDir, RunDir
 from clinitune.models.generate import generate, inference_parts
 from clinitune.models.loading import load_adapter
+from clinitune.stats import mean_ci
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from clinitune.data.example import group_of
 from clinitune.data.privacy import keys, phi
-from clinitune.eval.stats import wilson
+from clinitune.stats import wilson
 
 INSTRUCTION = "Summarize this clinical note in one sentence."
 NUMERIC = {"PHONE", "FAX", "SSN", "MRN", "HEALTH_PLAN", "ACCOUNT", "LICENSE", "DEVICE", "IP", "OTHER_ID", "VEHICLE"}

@@ -25,7 +25,7 @@ from collections import Counter
 from faker import Faker
 
 from clinitune.data.privacy.phi import screen_texts
-from clinitune.eval.stats import wilson
+from clinitune.stats import wilson
 
 LOCALES = [
     "vi_VN",

@@ -410,3 +410,36 @@ def test_eval_takes_unset_flags_from_the_runs_eval_section(tmp_path, tiny_llama)
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "e2" / "metrics.json").read_text())
     assert set(m["candidates"]) == {"fine_tuned"} and m["n_examples"] == 5  # flags win
+
+
+@pytest.mark.slow
+def test_every_kind_export_ships_has_a_floor_and_a_lost_fine_tune_is_refused(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from clinitune.errors import ClinituneError
+    from clinitune.export.run import MIN_TOP1, QUANTS, gate, hf_reference, verification_examples, verify
+    from clinitune.models.registry import resolve_model
+
+    assert set(QUANTS) | {"f16", "f32", "base+lora"} <= set(MIN_TOP1)
+    examples = verification_examples(None, 4)  # no eval split: the packaged knowledge questions stand in
+    assert len(examples) == 4 and all(e.task == "knowledge" for e in examples)
+    # A random-init model predicts one token everywhere, so any two agree; the embedded model does not.
+    base = resolve_model("smollm2-135m-instruct")
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    torch.manual_seed(0)
+    with torch.no_grad():  # a "fine-tune" that moves the answers: what an export that lost it would miss
+        for name, p in model.named_parameters():
+            if name.endswith("proj.weight"):
+                p.add_(torch.randn_like(p) * p.std() * 0.1)
+    tuned = tmp_path / "tuned"
+    model.save_pretrained(tuned)
+    for f in base.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "clinitune_source")) or f.suffix == ".jinja":
+            (tuned / f.name).write_bytes(f.read_bytes())
+    ref = hf_reference(tuned, examples)
+    good = verify(write_gguf(tuned, tmp_path / "tuned.gguf", dtype="f16"), ref)
+    gate("f16", tmp_path / "tuned.gguf", good)
+    assert good["floor"] == MIN_TOP1["f16"] and good["top1_ci95"][0] <= good["top1_agreement"] <= good["top1_ci95"][1]
+    lost = verify(write_gguf(base, tmp_path / "base.gguf", dtype="f16"), ref)  # the export lost the fine-tune
+    with pytest.raises(ClinituneError, match="floor"):
+        gate("q4_k_m", tmp_path / "base.gguf", lost)  # refused even under the coarsest kind's floor

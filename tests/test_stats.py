@@ -3,7 +3,7 @@
 import math
 import random
 
-from clinitune.eval.stats import BETTER, SAME, WORSE, auc_ci, mcnemar_exact, mean_ci, overall, paired
+from clinitune.stats import BETTER, SAME, WORSE, auc_ci, mcnemar_exact, mean_ci, overall, paired
 
 
 def test_identical_candidates_show_no_difference():

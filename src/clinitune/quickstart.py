@@ -24,11 +24,11 @@ from .data.tasks import TASKS
 from .errors import ClinituneError
 from .eval.report import EvalResults, console_table, phrasing_line, verdict_line
 from .eval.run import evaluate
-from .eval.stats import BETTER
 from .export.run import export
 from .layout import DataDir, RunDir, TrainSummary
 from .models.chat import LlamaChat
 from .paths import atomic_write_text
+from .stats import BETTER
 from .train.estimate import Estimate, estimate
 from .train.loop import train
 

@@ -22,7 +22,7 @@ from ..data.records.sources import iter_database
 from ..data.tasks import REFERENCE_PREFIX
 from ..layout import DataDir
 from ..models.generate import example_losses, generate
-from .stats import auc_ci
+from ..stats import auc_ci
 
 EXPOSURE_WARN_BITS = 6.0
 

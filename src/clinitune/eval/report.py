@@ -14,8 +14,8 @@ from ..data.example import Example
 from ..data.phrasings import HELD_OUT, SEEN, slice_of
 from ..layout import RunDir
 from ..paths import atomic_write_text
+from ..stats import BETTER, SAME, WORSE, mean_ci, overall, paired, unpaired_diff_ci
 from .metrics import PRIMARY
-from .stats import BETTER, SAME, WORSE, mean_ci, overall, paired, unpaired_diff_ci
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)

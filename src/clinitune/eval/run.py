@@ -36,10 +36,10 @@ from ..models.generate import (
 from ..models.loading import load_adapter
 from ..models.structured import schema_grammar
 from ..paths import require_dir
+from ..stats import mean_ci
 from . import metrics as M
 from .privacy import membership_sample, privacy_probes
 from .report import COMPARED, GGUF, GGUF_SCHEMA, HF_SCHEMA, EvalResults, comparison_rows, phrasing_rows, write_report
-from .stats import mean_ci
 
 log = logging.getLogger(__name__)
 CANDIDATES = ("fine_tuned", "zero_shot", "few_shot")

@@ -114,7 +114,11 @@ def model_card(rd: RunDir, cfg: Config, summary: TrainSummary, report: dict, eva
         + (["differential-privacy"] if summary.privacy else []),
         "model-index": model_index(rd.name, metrics),
     }
-    files = [f"| {kind} | {v['size_mb']} | {v['top1_agreement']} | {v['mean_kl']} |" for kind, v in report.items()]
+    files = [
+        f"| {kind} | {v['size_mb']} | {v['top1_agreement']} [{v['top1_ci95'][0]}, {v['top1_ci95'][1]}] | "
+        f"{v['floor']} | {v['examples']} | {v['mean_kl']} |"
+        for kind, v in report.items()
+    ]
     lines = [
         "---",
         yaml.safe_dump(meta, sort_keys=False).rstrip(),
@@ -154,8 +158,8 @@ def model_card(rd: RunDir, cfg: Config, summary: TrainSummary, report: dict, eva
         "",
         "## Files (each verified against the HF model it came from)",
         "",
-        "| file | size MB | top-1 agreement | mean KL |",
-        "|---|---|---|---|",
+        "| file | size MB | top-1 agreement with the HF model [95 % CI] | floor (refused below) | examples | mean KL |",
+        "|---|---|---|---|---|---|",
         *files,
     ]
     return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ from gguf import GGUFReader
 
 from ..config import Config
 from ..data.example import Example
-from ..data.example import instruction as instruction_example
 from ..data.example import load as load_examples
+from ..data.tasks import knowledge
 from ..data.tokenize import tokenize
 from ..errors import ClinituneError
 from ..layout import RunDir
@@ -30,6 +31,7 @@ from ..models.generate import load_llama
 from ..models.loading import load_adapter, load_causal_lm, load_tokenizer
 from ..models.registry import resolve_model
 from ..paths import atomic_dir, atomic_write_text, require_dir
+from ..stats import ratio_ci
 from .card import model_card
 from .gguf_writer import write_gguf, write_lora_gguf
 
@@ -41,7 +43,26 @@ QUANTS = {
     "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
     "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K",
 }
-MIN_TOP1 = {"f32": 0.99, "f16": 0.99, "base+lora": 0.99, "bf16": 0.98, "q8_0": 0.97}  # base+lora: f16 base, f32 adapter
+# The least teacher-forced top-1 agreement with the merged float32 HF model a file may have and still ship, per
+# kind; every kind export can write has one (checked at import). Set under what SmolLM2-135M, the smallest and
+# most quantization-sensitive model we ship, measured on 64 examples (bench/results/export_floors.md), and above
+# what a file that lost its fine-tune scores: they refuse a broken file, not a coarse one. base+lora: f16 base,
+# f32 adapter.
+MIN_TOP1 = {
+    "f32": 0.99,
+    "f16": 0.99,
+    "base+lora": 0.99,
+    "bf16": 0.98,
+    "q8_0": 0.96,
+    "q6_k": 0.94,
+    "q5_k_m": 0.90,
+    "q4_k_m": 0.90,
+}
+if missing := set(QUANTS) - set(MIN_TOP1):
+    raise RuntimeError(f"export: no MIN_TOP1 floor for {sorted(missing)}")
+# Examples verified per file: the eval split first, topped up with the packaged knowledge questions, so that a
+# tiny eval split still gives an agreement whose interval means something.
+VERIFY_EXAMPLES = 32
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
 
@@ -112,14 +133,17 @@ def verify(gguf_path: Path, ref: Reference, lora: Path | None = None) -> dict:
 
     llm = load_llama(gguf_path, n_ctx=max(map(len, ref.ids), default=0) + 64, lora=lora, logits_all=True)
     agree = total = 0
-    kls = []
+    kls: list[float] = []
+    per_example: list[tuple[int, int]] = []
     for ids, n_prompt, h in zip(ref.ids, ref.n_prompt, ref.logits):
         llm.reset()
         llm.eval(ids)
         g = torch.from_numpy(
             np.array(llm.scores[n_prompt - 1 : len(ids) - 1], dtype=np.float32)
         )  # positions that predict the response
-        agree += int((h.argmax(-1) == g.argmax(-1)).sum())
+        same = int((h.argmax(-1) == g.argmax(-1)).sum())
+        per_example.append((same, h.shape[0]))
+        agree += same
         total += h.shape[0]
         kls.append(
             float(
@@ -132,6 +156,7 @@ def verify(gguf_path: Path, ref: Reference, lora: Path | None = None) -> dict:
     tps = n_gen / max(time.perf_counter() - t0, 1e-9)
     return {
         "top1_agreement": round(agree / max(total, 1), 4),
+        "top1_ci95": list(ratio_ci([a for a, _ in per_example], [n for _, n in per_example])),
         "mean_kl": round(sum(kls) / max(len(kls), 1), 5),
         "positions": total,
         "examples": len(ref.ids),
@@ -162,7 +187,33 @@ def modelfile(gguf_name: str, tok, gen, adapter_name: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export(run: Path, cfg: Config | None = None, verify_n: int = 8) -> dict:
+def verification_examples(eval_path, n: int) -> list[Example]:
+    """`n` examples to verify on: the run's own eval data, one task at a time in turn and the shortest of each
+    first (every task is checked, and the cost stays bounded when a task's prompts are long), then the
+    packaged knowledge questions."""
+    by_task: dict[str, list[Example]] = {}
+    for ex in load_examples(eval_path) if eval_path and Path(eval_path).is_file() else []:
+        by_task.setdefault(ex.task, []).append(ex)
+    queues = [sorted(rows, key=lambda e: sum(len(t) for _, t in e.texts())) for _, rows in sorted(by_task.items())]
+    own: list[Example] = []
+    while len(own) < n and any(queues):
+        own += [q.pop(0) for q in queues if q][: n - len(own)]
+    return own + knowledge(random.Random(0))[: max(0, n - len(own))]
+
+
+def gate(kind: str, path: Path, v: dict) -> None:
+    """Refuse a file whose agreement is under its kind's floor; record the floor in its report either way."""
+    v["floor"] = MIN_TOP1.get(kind)
+    if v["floor"] is not None and v["top1_agreement"] < v["floor"]:
+        lo, hi = v["top1_ci95"]
+        raise ClinituneError(
+            f"{path.name}: top-1 agreement with the HF model is {v['top1_agreement']} (95 % interval {lo}-{hi}, "
+            f"{v['examples']} examples) < the {kind} floor {v['floor']}; the GGUF does not reproduce the model "
+            "(see verify.json). Export a finer quantization (q8_0, f16), or --format hf"
+        )
+
+
+def export(run: Path, cfg: Config | None = None, verify_n: int = VERIFY_EXAMPLES) -> dict:
     """Export a run as `cfg.export` says (format, quantize, out_dir, lora_gguf); `cfg` defaults to the run's own."""
     rd = RunDir(run)
     s = rd.read_summary()  # before anything is written: a directory that is no finished run gets one line
@@ -186,18 +237,7 @@ def export(run: Path, cfg: Config | None = None, verify_n: int = 8) -> dict:
         qpath = out / f"{name}-{quant}.gguf"
         quantize(f16, qpath, quant)
         targets[quant] = qpath
-    eval_path = cfg.data.eval or cfg.data.test
-    if eval_path and Path(eval_path).is_file():
-        examples = load_examples(eval_path)[:verify_n]
-    else:
-        examples = [
-            instruction_example(
-                "icd10_coding",
-                "verify",
-                "What ICD-10 code represents essential hypertension?",
-                "The ICD-10-CM code for essential (primary) hypertension is I10.",
-            )
-        ]
+    examples = verification_examples(cfg.data.eval or cfg.data.test, verify_n)
     adapter = None
     if x.lora_gguf:
         # The base as its own f16 GGUF plus the adapter: one base file serves many adapters. Verified
@@ -217,11 +257,7 @@ def export(run: Path, cfg: Config | None = None, verify_n: int = 8) -> dict:
         v["size_mb"] = round(path.stat().st_size / 2**20, 1)
         v["tensor_types"] = tensor_types(path)
         report[kind] = v
-        if kind in MIN_TOP1 and v["top1_agreement"] < MIN_TOP1[kind]:
-            raise ClinituneError(
-                f"{path.name}: top-1 agreement with the HF model is {v['top1_agreement']} < {MIN_TOP1[kind]}; "
-                "the GGUF does not reproduce the model (see verify.json)"
-            )
+        gate(kind, path, v)
     final = targets[quant] if quant in targets else f16
     tok = load_tokenizer(merged)
     atomic_write_text(out / "Modelfile", modelfile(final.name, tok, cfg.generation))
@@ -234,13 +270,14 @@ def export(run: Path, cfg: Config | None = None, verify_n: int = 8) -> dict:
     lines = [
         "# clinitune export report",
         "",
-        "| file | size MB | top-1 agreement | mean KL | llama.cpp tok/s | tensor types |",
-        "|---|---|---|---|---|---|",
+        "| file | size MB | top-1 agreement [95 % CI] | floor | examples | mean KL | llama.cpp tok/s | tensor types |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for kind, v in report.items():
         shown = f"{targets[kind].name} + {adapter.name}" if kind == "base+lora" else targets[kind].name
         lines.append(
-            f"| {shown} | {v['size_mb']} | {v['top1_agreement']} | {v['mean_kl']} | {v['tokens_per_s']} | "
+            f"| {shown} | {v['size_mb']} | {v['top1_agreement']} [{v['top1_ci95'][0]}, {v['top1_ci95'][1]}] | "
+            f"{v['floor']} | {v['examples']} | {v['mean_kl']} | {v['tokens_per_s']} | "
             + ", ".join(f"{k}: {n}" for k, n in sorted(v["tensor_types"].items()))
             + " |"
         )

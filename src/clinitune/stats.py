@@ -44,6 +44,19 @@ def mean_ci(values: list[float], seed: int = 0, n_boot: int = BOOTSTRAP) -> tupl
     return (round(float(lo), 4), round(float(hi), 4))
 
 
+def ratio_ci(nums: list[float], dens: list[float], seed: int = 0, n_boot: int = BOOTSTRAP) -> tuple[float, float]:
+    """95 % interval of sum(nums) / sum(dens), resampling the examples: the positions within one example are
+    not independent, so the example is the unit (a cluster bootstrap)."""
+    a, b = np.asarray(nums, dtype=np.float64), np.asarray(dens, dtype=np.float64)
+    if a.size == 0 or b.sum() == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, a.size, size=(n_boot, a.size))
+    ratios = a[idx].sum(axis=1) / np.maximum(b[idx].sum(axis=1), 1e-12)
+    lo, hi = np.quantile(ratios, [ALPHA / 2, 1 - ALPHA / 2])
+    return (round(float(lo), 4), round(float(hi), 4))
+
+
 def mcnemar_exact(a: list[float], b: list[float]) -> float:
     """Two-sided exact McNemar p-value for paired 0/1 outcomes: a binomial test on the discordant pairs."""
     only_a = sum(1 for x, y in zip(a, b) if x == 1.0 and y == 0.0)
