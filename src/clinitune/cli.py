@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from . import __version__
+from . import __version__, logs
 from .errors import ClinituneError
 
 
@@ -113,12 +113,7 @@ def _run_config(run: Path | None, sets: list[str]):
 
 
 def _setup_logging(quiet: bool) -> None:
-    # Logs carry counts and types only; record contents never go through logging.
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True
-    )
-    for noisy in ("httpx", "urllib3", "huggingface_hub", "filelock", "presidio-analyzer"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.setup(quiet)
 
 
 def _version(value: bool) -> None:

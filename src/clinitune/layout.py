@@ -126,6 +126,11 @@ class RunDir:
         return self.path / "best" / "trainable.safetensors"
 
     @property
+    def log(self) -> Path:
+        """Everything logged while training, third-party libraries' lines included (logs.py)."""
+        return self.path / "train.log"
+
+    @property
     def export_dir(self) -> Path:
         return self.path / "export"
 

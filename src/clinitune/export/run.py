@@ -27,6 +27,7 @@ from ..data.tasks import knowledge
 from ..data.tokenize import tokenize
 from ..errors import ClinituneError
 from ..layout import RunDir
+from ..logs import native_output_to
 from ..models.generate import load_llama
 from ..models.loading import load_adapter, load_causal_lm, load_tokenizer
 from ..models.registry import resolve_model
@@ -36,6 +37,7 @@ from .card import model_card
 from .gguf_writer import write_gguf, write_lora_gguf
 
 log = logging.getLogger(__name__)
+LOG = "export.log"
 QUANTS = {
     "bf16": "LLAMA_FTYPE_MOSTLY_BF16",
     "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
@@ -93,7 +95,8 @@ def quantize(src: Path, dst: Path, kind: str) -> None:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, QUANTS[kind])
     tmp = dst.with_name(f".{dst.name}.tmp")
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
+    with native_output_to(dst.with_name(LOG)):  # llama.cpp prints a line per tensor; the user needs none of them
+        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
     if rc != 0:
         tmp.unlink(missing_ok=True)
         raise ClinituneError(f"llama.cpp quantization to {kind} failed (code {rc})")

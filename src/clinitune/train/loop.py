@@ -31,6 +31,7 @@ import torch
 import torch.distributed as torch_dist
 from tqdm import tqdm
 
+from .. import logs
 from ..config import Config, to_yaml
 from ..data.manifest import phi_gate
 from ..data.tokenize import Row, Tokenized, collate
@@ -127,6 +128,7 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False) -> TrainSum
     plan = make_plan(cfg)
     run = RunDir(Path(cfg.training.output_dir))
     run.claim()
+    log_file = logs.to_file(run.log)
     dist = init_distributed(plan.device, cfg.training.fsdp, cfg.training.deepspeed, cfg.training)
     try:
         # Rank 0 holds the run: a second `train` into the same directory stops before writing anything.
@@ -137,6 +139,9 @@ def train(cfg: Config, *, resume: bool = False, quiet: bool = False) -> TrainSum
     except BaseException:
         dist.close(wait=False)
         raise
+    finally:
+        logging.getLogger().removeHandler(log_file)
+        log_file.close()
     # Every rank leaves together: one that exits while another still writes drops its gloo connections
     # under the other's feet. (A launched rank then skips interpreter teardown: cli.main.)
     dist.close()
