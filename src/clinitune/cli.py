@@ -178,6 +178,68 @@ def synth(
     typer.echo(db)
 
 
+PhiAction = Annotated[
+    str,
+    typer.Option(
+        "--phi-action",
+        help="What an identifier found by the PHI screen does: quarantine "
+        "(the example goes to quarantine.jsonl), redact (replaced by a consistent surrogate), "
+        "mask (replaced by its kind in brackets: [NAME], [DATE]), or fail (exit 2, nothing written).",
+    ),
+]
+GroupBy = Annotated[
+    str | None,
+    typer.Option(
+        "--group-by",
+        help="Field naming each example's patient (e.g. patient_id): "
+        "one patient's examples never straddle train and test.",
+    ),
+]
+FieldMapFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--map",
+        help="YAML file naming where your records keep each field (sex: demographics.gender, "
+        "lab_results.name: analyte, ...); see --suggest-map.",
+    ),
+]
+SuggestMap = Annotated[
+    Path | None,
+    typer.Option(
+        "--suggest-map",
+        help="Print a starting --map file for this CSV, JSON or JSONL file and exit (redirect it to a file).",
+    ),
+]
+KeyFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--key-file",
+        help="The data set's secret key (created 0600 when absent; keep it outside --out). Pseudonyms, "
+        "surrogates, date shifts and patient groups derive from it; without it a re-run differs.",
+    ),
+]
+Canaries = Annotated[
+    int,
+    typer.Option(
+        min=0, help="Plant K random secrets in train (repeated 1, 4, 16, 32 times) for eval's exposure probe."
+    ),
+]
+Codebook = Annotated[
+    bool | None,
+    typer.Option(
+        help="Add the ICD-10-CM code table to train as reference data "
+        "(default: on for database and FHIR records, off for your own examples)."
+    ),
+]
+Split = Annotated[
+    str,
+    typer.Option(
+        "--split",
+        help="Train, eval and test shares of the patients (or groups), e.g. 0.6,0.1,0.3 for a larger test set.",
+    ),
+]
+
+
 @app.command()
 def prepare(
     source: Annotated[str, typer.Option(help="database, csv, jsonl, json or fhir.")] = "database",
@@ -192,76 +254,24 @@ def prepare(
     skip_invalid: Annotated[
         bool, typer.Option(help="Continue past bad records, writing them to a rejects file.")
     ] = False,
-    canaries: Annotated[
-        int,
-        typer.Option(
-            min=0, help="Plant K random secrets in train (repeated 1, 4, 16, 32 times) for eval's exposure probe."
-        ),
-    ] = 0,
-    codebook: Annotated[
-        bool | None,
-        typer.Option(
-            help="Add the ICD-10-CM code table to train as reference data "
-            "(default: on for database and FHIR records, off for your own examples)."
-        ),
-    ] = None,
-    phi_action: Annotated[
-        str,
-        typer.Option(
-            "--phi-action",
-            help="What an identifier found by the PHI screen does: quarantine "
-            "(the example goes to quarantine.jsonl), redact (replaced by a consistent surrogate), "
-            "mask (replaced by its kind in brackets: [NAME], [DATE]), or fail (exit 2, nothing written).",
-        ),
-    ] = "quarantine",
-    group_by: Annotated[
-        str | None,
-        typer.Option(
-            "--group-by",
-            help="Field naming each example's patient (e.g. patient_id): "
-            "one patient's examples never straddle train and test.",
-        ),
-    ] = None,
-    field_map: Annotated[
-        Path | None,
-        typer.Option(
-            "--map",
-            help="YAML file naming where your records keep each field (sex: demographics.gender, "
-            "lab_results.name: analyte, ...); see --suggest-map.",
-        ),
-    ] = None,
-    suggest_map: Annotated[
-        Path | None,
-        typer.Option(
-            "--suggest-map",
-            help="Print a starting --map file for this CSV, JSON or JSONL file and exit (redirect it to a file).",
-        ),
-    ] = None,
+    canaries: Canaries = 0,
+    codebook: Codebook = None,
+    phi_action: PhiAction = "quarantine",
+    group_by: GroupBy = None,
+    field_map: FieldMapFile = None,
+    suggest_map: SuggestMap = None,
     table: Annotated[
         str | None,
         typer.Option(help="A table of --db that is not clinitune's own: records with --map, else Q/A pairs."),
     ] = None,
-    split: Annotated[
-        str,
-        typer.Option(
-            "--split",
-            help="Train, eval and test shares of the patients (or groups), e.g. 0.6,0.1,0.3 for a larger test set.",
-        ),
-    ] = "0.8,0.1,0.1",
-    key_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--key-file",
-            help="The data set's secret key (created 0600 when absent; keep it outside --out). Pseudonyms, "
-            "surrogates, date shifts and patient groups derive from it; without it a re-run differs.",
-        ),
-    ] = None,
+    split: Split = "0.8,0.1,0.1",
+    key_file: KeyFile = None,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
     """Turn patient records into PHI-screened, split, versioned instruction data."""
     _setup_logging(quiet)
-    from .data.prepare import COUNT_KEYS, parse_ratios, parse_tasks
+    from .data.prepare import parse_ratios, parse_tasks
     from .data.prepare import prepare as run_prepare
     from .data.privacy import keys
     from .data.records.mapping import DEFAULT, load_map
@@ -293,6 +303,13 @@ def prepare(
     )
     if not key_file:
         typer.echo("  key: one-time (pseudonyms and surrogates can't be repeated; --key-file FILE keeps one)")
+    _print_prepared(m, phi_action)
+    typer.echo(str(out))
+
+
+def _print_prepared(m: dict, phi_action: str) -> None:
+    from .data.prepare import COUNT_KEYS
+
     c = m["counts"]
     for key in COUNT_KEYS:
         if c.get(key) is not None:
@@ -311,7 +328,6 @@ def prepare(
             f"  PHI findings by type ({phi_action}): "
             + ", ".join(f"{t} {n}" for t, n in m["phi"]["examples_by_type"].items())
         )
-    typer.echo(str(out))
 
 
 @app.command()

@@ -144,6 +144,17 @@ class QuickstartSummary:
         return asdict(self)
 
 
+def profile_settings(profile: str, **given) -> dict:
+    """The profile's settings, with each option the user gave in place of the profile's own."""
+    if profile not in PROFILES:
+        raise ClinituneError(f"--profile {profile!r}: expected one of {', '.join(PROFILES)}")
+    prof = dict(PROFILES[profile])
+    if given.get("max_steps"):  # an explicit step count replaces the profile's budget
+        prof.pop("max_minutes", None)
+    prof.update({k: v for k, v in given.items() if v})
+    return prof
+
+
 def run_quickstart(
     workdir: Path,
     patients: int | None,
@@ -154,19 +165,7 @@ def run_quickstart(
     eval_limit: int | None = None,
     minutes: float | None = None,
 ) -> QuickstartSummary:
-    if profile not in PROFILES:
-        raise ClinituneError(f"--profile {profile!r}: expected one of {', '.join(PROFILES)}")
-    prof = dict(PROFILES[profile])
-    if steps:  # an explicit step count replaces the profile's budget
-        prof.pop("max_minutes", None)
-    for key, value in (
-        ("patients", patients),
-        ("max_steps", steps),
-        ("eval_limit", eval_limit),
-        ("max_minutes", minutes),
-    ):
-        if value:
-            prof[key] = value
+    prof = profile_settings(profile, patients=patients, max_steps=steps, eval_limit=eval_limit, max_minutes=minutes)
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     runner = Steps(workdir, fresh)
@@ -232,32 +231,24 @@ def run_quickstart(
 
     answers = runner.run("ask", _sha(Path(exported["gguf"])), [], _ask)
     runner.seconds["total"] = round(time.perf_counter() - t_all, 2)
-
-    metrics = {
-        c: {t: {k: v for k, v in vals.items() if k != "n"} for t, vals in e["tasks"].items()}
-        for c, e in results.candidates.items()
-    }
+    paths = {"db": str(db_path), "data": str(data.path), "run": str(run.path), "eval": str(eval_dir)}
+    paths.update(gguf=exported["gguf"], modelfile=exported["modelfile"], report=str(eval_dir / "report.md"))
     summary = QuickstartSummary(
         seconds=runner.seconds,
         skipped=runner.skipped,
         profile=profile,
         seed=seed,
-        paths={
-            "db": str(db_path),
-            "data": str(data.path),
-            "run": str(run.path),
-            "eval": str(eval_dir),
-            "gguf": exported["gguf"],
-            "modelfile": exported["modelfile"],
-            "report": str(eval_dir / "report.md"),
-        },
+        paths=paths,
         data={
             "examples": manifest["counts"]["total"],
             "quarantined": manifest["counts"]["quarantined"],
             "phi_findings_by_type": manifest["phi_findings_by_type"],
         },
         estimate=est.to_dict(),
-        metrics=metrics,
+        metrics={
+            c: {t: {k: v for k, v in vals.items() if k != "n"} for t, vals in e["tasks"].items()}
+            for c, e in results.candidates.items()
+        },
         comparison=results.comparison,
         answers=answers,
         behind_base=behind_base(results.comparison),

@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -226,157 +226,190 @@ def apply_phi_action(examples: list[Example], hits: list[list[phi.Hit]], action:
     return kept, quarantine, stats
 
 
-def prepare(
-    *,
-    source: str,
-    db: str | None,
-    path: str | Path | None,
-    out: Path,
-    tasks: list[str],
-    seed: int,
-    max_examples: int | None = None,
-    do_augment: bool = False,
-    skip_invalid: bool = False,
-    progress: bool = True,
-    limits: quality.Limits = quality.Limits(),
-    canaries: int = 0,
-    use_codebook: bool | None = None,
-    phi_action: str = "quarantine",
-    group_by: str | None = None,
-    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
-    fmap: FieldMap = DEFAULT,
-    table: str | None = None,
-    key: DataKey | None = None,
-) -> dict:
-    """Read a source, build and screen examples, and write the data set. `key`: the data set's secret
-    (keys.load_or_create); without one, a one-time key that makes surrogates and the split unrepeatable."""
+@dataclass(frozen=True)
+class Options:
+    """What a prepare run was asked for: every key the manifest records."""
+
+    source: str
+    db: str | None
+    path: str | Path | None
+    out: Path
+    tasks: list[str]
+    seed: int
+    max_examples: int | None = None
+    do_augment: bool = False
+    skip_invalid: bool = False
+    limits: quality.Limits = quality.Limits()
+    canaries: int = 0
+    use_codebook: bool | None = None
+    phi_action: str = "quarantine"
+    group_by: str | None = None
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    fmap: FieldMap = DEFAULT
+    table: str | None = None
+
+
+@dataclass
+class Gathered:
+    """Every candidate example, with the names to screen it for, and what the source held."""
+
+    candidates: list[tuple[Example, tuple]]
+    source_desc: dict
+    source_counts: dict
+    rejects: list
+    use_codebook: bool
+    counts: Counter
+
+
+@dataclass
+class Screened:
+    clean: list[Example]
+    quarantine: list[dict]
+    invalid: list[dict]
+    phi_stats: dict
+
+
+def prepare(*, progress: bool = True, key: DataKey | None = None, **options) -> dict:
+    """Read a source, build and screen examples, and write the data set (options: the fields of Options).
+    `key`: the data set's secret (keys.load_or_create); without one, a one-time key that makes surrogates and
+    the split unrepeatable."""
+    o = Options(**options)
     key = key or keys.ephemeral()
-    if phi_action not in PHI_ACTIONS:
-        raise ClinituneError(f"--phi-action {phi_action!r}: expected one of {', '.join(PHI_ACTIONS)}")
-    require_dir(out, "--out")
+    if o.phi_action not in PHI_ACTIONS:
+        raise ClinituneError(f"--phi-action {o.phi_action!r}: expected one of {', '.join(PHI_ACTIONS)}")
+    require_dir(o.out, "--out")
     phi.check_available()  # fail closed before reading a single record
     # One writer per dataset: a second prepare into the same --out is refused, not interleaved.
-    with exclusive(out.parent / f".{out.name}.lock", f"preparing {out}"):
-        counts: Counter = Counter()
-        # Questions about clinitune's own schema; another database's table has its own.
-        stats = SqlStats() if source == "database" and not table and "text_to_sql" in tasks else None
-
-        records, user_examples, source_desc, rejects, source_counts = _read_source(
-            source, db, path, group_by, skip_invalid, counts, fmap=fmap, table=table
-        )
-        # The code table and the knowledge facts are reference data for records; a user's own examples get
-        # the code table only when asked, and the facts not at all.
-        builtin = not user_examples
-        if use_codebook is None:
-            use_codebook = builtin
-        user_examples = [replace(ex, group=keys.keyed_group(ex.group, key)) for ex in user_examples]
-        candidates: list[tuple[Example, tuple]] = [(ex, ()) for ex in user_examples]
-        if use_codebook and {"icd10_coding", "icd10_lookup"} & set(tasks):
-            # First, so that dedupe keeps the table entry and drops a patient example that repeats it word for word.
-            candidates[:0] = [(ex, ()) for ex in codebook(random.Random(f"{seed}:codebook")) if ex.task in tasks]
-        candidates.extend(build_examples(records, tasks, seed, key, stats, counts, progress))
-        if source_counts is None:  # clinitune's own database streams: each patient row read is one record
-            n = counts["records"]
-            source_counts = {"items_read": n, "items_used": n, "records": n, "examples": 0}
-            source_counts.update(rejected={}, skipped={}, notes={})
-        if "knowledge" in tasks and builtin:
-            candidates.extend((ex, ()) for ex in knowledge(random.Random(f"{seed}:knowledge")))
-        if stats is not None:
-            # One question per two patients keeps the task mix balanced; the DB offers far more.
-            candidates.extend(
-                (ex, ())
-                for ex in text_to_sql(stats, db, random.Random(f"{seed}:sql"), limit=max(40, counts["records"] // 2))
-            )
-        counts["examples_built"] = len(candidates)
+    with exclusive(o.out.parent / f".{o.out.name}.lock", f"preparing {o.out}"):
+        g = gather(o, key, progress)
         # The split is fixed before anything is written, so that test examples can be asked in held-out
         # phrasings before the quality gate and the PHI screen read them.
-        where = assign([ex for ex, _ in candidates], seed, ratios)
-        candidates = [
-            (held_out_version(ex, seed) if split_of(ex, where) == "test" else ex, names) for ex, names in candidates
+        where = assign([ex for ex, _ in g.candidates], o.seed, o.ratios)
+        g.candidates = [
+            (held_out_version(ex, o.seed) if split_of(ex, where) == "test" else ex, names) for ex, names in g.candidates
         ]
-        carried = Counter(k for ex, _ in candidates for k in carried_keys(ex))
-
-        # quality gate
-        invalid, kept = [], []
-        for ex, names in candidates:
-            reasons = quality.example_problems(ex, limits)
-            (invalid.append({**ex.to_dict(), "reasons": reasons}) if reasons else kept.append((ex, names)))
-        counts["invalid"] = len(invalid)
-        names_of = {ex.id: names for ex, names in kept}
-        deduped, counts["duplicates_exact"], counts["duplicates_near"] = quality.dedupe([ex for ex, _ in kept])
-
-        # PHI screen on every text of every example; the action decides what a finding does.
-        hits = phi.screen_examples(deduped, [names_of.get(ex.id, ()) for ex in deduped], progress=progress)
-        clean, quarantine, phi_stats = apply_phi_action(deduped, hits, phi_action, key)
-        counts["quarantined"] = len(quarantine)
-        counts["redacted"] = phi_stats["examples_flagged"] if phi_action in ("redact", "mask") else 0
-
-        if not clean:
-            why = [f"{len(invalid)} failed the quality gate" + (f" ({invalid[0]['reasons'][0]})" if invalid else "")]
-            why += [f"{len(quarantine)} held for PHI"] if quarantine else []
-            raise ClinituneError(
-                f"{path or masked_url(db or '')}: no example is left to write ({'; '.join(why)}); run clinitune "
-                "validate on the file to see each line, fix them, and prepare again"
-            )
-        if max_examples is not None and len(clean) > max_examples:
-            clean = sorted(clean, key=lambda e: hashlib.sha256(f"{seed}:{e.id}".encode()).hexdigest())[:max_examples]
-            clean.sort(key=lambda e: e.id)
+        carried = Counter(k for ex, _ in g.candidates for k in carried_keys(ex))
+        sc = screen_candidates(g, o, key, progress)
+        clean = sc.clean
+        if o.max_examples is not None and len(clean) > o.max_examples:
+            clean = sorted(clean, key=lambda e: hashlib.sha256(f"{o.seed}:{e.id}".encode()).hexdigest())
+            clean = sorted(clean[: o.max_examples], key=lambda e: e.id)
         parts = split(clean, where)
-        if do_augment:
-            parts = {s: augment(rows, seed) for s, rows in parts.items()}
-        canary_spec = plant_canaries(parts["train"], canaries, seed) if canaries else None
+        if o.do_augment:
+            parts = {s: augment(rows, o.seed) for s, rows in parts.items()}
+        canary_spec = plant_canaries(parts["train"], o.canaries, o.seed) if o.canaries else None
         for s in SPLITS:
-            random.Random(f"{seed}:order:{s}").shuffle(parts[s])
+            random.Random(f"{o.seed}:order:{s}").shuffle(parts[s])
 
         files = {f"{s}.jsonl": _jsonl([e.to_dict() for e in parts[s]]) for s in SPLITS}
-        files["quarantine.jsonl"] = _jsonl(quarantine)
-        if invalid:
-            files["invalid.jsonl"] = _jsonl(invalid)
-        if rejects:
-            files["rejects.jsonl"] = "".join(json.dumps(asdict(r)) + "\n" for r in rejects)
+        files["quarantine.jsonl"] = _jsonl(sc.quarantine)
+        if sc.invalid:
+            files["invalid.jsonl"] = _jsonl(sc.invalid)
+        if g.rejects:
+            files["rejects.jsonl"] = "".join(json.dumps(asdict(r)) + "\n" for r in g.rejects)
         if canary_spec:
             files["canaries.json"] = json.dumps(canary_spec, indent=2) + "\n"
-        per_split = {s: dict(sorted(Counter(e.task for e in parts[s]).items())) for s in SPLITS}
-        phrasing_slices = Counter((e.task, slice_of(e.phrasing)) for e in parts["test"] if slice_of(e.phrasing))
-        manifest = {
-            "tool": "clinitune",
-            "tool_version": __version__,
-            "seed": seed,
-            # Pseudonyms, surrogates, date shifts and groups are keyed by a secret that is not in this file.
-            "key": keys.describe(key),
-            "source": source_desc,
-            # read = used + rejected + skipped, per source item (object, line, row, patient); notes count caveats
-            "source_counts": source_counts,
-            "tasks": tasks,
-            "augment": do_augment,
-            "max_examples": max_examples,
-            "codebook": use_codebook,
-            "group_by": group_by,
-            "split": list(ratios),
-            "limits": {
-                "min_instruction": limits.min_instruction,
-                "min_output": limits.min_output,
-                "max_output": limits.max_output,
-            },
-            "counts": {**dict(counts), "per_split": per_split, "total": {s: len(parts[s]) for s in SPLITS}},
-            "balance": quality.balance([e for s in SPLITS for e in parts[s]]),
-            "phi": {**phi_stats, "screen": phi.describe()},
-            "phi_findings_by_type": phi_stats["examples_by_type"],
-            "carried_fields": dict(sorted(carried.items())),  # screened, never written to the splits
-            # test examples per task asked in a phrasing training saw, and in one it never saw
-            "test_phrasings": {
-                t: {sl: phrasing_slices[(t, sl)] for sl in (SEEN, HELD_OUT)}
-                for t in sorted({t for t, _ in phrasing_slices})
-            },
-            # Only the splits are vouched for (manifest.vouched reads "files"); the quarantine, the invalid and
-            # rejected lines were never screened clean, so they sit under a key the PHI gate never accepts.
-            "files": {name: _entry(text) for name, text in sorted(files.items()) if name in SPLIT_FILES},
-            "unscreened_files": {name: _entry(text) for name, text in sorted(files.items()) if name not in SPLIT_FILES},
-        }
+        manifest = manifest_of(o, key, g, sc, parts, carried, files)
         files["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
         files["report.md"] = report(manifest)
-        write_dataset(out, files)
+        write_dataset(o.out, files)
         return manifest
+
+
+def gather(o: Options, key: DataKey, progress: bool) -> Gathered:
+    """Read the source and build every candidate example, reference data first."""
+    counts: Counter = Counter()
+    # Questions about clinitune's own schema; another database's table has its own.
+    stats = SqlStats() if o.source == "database" and not o.table and "text_to_sql" in o.tasks else None
+    records, user_examples, source_desc, rejects, source_counts = _read_source(
+        o.source, o.db, o.path, o.group_by, o.skip_invalid, counts, fmap=o.fmap, table=o.table
+    )
+    # The code table and the knowledge facts are reference data for records; a user's own examples get
+    # the code table only when asked, and the facts not at all.
+    builtin = not user_examples
+    use_codebook = builtin if o.use_codebook is None else o.use_codebook
+    user_examples = [replace(ex, group=keys.keyed_group(ex.group, key)) for ex in user_examples]
+    candidates: list[tuple[Example, tuple]] = [(ex, ()) for ex in user_examples]
+    if use_codebook and {"icd10_coding", "icd10_lookup"} & set(o.tasks):
+        # First, so that dedupe keeps the table entry and drops a patient example that repeats it word for word.
+        candidates[:0] = [(ex, ()) for ex in codebook(random.Random(f"{o.seed}:codebook")) if ex.task in o.tasks]
+    candidates.extend(build_examples(records, o.tasks, o.seed, key, stats, counts, progress))
+    if source_counts is None:  # clinitune's own database streams: each patient row read is one record
+        n = counts["records"]
+        source_counts = {"items_read": n, "items_used": n, "records": n, "examples": 0}
+        source_counts.update(rejected={}, skipped={}, notes={})
+    if "knowledge" in o.tasks and builtin:
+        candidates.extend((ex, ()) for ex in knowledge(random.Random(f"{o.seed}:knowledge")))
+    if stats is not None:
+        # One question per two patients keeps the task mix balanced; the DB offers far more.
+        limit = max(40, counts["records"] // 2)
+        candidates.extend((ex, ()) for ex in text_to_sql(stats, o.db, random.Random(f"{o.seed}:sql"), limit=limit))
+    counts["examples_built"] = len(candidates)
+    return Gathered(candidates, source_desc, source_counts, rejects, use_codebook, counts)
+
+
+def screen_candidates(g: Gathered, o: Options, key: DataKey, progress: bool) -> Screened:
+    """The quality gate, dedupe, then the PHI screen on every text of every example; the action decides what
+    a finding does. Refuses when nothing is left to write."""
+    invalid, kept = [], []
+    for ex, names in g.candidates:
+        reasons = quality.example_problems(ex, o.limits)
+        (invalid.append({**ex.to_dict(), "reasons": reasons}) if reasons else kept.append((ex, names)))
+    g.counts["invalid"] = len(invalid)
+    names_of = {ex.id: names for ex, names in kept}
+    deduped, g.counts["duplicates_exact"], g.counts["duplicates_near"] = quality.dedupe([ex for ex, _ in kept])
+    hits = phi.screen_examples(deduped, [names_of.get(ex.id, ()) for ex in deduped], progress=progress)
+    clean, quarantine, phi_stats = apply_phi_action(deduped, hits, o.phi_action, key)
+    g.counts["quarantined"] = len(quarantine)
+    g.counts["redacted"] = phi_stats["examples_flagged"] if o.phi_action in ("redact", "mask") else 0
+    if not clean:
+        why = [f"{len(invalid)} failed the quality gate" + (f" ({invalid[0]['reasons'][0]})" if invalid else "")]
+        why += [f"{len(quarantine)} held for PHI"] if quarantine else []
+        raise ClinituneError(
+            f"{o.path or masked_url(o.db or '')}: no example is left to write ({'; '.join(why)}); run clinitune "
+            "validate on the file to see each line, fix them, and prepare again"
+        )
+    return Screened(clean, quarantine, invalid, phi_stats)
+
+
+def manifest_of(o: Options, key: DataKey, g: Gathered, sc: Screened, parts: dict, carried: Counter, files: dict):
+    per_split = {s: dict(sorted(Counter(e.task for e in parts[s]).items())) for s in SPLITS}
+    phrasing_slices = Counter((e.task, slice_of(e.phrasing)) for e in parts["test"] if slice_of(e.phrasing))
+    return {
+        "tool": "clinitune",
+        "tool_version": __version__,
+        "seed": o.seed,
+        # Pseudonyms, surrogates, date shifts and groups are keyed by a secret that is not in this file.
+        "key": keys.describe(key),
+        "source": g.source_desc,
+        # read = used + rejected + skipped, per source item (object, line, row, patient); notes count caveats
+        "source_counts": g.source_counts,
+        "tasks": o.tasks,
+        "augment": o.do_augment,
+        "max_examples": o.max_examples,
+        "codebook": g.use_codebook,
+        "group_by": o.group_by,
+        "split": list(o.ratios),
+        "limits": {
+            "min_instruction": o.limits.min_instruction,
+            "min_output": o.limits.min_output,
+            "max_output": o.limits.max_output,
+        },
+        "counts": {**dict(g.counts), "per_split": per_split, "total": {s: len(parts[s]) for s in SPLITS}},
+        "balance": quality.balance([e for s in SPLITS for e in parts[s]]),
+        "phi": {**sc.phi_stats, "screen": phi.describe()},
+        "phi_findings_by_type": sc.phi_stats["examples_by_type"],
+        "carried_fields": dict(sorted(carried.items())),  # screened, never written to the splits
+        # test examples per task asked in a phrasing training saw, and in one it never saw
+        "test_phrasings": {
+            t: {sl: phrasing_slices[(t, sl)] for sl in (SEEN, HELD_OUT)}
+            for t in sorted({t for t, _ in phrasing_slices})
+        },
+        # Only the splits are vouched for (manifest.vouched reads "files"); the quarantine, the invalid and
+        # rejected lines were never screened clean, so they sit under a key the PHI gate never accepts.
+        "files": {name: _entry(text) for name, text in sorted(files.items()) if name in SPLIT_FILES},
+        "unscreened_files": {name: _entry(text) for name, text in sorted(files.items()) if name not in SPLIT_FILES},
+    }
 
 
 def write_dataset(out: Path, files: dict[str, str]) -> None:

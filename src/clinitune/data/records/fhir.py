@@ -43,8 +43,17 @@ def _iso(d: dt.date | None) -> str | None:
 
 
 def to_bundle(p: Patient) -> dict:
-    pid = f"patient-{p.id}"
-    subject = {"reference": f"Patient/{pid}"}
+    subject = {"reference": f"Patient/patient-{p.id}"}
+    res = [patient_resource(p)]
+    res += [encounter_resource(e, subject) for e in p.encounters]
+    res += [condition_resource(c, subject) for c in p.conditions]
+    res += [medication_resource(m, subject) for m in p.medications]
+    res += [allergy_resource(a, subject) for a in p.allergies]
+    res += [observation_resource(o, subject) for o in p.observations]
+    return {"resourceType": "Bundle", "id": f"bundle-{p.id}", "type": "collection", "entry": [_entry(r) for r in res]}
+
+
+def patient_resource(p: Patient) -> dict:
     identifiers = [{"system": MRN_SYSTEM, "value": p.mrn}] if p.mrn else []
     if p.insurance_member_id:
         identifiers.append({"system": MEMBER_SYSTEM, "value": p.insurance_member_id})
@@ -52,7 +61,7 @@ def to_bundle(p: Patient) -> dict:
         identifiers.append({"system": SSN_SYSTEM, "value": p.ssn})
     patient = {
         "resourceType": "Patient",
-        "id": pid,
+        "id": f"patient-{p.id}",
         "identifier": identifiers,
         "gender": {v: k for k, v in GENDER.items()}.get(p.sex, "unknown"),
     }
@@ -66,108 +75,96 @@ def to_bundle(p: Patient) -> dict:
     if telecom:
         patient["telecom"] = telecom
     if p.address or p.zip:
-        patient["address"] = [
-            {
-                k: v
-                for k, v in {
-                    "line": [p.address] if p.address else None,
-                    "city": p.city,
-                    "state": p.state,
-                    "postalCode": p.zip,
-                }.items()
-                if v
-            }
-        ]
-    res = [patient]
-    for e in p.encounters:
-        res.append(
-            {
-                "resourceType": "Encounter",
-                "id": f"encounter-{e.id}",
-                "status": "finished",
-                "class": {"system": ACT_CODE, "code": ENCOUNTER_CLASS.get(e.type, "AMB")},
-                "type": [{"text": e.type}],
-                "subject": subject,
-                "period": {"start": e.date.isoformat(), "end": e.date.isoformat()},
-            }
-        )
-    for c in p.conditions:
-        system = ICD10CM if c.system == "ICD-10-CM" else SNOMED if c.system == "SNOMED-CT" else c.system
-        r = {
-            "resourceType": "Condition",
-            "id": f"condition-{c.id}",
-            "clinicalStatus": {
-                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": c.status}]
-            },
-            "code": {"coding": [{"system": system, "code": c.code, "display": c.description}], "text": c.description},
-            "subject": subject,
-        }
-        if c.onset_date:
-            r["onsetDateTime"] = c.onset_date.isoformat()
-        if c.encounter_id is not None:
-            r["encounter"] = _ref("Encounter", c.encounter_id)
-        res.append(r)
-    for m in p.medications:
-        r = {
-            "resourceType": "MedicationRequest",
-            "id": f"medicationrequest-{m.id}",
-            "status": "active",
-            "intent": "order",
-            "medicationCodeableConcept": {"text": m.drug},
-            "subject": subject,
-            "dosageInstruction": [
-                {"text": m.dose, "timing": {"code": {"text": m.frequency}}, "route": {"text": m.route}}
-            ],
-        }
-        if m.start_date:
-            r["authoredOn"] = m.start_date.isoformat()
-        if m.condition_id is not None:
-            r["reasonReference"] = [_ref("Condition", m.condition_id)]
-        if m.encounter_id is not None:
-            r["encounter"] = _ref("Encounter", m.encounter_id)
-        res.append(r)
-    for a in p.allergies:
-        res.append(
-            {
-                "resourceType": "AllergyIntolerance",
-                "id": f"allergyintolerance-{a.id}",
-                "patient": subject,
-                "category": [a.category],
-                "code": {"text": a.substance},
-                "reaction": [{"manifestation": [{"text": a.reaction}], "severity": a.severity}],
-            }
-        )
-    for o in p.observations:
-        r = {
-            "resourceType": "Observation",
-            "id": f"observation-{o.id}",
-            "status": "final",
-            "category": [
-                {
-                    "coding": [
-                        {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": o.category}
-                    ]
-                }
-            ],
-            "code": {"coding": [{"system": LOINC, "code": o.code, "display": o.name}], "text": o.name},
-            "subject": subject,
-            "valueQuantity": {"value": o.value, "unit": o.unit, "system": UCUM, "code": o.unit},
-        }
-        if o.date:
-            r["effectiveDateTime"] = o.date.isoformat()
-        if o.encounter_id is not None:
-            r["encounter"] = _ref("Encounter", o.encounter_id)
-        if o.ref_low is not None or o.ref_high is not None:
-            rr = {}
-            if o.ref_low is not None:
-                rr["low"] = {"value": o.ref_low, "unit": o.unit, "system": UCUM, "code": o.unit}
-            if o.ref_high is not None:
-                rr["high"] = {"value": o.ref_high, "unit": o.unit, "system": UCUM, "code": o.unit}
-            r["referenceRange"] = [rr]
-        if o.flag:
-            r["interpretation"] = [{"coding": [{"system": INTERPRETATION, "code": o.flag}]}]
-        res.append(r)
-    return {"resourceType": "Bundle", "id": f"bundle-{p.id}", "type": "collection", "entry": [_entry(r) for r in res]}
+        address = {"line": [p.address] if p.address else None, "city": p.city, "state": p.state, "postalCode": p.zip}
+        patient["address"] = [{k: v for k, v in address.items() if v}]
+    return patient
+
+
+def encounter_resource(e, subject: dict) -> dict:
+    return {
+        "resourceType": "Encounter",
+        "id": f"encounter-{e.id}",
+        "status": "finished",
+        "class": {"system": ACT_CODE, "code": ENCOUNTER_CLASS.get(e.type, "AMB")},
+        "type": [{"text": e.type}],
+        "subject": subject,
+        "period": {"start": e.date.isoformat(), "end": e.date.isoformat()},
+    }
+
+
+def condition_resource(c, subject: dict) -> dict:
+    system = ICD10CM if c.system == "ICD-10-CM" else SNOMED if c.system == "SNOMED-CT" else c.system
+    r = {
+        "resourceType": "Condition",
+        "id": f"condition-{c.id}",
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": c.status}]
+        },
+        "code": {"coding": [{"system": system, "code": c.code, "display": c.description}], "text": c.description},
+        "subject": subject,
+    }
+    if c.onset_date:
+        r["onsetDateTime"] = c.onset_date.isoformat()
+    if c.encounter_id is not None:
+        r["encounter"] = _ref("Encounter", c.encounter_id)
+    return r
+
+
+def medication_resource(m, subject: dict) -> dict:
+    r = {
+        "resourceType": "MedicationRequest",
+        "id": f"medicationrequest-{m.id}",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": m.drug},
+        "subject": subject,
+        "dosageInstruction": [{"text": m.dose, "timing": {"code": {"text": m.frequency}}, "route": {"text": m.route}}],
+    }
+    if m.start_date:
+        r["authoredOn"] = m.start_date.isoformat()
+    if m.condition_id is not None:
+        r["reasonReference"] = [_ref("Condition", m.condition_id)]
+    if m.encounter_id is not None:
+        r["encounter"] = _ref("Encounter", m.encounter_id)
+    return r
+
+
+def allergy_resource(a, subject: dict) -> dict:
+    return {
+        "resourceType": "AllergyIntolerance",
+        "id": f"allergyintolerance-{a.id}",
+        "patient": subject,
+        "category": [a.category],
+        "code": {"text": a.substance},
+        "reaction": [{"manifestation": [{"text": a.reaction}], "severity": a.severity}],
+    }
+
+
+def observation_resource(o, subject: dict) -> dict:
+    category = {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": o.category}
+    r = {
+        "resourceType": "Observation",
+        "id": f"observation-{o.id}",
+        "status": "final",
+        "category": [{"coding": [category]}],
+        "code": {"coding": [{"system": LOINC, "code": o.code, "display": o.name}], "text": o.name},
+        "subject": subject,
+        "valueQuantity": {"value": o.value, "unit": o.unit, "system": UCUM, "code": o.unit},
+    }
+    if o.date:
+        r["effectiveDateTime"] = o.date.isoformat()
+    if o.encounter_id is not None:
+        r["encounter"] = _ref("Encounter", o.encounter_id)
+    if o.ref_low is not None or o.ref_high is not None:
+        rr = {}
+        if o.ref_low is not None:
+            rr["low"] = {"value": o.ref_low, "unit": o.unit, "system": UCUM, "code": o.unit}
+        if o.ref_high is not None:
+            rr["high"] = {"value": o.ref_high, "unit": o.unit, "system": UCUM, "code": o.unit}
+        r["referenceRange"] = [rr]
+    if o.flag:
+        r["interpretation"] = [{"coding": [{"system": INTERPRETATION, "code": o.flag}]}]
+    return r
 
 
 # ------------------------------------------------------------------ import
@@ -208,8 +205,14 @@ def _pick_coding(codeable: dict) -> tuple[str, str, str]:
 
 def resources_to_patient(resources: list[dict]) -> Patient:
     """Build one record from a patient's resources (the Patient first)."""
-    pat = resources[0]
-    ids: dict[str, int] = {}
+    ids: dict[str, int] = {}  # FHIR ids to the record's local numbers, shared by every resource of the patient
+    p = patient_from_resource(resources[0], ids)
+    for r in resources[1:]:
+        add_resource(p, r, ids)
+    return p
+
+
+def patient_from_resource(pat: dict, ids: dict[str, int]) -> Patient:
     num = _local_id(pat.get("id"), ids)
     idents = {i.get("system"): i.get("value") for i in pat.get("identifier", [])}
     name = (pat.get("name") or [{}])[0]
@@ -218,7 +221,7 @@ def resources_to_patient(resources: list[dict]) -> Patient:
     gender = pat.get("gender") or "unknown"
     if gender not in GENDER:
         raise FhirError(f"Patient.gender: {gender!r}; FHIR's AdministrativeGender is male, female, other or unknown")
-    p = Patient(
+    return Patient(
         id=num if num is not None and num > 0 else pat.get("id"),
         sex=GENDER[gender],
         birth_date=_date(pat.get("birthDate"), "Patient.birthDate"),
@@ -235,78 +238,80 @@ def resources_to_patient(resources: list[dict]) -> Patient:
         ssn=idents.get(SSN_SYSTEM),
         insurance_member_id=idents.get(MEMBER_SYSTEM),
     )
-    for r in resources[1:]:
-        kind = r["resourceType"]
-        rid = _local_id(r.get("id"), ids)
-        enc = _local_id((r.get("encounter") or {}).get("reference"), ids)
-        if kind == "Encounter":
-            start = (r.get("period") or {}).get("start")
-            p.encounters.append(
-                Encounter(
-                    rid,
-                    _date(start, "Encounter.period.start"),
-                    ((r.get("type") or [{}])[0]).get("text") or "outpatient",
-                )
+
+
+def add_resource(p: Patient, r: dict, ids: dict[str, int]) -> None:
+    """One resource of the patient's, read into the record; kinds outside the record model are passed over."""
+    kind = r["resourceType"]
+    rid = _local_id(r.get("id"), ids)
+    enc = _local_id((r.get("encounter") or {}).get("reference"), ids)
+    if kind == "Encounter":
+        start = (r.get("period") or {}).get("start")
+        p.encounters.append(
+            Encounter(
+                rid,
+                _date(start, "Encounter.period.start"),
+                ((r.get("type") or [{}])[0]).get("text") or "outpatient",
             )
-        elif kind == "Condition":
-            code, desc, system = _pick_coding(r.get("code") or {})
-            status = ((r.get("clinicalStatus") or {}).get("coding") or [{}])[0].get("code", "active")
-            p.conditions.append(
-                ConditionFact(
-                    rid, code, desc, _date(r.get("onsetDateTime"), "Condition.onsetDateTime"), enc, status, system
-                )
+        )
+    elif kind == "Condition":
+        code, desc, system = _pick_coding(r.get("code") or {})
+        status = ((r.get("clinicalStatus") or {}).get("coding") or [{}])[0].get("code", "active")
+        p.conditions.append(
+            ConditionFact(
+                rid, code, desc, _date(r.get("onsetDateTime"), "Condition.onsetDateTime"), enc, status, system
             )
-        elif kind == "MedicationRequest":
-            med = r.get("medicationCodeableConcept") or {}
-            drug = med.get("text") or ((med.get("coding") or [{}])[0]).get("display")
-            if not drug:
-                raise FhirError("MedicationRequest.medicationCodeableConcept: no drug name")
-            dosage = (r.get("dosageInstruction") or [{}])[0]
-            reason = (r.get("reasonReference") or [{}])[0].get("reference")
-            p.medications.append(
-                Medication(
-                    rid,
-                    drug,
-                    dosage.get("text", ""),
-                    ((dosage.get("timing") or {}).get("code") or {}).get("text", ""),
-                    (dosage.get("route") or {}).get("text", "oral"),
-                    _local_id(reason, ids),
-                    enc,
-                    _date(r.get("authoredOn"), "MedicationRequest.authoredOn"),
-                )
+        )
+    elif kind == "MedicationRequest":
+        med = r.get("medicationCodeableConcept") or {}
+        drug = med.get("text") or ((med.get("coding") or [{}])[0]).get("display")
+        if not drug:
+            raise FhirError("MedicationRequest.medicationCodeableConcept: no drug name")
+        dosage = (r.get("dosageInstruction") or [{}])[0]
+        reason = (r.get("reasonReference") or [{}])[0].get("reference")
+        p.medications.append(
+            Medication(
+                rid,
+                drug,
+                dosage.get("text", ""),
+                ((dosage.get("timing") or {}).get("code") or {}).get("text", ""),
+                (dosage.get("route") or {}).get("text", "oral"),
+                _local_id(reason, ids),
+                enc,
+                _date(r.get("authoredOn"), "MedicationRequest.authoredOn"),
             )
-        elif kind == "AllergyIntolerance":
-            reaction = (r.get("reaction") or [{}])[0]
-            p.allergies.append(
-                Allergy(
-                    rid,
-                    (r.get("code") or {}).get("text") or _pick_coding(r.get("code") or {})[1],
-                    (r.get("category") or ["medication"])[0],
-                    ((reaction.get("manifestation") or [{}])[0]).get("text", ""),
-                    reaction.get("severity", "mild"),
-                )
+        )
+    elif kind == "AllergyIntolerance":
+        reaction = (r.get("reaction") or [{}])[0]
+        p.allergies.append(
+            Allergy(
+                rid,
+                (r.get("code") or {}).get("text") or _pick_coding(r.get("code") or {})[1],
+                (r.get("category") or ["medication"])[0],
+                ((reaction.get("manifestation") or [{}])[0]).get("text", ""),
+                reaction.get("severity", "mild"),
             )
-        elif kind == "Observation":
-            q = r.get("valueQuantity")
-            if not q or "value" not in q:
-                continue  # component panels and coded values are outside the record model
-            code, name, _ = _pick_coding(r.get("code") or {})
-            rr = (r.get("referenceRange") or [{}])[0]
-            interp = ((r.get("interpretation") or [{}])[0].get("coding") or [{}])[0].get("code")
-            cat = ((r.get("category") or [{}])[0].get("coding") or [{}])[0].get("code", "laboratory")
-            p.observations.append(
-                Observation(
-                    rid,
-                    code,
-                    name,
-                    float(q["value"]),
-                    q.get("unit", ""),
-                    (rr.get("low") or {}).get("value"),
-                    (rr.get("high") or {}).get("value"),
-                    interp,
-                    _date(r.get("effectiveDateTime"), "Observation.effectiveDateTime"),
-                    enc,
-                    cat,
-                )
+        )
+    elif kind == "Observation":
+        q = r.get("valueQuantity")
+        if not q or "value" not in q:
+            return  # component panels and coded values are outside the record model
+        code, name, _ = _pick_coding(r.get("code") or {})
+        rr = (r.get("referenceRange") or [{}])[0]
+        interp = ((r.get("interpretation") or [{}])[0].get("coding") or [{}])[0].get("code")
+        cat = ((r.get("category") or [{}])[0].get("coding") or [{}])[0].get("code", "laboratory")
+        p.observations.append(
+            Observation(
+                rid,
+                code,
+                name,
+                float(q["value"]),
+                q.get("unit", ""),
+                (rr.get("low") or {}).get("value"),
+                (rr.get("high") or {}).get("value"),
+                interp,
+                _date(r.get("effectiveDateTime"), "Observation.effectiveDateTime"),
+                enc,
+                cat,
             )
-    return p
+        )
