@@ -144,6 +144,13 @@ class QuickstartSummary:
         return asdict(self)
 
 
+def ask(gguf: Path, cfg: Config) -> dict[str, str]:
+    """The spec's prompts, answered greedily by the exported GGUF."""
+    chat = LlamaChat(gguf)
+    gen = cfg.generation.model_copy(update={"temperature": 0.0, "max_new_tokens": 200})
+    return {p: chat.chat([{"role": "user", "content": p}], gen, stream=False) for p in SPEC_PROMPTS}
+
+
 def profile_settings(profile: str, **given) -> dict:
     """The profile's settings, with each option the user gave in place of the profile's own."""
     if profile not in PROFILES:
@@ -184,6 +191,7 @@ def run_quickstart(
         "prepare",
         _sha(db_path, seed, "phrasings-held-out", prof["split"]),
         [data.manifest],
+        # The key sits beside the data set, not in it: synthetic patients, and a re-run must repeat the split.
         lambda: prepare(
             source="database",
             db=db,
@@ -191,11 +199,9 @@ def run_quickstart(
             out=data.path,
             tasks=list(TASKS),
             seed=seed,
-            progress=True,
             ratios=prof["split"],
-            # Beside the data set, not in it: synthetic patients, and a re-run must reproduce the same split.
             key=keys.load_or_create(workdir / "data.key"),
-        ),
+        ),  # fmt: skip
     )
     cfg_path = train_config(workdir, prof, seed)
     cfg = load_config(cfg_path)
@@ -224,12 +230,7 @@ def run_quickstart(
         lambda: export(run.path, export_cfg),
     )
 
-    def _ask():
-        b = LlamaChat(Path(exported["gguf"]))
-        gen = cfg.generation.model_copy(update={"temperature": 0.0, "max_new_tokens": 200})
-        return {p: b.chat([{"role": "user", "content": p}], gen, stream=False) for p in SPEC_PROMPTS}
-
-    answers = runner.run("ask", _sha(Path(exported["gguf"])), [], _ask)
+    answers = runner.run("ask", _sha(Path(exported["gguf"])), [], lambda: ask(Path(exported["gguf"]), cfg))
     runner.seconds["total"] = round(time.perf_counter() - t_all, 2)
     paths = {"db": str(db_path), "data": str(data.path), "run": str(run.path), "eval": str(eval_dir)}
     paths.update(gguf=exported["gguf"], modelfile=exported["modelfile"], report=str(eval_dir / "report.md"))

@@ -309,6 +309,12 @@ def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | 
         ]
         for r in comp
     ]
+    atomic_write_text(out / "report.md", report_markdown(results, cands, head, table, has_loss))
+    atomic_write_text(out / "report.html", report_html(results, head, table, has_loss))
+
+
+def report_markdown(results: EvalResults, cands: list[str], head: list[str], table: list[list], has_loss: bool) -> str:
+    comp = results.comparison
     gguf_note = f" GGUF: `{results.gguf}`." if results.gguf else ""
     md = [
         "# clinitune evaluation",
@@ -367,8 +373,11 @@ def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | 
         "The 10 lowest-scoring outputs per task are in `worst_outputs.json`; every output of the model under "
         "test, with its reference and score, is in `predictions.jsonl`.",
     ]
-    atomic_write_text(out / "report.md", "\n".join(md) + "\n")
+    return "\n".join(md) + "\n"
 
+
+def report_html(results: EvalResults, head: list[str], table: list[list], has_loss: bool) -> str:
+    comp = results.comparison
     cells = lambda vals: "".join(f"<td>{html.escape(str(v))}</td>" for v in vals)  # noqa: E731
     body = [
         f"<h1>clinitune evaluation</h1><p>{results.n_examples} held-out examples, seed {results.seed}; "
@@ -397,5 +406,4 @@ def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | 
         )
     if results.privacy is not None:
         body.append(f"<h2>Privacy probes</h2><pre>{html.escape(json.dumps(results.privacy, indent=2))}</pre>")
-    page = "<!doctype html><meta charset=utf-8><title>clinitune eval</title>" + "".join(body)
-    atomic_write_text(out / "report.html", page)
+    return "<!doctype html><meta charset=utf-8><title>clinitune eval</title>" + "".join(body)

@@ -180,9 +180,7 @@ def evaluate(
         pool[e.task].append(e)
 
     outputs: dict[str, dict[str, str]] = {}
-    test_losses: dict[
-        str, list[float]
-    ] = {}  # per candidate, on `chosen`: perplexity, and reused by the membership probe
+    test_losses: dict[str, list[float]] = {}  # per candidate, on `chosen`: perplexity, and the membership probe
     privacy = compared = None
     if run is not None or model is not None:
         outputs, test_losses, privacy, compared = run_hf(
@@ -225,8 +223,15 @@ def evaluate(
         phrasings=phrasing_rows(by_task, primary, seed),
         compared=compared,
     )
+    out.mkdir(parents=True, exist_ok=True)
+    write_report(results, prediction_rows(by_task, outputs, scores), out, run)
+    return results
+
+
+def prediction_rows(by_task: dict[str, list[Example]], outputs: dict, scores: dict) -> list[dict]:
+    """Each example the model under test answered, with its reference and primary score."""
     subject = "fine_tuned" if "fine_tuned" in outputs else GGUF
-    rows = [
+    return [
         {
             "task": t,
             "id": e.id,
@@ -240,9 +245,6 @@ def evaluate(
         for t, exs in by_task.items()
         for e, s in zip(exs, scores[subject][t])
     ]
-    out.mkdir(parents=True, exist_ok=True)
-    write_report(results, rows, out, run)
-    return results
 
 
 def budgets(by_task: dict[str, list[Example]], count) -> dict[str, int]:

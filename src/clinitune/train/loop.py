@@ -218,29 +218,7 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, sta
     monitor = Monitor(run, cfg, resume_step=st.step, quiet=quiet, total_steps=total_steps) if dist.main else Silent()
     if dist.main:
         atomic_write_text(run.config, to_yaml(cfg))
-    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    weights = str(plan.weight_dtype).removeprefix("torch.")
-    compute = str(plan.compute_dtype).removeprefix("torch.") if plan.compute_dtype else "off"
-    monitor.note(
-        f"{cfg.lora.method} on {plan.device}, weights {weights}, autocast {compute}; "
-        f"{n_trainable:,} of {sum(p.numel() for p in model.parameters()):,} parameters trainable; "
-        f"{len(train_data.input_ids)} train examples in {len(rows0)} rows; {total_steps} steps"
-        + (f"; {fused} LoRA layers fused" if fused else "")
-        + (f"; {fused_other} norms and MLP activations fused" if fused_other else "")
-        + (f"; {dist.describe()}" if dist.world > 1 else "")
-    )
-    if budget is not None:
-        monitor.note(budget.describe())
-    if dp is not None:
-        monitor.note(
-            f"DP-SGD, the patient as the unit: target epsilon {dp.target_epsilon:g}, delta {dp.delta:.2g} over "
-            f"{dp.steps} steps; noise multiplier {dp.noise_multiplier:.3f}, sampling rate {dp.sample_rate:.4f} over "
-            f"{dp.units} units ({dp.patients} patients), clip {dp.max_grad_norm:g} ({dp.accountant} accountant)"
-        )
-    if cfg.data.task_temperature:
-        mix = mixture_report(train_data.tasks, task_weights)
-        monitor.note("task mixture: " + ", ".join(f"{k} {v['share']:.1%} (x{v['weight']:g})" for k, v in mix.items()))
-    return Session(
+    session = Session(
         cfg=cfg,
         plan=plan,
         dist=dist,
@@ -263,6 +241,35 @@ def setup(cfg: Config, plan: Plan, dist: Dist, *, resume: bool, quiet: bool, sta
         dp=dp,
         dp_rows=dp_rows,
     )
+    announce(session, len(rows0), fused, fused_other)
+    return session
+
+
+def announce(s: Session, n_rows: int, fused: int, fused_other: int) -> None:
+    """The run's plan in one note per line: method, precision, sizes, budget, DP, task mixture."""
+    cfg, plan, dist, model, monitor, dp = s.cfg, s.plan, s.dist, s.model, s.monitor, s.dp
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    weights = str(plan.weight_dtype).removeprefix("torch.")
+    compute = str(plan.compute_dtype).removeprefix("torch.") if plan.compute_dtype else "off"
+    monitor.note(
+        f"{cfg.lora.method} on {plan.device}, weights {weights}, autocast {compute}; "
+        f"{n_trainable:,} of {sum(p.numel() for p in model.parameters()):,} parameters trainable; "
+        f"{len(s.train_data.input_ids)} train examples in {n_rows} rows; {s.total_steps} steps"
+        + (f"; {fused} LoRA layers fused" if fused else "")
+        + (f"; {fused_other} norms and MLP activations fused" if fused_other else "")
+        + (f"; {dist.describe()}" if dist.world > 1 else "")
+    )
+    if s.budget is not None:
+        monitor.note(s.budget.describe())
+    if dp is not None:
+        monitor.note(
+            f"DP-SGD, the patient as the unit: target epsilon {dp.target_epsilon:g}, delta {dp.delta:.2g} over "
+            f"{dp.steps} steps; noise multiplier {dp.noise_multiplier:.3f}, sampling rate {dp.sample_rate:.4f} over "
+            f"{dp.units} units ({dp.patients} patients), clip {dp.max_grad_norm:g} ({dp.accountant} accountant)"
+        )
+    if cfg.data.task_temperature:
+        mix = mixture_report(s.train_data.tasks, s.task_weights)
+        monitor.note("task mixture: " + ", ".join(f"{k} {v['share']:.1%} (x{v['weight']:g})" for k, v in mix.items()))
 
 
 def plan_budget(cfg: Config, plan: Plan, dist: Dist, root, rows: list[Row], eval_rows, pad_id, started) -> BudgetPlan:

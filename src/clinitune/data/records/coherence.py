@@ -81,6 +81,14 @@ def check_record(p: Patient) -> list[Violation]:
         enc = encounters.get(c.encounter_id)
         if c.onset_date and enc and c.onset_date > enc.date:
             bad("date_order", where, f"onset {c.onset_date} is after the encounter {enc.date} that recorded it")
+    return out + medication_violations(p, conditions, codes) + observation_violations(p, codes)
+
+
+def medication_violations(p: Patient, conditions: dict, codes: list[str]) -> list[Violation]:
+    out: list[Violation] = []
+
+    def bad(rule, where, detail):
+        out.append(Violation(p.id, rule, where, detail))
 
     allergic_to = {a.substance for a in p.allergies}
     for m in p.medications:
@@ -100,7 +108,16 @@ def check_record(p: Patient) -> list[Violation]:
         for substance in allergic_to:
             if m.drug in cat.ALLERGY_FORBIDS.get(substance, set()):
                 bad("allergy_conflict", where, f"{m.drug} is prescribed despite an allergy to {substance}")
+    return out
 
+
+def observation_violations(p: Patient, codes: list[str]) -> list[Violation]:
+    out: list[Violation] = []
+
+    def bad(rule, where, detail):
+        out.append(Violation(p.id, rule, where, detail))
+
+    age_now = p.current_age
     for o in p.observations:
         where = f"observation {o.id} ({o.name})"
         m = cat.MEASURES.get(o.code) or cat.MEASURE_BY_NAME.get(o.name.lower())
