@@ -70,7 +70,7 @@ def main() -> None:
         state = json.loads((ckpt / "state.json").read_text()) if ckpt else {"step": 0, "tokens": 0}
         preds = generate(m, tok, [e.prompt for e in chosen], [budget[e.task] for e in chosen], 32, quiet=True)
         with sqlite_copy(data.path, None) as conn:
-            scores = [M.score(e.task, p, e, conn).get(M.PRIMARY[e.task], 0.0) for e, p in zip(chosen, preds)]
+            scores = [M.score(e.task, p, e, conn).get(M.primary(e.task), 0.0) for e, p in zip(chosen, preds)]
         point = {"step": state["step"], "tokens": state["tokens"], "tasks": {}}
         for task in tasks:
             vals = [s for e, s in zip(chosen, scores) if e.task == task]
@@ -80,7 +80,7 @@ def main() -> None:
         cells = "  ".join(f"{t} {v['mean']:.3f}" for t, v in point["tasks"].items())
         print(f"step {point['step']:>5}  tokens {point['tokens']:>9,}  {cells}  ({time.perf_counter() - t0:.0f} s)")
 
-    out = {"workdir": str(args.workdir), "metric": {t: M.PRIMARY[t] for t in tasks}, "mixture": mixture}
+    out = {"workdir": str(args.workdir), "metric": {t: M.primary(t) for t in tasks}, "mixture": mixture}
     out["points"] = points
     (args.workdir / "learning_curve.json").write_text(json.dumps(out, indent=2))
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
@@ -92,7 +92,7 @@ def main() -> None:
             [p["tasks"][task]["ci95"][1] - y for y, p in zip(ys, points)],
         ]
         share = mixture.get(task, {}).get("share")
-        label = f"{task} ({M.PRIMARY[task]}" + (f", {share:.0%} of examples)" if share else ")")
+        label = f"{task} ({M.primary(task)}" + (f", {share:.0%} of examples)" if share else ")")
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label, color=f"C{i}")
     ax.set_xlabel("tokens trained on (millions)")
     ax.set_ylabel("primary metric, 95 % interval")

@@ -243,7 +243,7 @@ def test_canary_exposure_grows_with_repetition(tmp_path, tiny_llama):
     assert exposures[True] > exposures[False] + 1.0, exposures
 
 
-@pytest.mark.parametrize("task", sorted(M.PRIMARY))
+@pytest.mark.parametrize("task", sorted(M.SCORERS))
 @pytest.mark.parametrize(
     "pred", ['{"entry": ["x", 3]}', '["a"]', '{"diagnoses": "E11.9", "errors": [1], "vitals": 5}', "null", ""]
 )

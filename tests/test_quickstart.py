@@ -54,7 +54,7 @@ def test_quickstart_end_to_end(tmp_path):
 
 
 def test_verdicts_need_a_significant_paired_difference():
-    from clinitune.eval.metrics import PRIMARY
+    from clinitune.eval.metrics import primary
     from clinitune.eval.report import comparison_rows
     from clinitune.eval.run import summarize
     from clinitune.quickstart import behind_base
@@ -65,7 +65,7 @@ def test_verdicts_need_a_significant_paired_difference():
         "few_shot": {"extraction": [0.0] * n, "validation": [1.0] * 2 + [0.0] * (n - 2), "knowledge": [1.0] * n},
         "fine_tuned": {"extraction": [1.0] * n, "validation": [1.0] * 3 + [0.0] * (n - 3), "knowledge": [0.0] * n},
     }
-    scores = {c: {t: [{PRIMARY[t]: v} for v in vals] for t, vals in per.items()} for c, per in per_example.items()}
+    scores = {c: {t: [{primary(t): v} for v in vals] for t, vals in per.items()} for c, per in per_example.items()}
     cands = {c: summarize(scores[c], None, seed=0) for c in scores}
     rows = {r["task"]: r for r in comparison_rows(cands, per_example, seed=0)}
     # all right against all wrong: significant; one example more than few-shot: noise; the reverse: worse

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from clinitune.eval.metrics import PRIMARY
+from clinitune.eval.metrics import primary
 from clinitune.eval.report import EvalResults, comparison_rows, write_report
 from clinitune.eval.run import summarize
 
@@ -25,7 +25,7 @@ def test_report_html_renders_a_plot_per_task(tmp_path):
         "zero_shot": {"icd10_coding": [0.0] * 12, "knowledge": [0.2, 0.3] * 6},
         "fine_tuned": {"icd10_coding": [1.0] * 9 + [0.0] * 3, "knowledge": [0.4, 0.5] * 6},
     }
-    scores = {c: {t: [{PRIMARY[t]: v} for v in vals] for t, vals in per.items()} for c, per in per_example.items()}
+    scores = {c: {t: [{primary(t): v} for v in vals] for t, vals in per.items()} for c, per in per_example.items()}
     cands = {c: summarize(scores[c], None, seed=0) for c in scores}
     results = EvalResults(candidates=cands, n_examples=24, seed=0, comparison=comparison_rows(cands, per_example))
     write_report(results, [], tmp_path, None)

@@ -16,6 +16,8 @@ import json
 import random
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 
 import simple_icd_10_cm as icd
@@ -32,18 +34,6 @@ from .records.coherence import check_record
 from .records.db import connect
 from .records.fhir import ICD10CM
 from .records.mapping import read_record
-
-TASKS = (
-    "record_generation",
-    "icd10_coding",
-    "icd10_lookup",
-    "text_to_sql",
-    "extraction",
-    "validation",
-    "fhir_conversion",
-    "knowledge",
-)
-JSON_TASKS = ("record_generation", "extraction", "validation", "fhir_conversion")
 
 # Plain-language names for frequent codes; other codes use their official description.
 COMMON_NAMES = {
@@ -83,12 +73,9 @@ COMMON_NAMES = {
 }
 
 
-SCHEMA_FILES = {"record_generation": "patient_record.schema.json", "fhir_conversion": "fhir_bundle.schema.json"}
-
-
 def task_schema(task: str) -> dict | None:
     """The JSON Schema a task's answer must satisfy (record and FHIR tasks), or None for free-text tasks."""
-    name = SCHEMA_FILES.get(task)
+    name = spec_of(task).schema
     return json.loads(resources.files("clinitune.resources").joinpath(name).read_text()) if name else None
 
 
@@ -382,14 +369,56 @@ def codebook(rng: random.Random) -> list[Example]:
     return out
 
 
-PATIENT_TASKS = {
-    "record_generation": record_generation,
-    "icd10_coding": icd10_coding,
-    "icd10_lookup": icd10_lookup,
-    "extraction": extraction,
-    "validation": validation,
-    "fhir_conversion": fhir_conversion,
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything about one task but its scorer, which eval/metrics.py registers under the same name (and
+    refuses to import without)."""
+
+    name: str
+    metric: str  # the primary metric: the one a "better" verdict is about
+    max_new_tokens: int  # the answer's generation budget at eval
+    builder: Callable[[dict, str, random.Random], list[Example]] | None  # from one record; None: reference or DB
+    schema: str | None = None  # the JSON Schema file in resources/ an answer must satisfy
+    json: bool = False  # the answer is JSON (the quality gate parses it)
+
+
+# The registry: prepare, eval, the quickstart and the docs' task table read it, in this order.
+SPECS = {
+    s.name: s
+    for s in (
+        TaskSpec("record_generation", "json_valid", 512, record_generation, "patient_record.schema.json", json=True),
+        TaskSpec("icd10_coding", "exact_match", 40, icd10_coding),
+        TaskSpec("icd10_lookup", "description_match", 64, icd10_lookup),
+        TaskSpec("text_to_sql", "execution_accuracy", 96, None),
+        TaskSpec("extraction", "f1", 320, extraction, json=True),
+        TaskSpec("validation", "f1", 160, validation, json=True),
+        TaskSpec("fhir_conversion", "field_f1", 512, fhir_conversion, "fhir_bundle.schema.json", json=True),
+        TaskSpec("knowledge", "token_f1", 96, None),
+    )
 }
+# A task name no spec has (a user's own examples, "custom" by default) is scored as free text.
+CUSTOM = TaskSpec("custom", "token_f1", 128, None)
+TASKS = tuple(SPECS)
+JSON_TASKS = tuple(n for n, s in SPECS.items() if s.json)
+PATIENT_TASKS = {n: s.builder for n, s in SPECS.items() if s.builder is not None}
+
+
+def spec_of(task: str) -> TaskSpec:
+    return SPECS.get(task, CUSTOM)
+
+
+def check_specs() -> None:
+    """Each task has all its parts: phrasings, its schema file, a budget; a missing one fails at import, by name."""
+    for name, s in SPECS.items():
+        if not any(k == name or k.startswith(name + ".") for k in phrasings.TASKS):
+            raise RuntimeError(f"task {name}: no phrasings in data/phrasings.py TASKS")
+        if s.schema and not resources.files("clinitune.resources").joinpath(s.schema).is_file():
+            raise RuntimeError(f"task {name}: schema file resources/{s.schema} is missing")
+        if not s.metric or s.max_new_tokens <= 0:
+            raise RuntimeError(f"task {name}: needs a primary metric and a positive max_new_tokens")
+
+
+check_specs()
 
 
 # ------------------------------------------------------------------ knowledge

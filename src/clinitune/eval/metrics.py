@@ -1,7 +1,7 @@
 """Per-task healthcare metrics on one (prediction, reference example) pair.
 
 Each scorer returns a dict of metric -> value in [0, 1]; the evaluator averages them per task.
-PRIMARY names the metric that decides "better" for each task.
+Each task's primary metric, the one that decides "better", is in its spec (data/tasks.py SPECS).
 """
 
 from __future__ import annotations
@@ -19,28 +19,9 @@ from ..data.example import Example
 from ..data.privacy.deid import record_schema
 from ..data.records.coherence import check_record
 from ..data.records.mapping import read_record
+from ..data.tasks import CUSTOM, SPECS, spec_of
 
 CODE_RE = re.compile(r"\b([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?)\b")
-PRIMARY = {
-    "record_generation": "json_valid",
-    "icd10_coding": "exact_match",
-    "icd10_lookup": "description_match",
-    "text_to_sql": "execution_accuracy",
-    "extraction": "f1",
-    "validation": "f1",
-    "fhir_conversion": "field_f1",
-    "knowledge": "token_f1",
-}
-MAX_NEW_TOKENS = {
-    "record_generation": 512,
-    "icd10_coding": 40,
-    "icd10_lookup": 64,
-    "text_to_sql": 96,
-    "extraction": 320,
-    "validation": 160,
-    "fhir_conversion": 512,
-    "knowledge": 96,
-}
 # What a scored query may do, checked by SQLite itself as it compiles the statement: read tables and call
 # functions. Writes, ATTACH (which creates a file even on a read-only connection), PRAGMA and the rest are
 # refused before they run.
@@ -232,24 +213,31 @@ def score_knowledge(pred: str, ex: Example) -> dict:
     return {"token_f1": 2 * prec * rec / (prec + rec)}
 
 
+# One scorer per registered task (data/tasks.py SPECS); text_to_sql's also takes the database connection.
+SCORERS = {
+    "record_generation": score_record_generation,
+    "icd10_coding": score_icd10_coding,
+    "icd10_lookup": score_icd10_lookup,
+    "text_to_sql": score_text_to_sql,
+    "extraction": score_extraction,
+    "validation": score_validation,
+    "fhir_conversion": score_fhir_conversion,
+    "knowledge": score_knowledge,
+    CUSTOM.name: score_knowledge,
+}
+if missing := sorted(set(SPECS) - set(SCORERS)):
+    raise RuntimeError(f"eval/metrics.py: no scorer for task {', '.join(missing)}; add it to SCORERS")
+
+
+def primary(task: str) -> str:
+    return spec_of(task).metric
+
+
 def score(task: str, pred: str, ex: Example, sql_conn=None) -> dict:
     """Scores for one output. A model's JSON can have any shape; one that trips a scorer scores 0."""
     try:
-        return _score(task, pred, ex, sql_conn)
+        if task == "text_to_sql":
+            return score_text_to_sql(pred, ex, sql_conn)
+        return SCORERS.get(task, score_knowledge)(pred, ex)
     except (AttributeError, TypeError, KeyError, ValueError, IndexError):
-        return {PRIMARY.get(task, "token_f1"): 0.0}
-
-
-def _score(task: str, pred: str, ex: Example, sql_conn=None) -> dict:
-    if task == "text_to_sql":
-        return score_text_to_sql(pred, ex, sql_conn)
-    fn = {
-        "record_generation": score_record_generation,
-        "icd10_coding": score_icd10_coding,
-        "icd10_lookup": score_icd10_lookup,
-        "extraction": score_extraction,
-        "validation": score_validation,
-        "fhir_conversion": score_fhir_conversion,
-        "knowledge": score_knowledge,
-    }.get(task, score_knowledge)
-    return fn(pred, ex)
+        return {primary(task): 0.0}

@@ -15,7 +15,7 @@ from ..data.phrasings import HELD_OUT, SEEN, slice_of
 from ..layout import RunDir
 from ..paths import atomic_write_text
 from ..stats import BETTER, SAME, WORSE, mean_ci, overall, paired, unpaired_diff_ci
-from .metrics import PRIMARY
+from .metrics import primary
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
@@ -64,7 +64,7 @@ def comparison_rows(cands: dict[str, dict], scores: dict[str, dict[str, list[flo
     subject = "fine_tuned" if "fine_tuned" in cands else GGUF
     rows = []
     for task in sorted(cands[subject]["tasks"]):
-        metric = PRIMARY.get(task, "token_f1")
+        metric = primary(task)
         row = {"task": task, "metric": metric, "n": cands[subject]["tasks"][task]["n"]}
         row |= {c: cands[c]["tasks"][task].get(metric) for c in cands}
         row["ci95"] = {c: cands[c]["tasks"][task]["ci95"].get(metric) for c in cands}

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..data.example import Example
 from ..data.example import load as load_examples
 from ..data.manifest import phi_gate
-from ..data.tasks import task_schema
+from ..data.tasks import spec_of, task_schema
 from ..errors import ClinituneError
 from ..layout import DataDir, RunDir
 from ..models.generate import (
@@ -136,10 +136,7 @@ def summarize(per_example: dict[str, list[dict]], losses: list[float] | None, se
 
 def primary_scores(scores: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, list[float]]]:
     """Candidate -> task -> the primary metric of each example, the values paired comparisons use."""
-    return {
-        c: {t: [s.get(M.PRIMARY.get(t, "token_f1"), 0.0) for s in v] for t, v in per.items()}
-        for c, per in scores.items()
-    }
+    return {c: {t: [s.get(M.primary(t), 0.0) for s in v] for t, v in per.items()} for c, per in scores.items()}
 
 
 def evaluate(
@@ -235,7 +232,7 @@ def prediction_rows(by_task: dict[str, list[Example]], outputs: dict, scores: di
         {
             "task": t,
             "id": e.id,
-            "score": s.get(M.PRIMARY.get(t, ""), 0.0),
+            "score": s.get(M.primary(t), 0.0),
             "phrasing": e.phrasing,
             "instruction": e.instruction,
             "input": e.input,
@@ -251,7 +248,7 @@ def budgets(by_task: dict[str, list[Example]], count) -> dict[str, int]:
     """A reply needs at most a bit more than the longest reference: the same bound for every candidate,
     so a base model that rambles costs seconds, not minutes."""
     return {
-        t: min(M.MAX_NEW_TOKENS.get(t, 128), int(1.25 * max(count(e.reply) for e in exs)) + 16)
+        t: min(spec_of(t).max_new_tokens, int(1.25 * max(count(e.reply) for e in exs)) + 16)
         for t, exs in by_task.items()
     }
 
