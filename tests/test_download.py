@@ -25,6 +25,9 @@ def test_local_dir_is_used_in_place_and_copied_with_out(tiny_llama, tmp_path):
     out = resolve_model(str(tiny_llama), out=tmp_path / "copy")
     model = load_causal_lm(out)
     assert model.config.model_type == "llama"
+    original = load_causal_lm(tiny_llama).state_dict()
+    copied = model.state_dict()
+    assert original.keys() == copied.keys() and all(torch.equal(original[k], copied[k]) for k in original)
 
 
 def test_cli_download_prints_dir_last(tiny_llama):
@@ -98,7 +101,12 @@ def test_imported_model_trains_and_saves(tiny_llama, tmp_path):
     ids = torch.randint(0, model.config.vocab_size, (2, 16))
     loss = model(input_ids=ids, labels=ids).loss
     loss.backward()
-    assert model.model.layers[0].self_attn.q_proj.weight.grad is not None
+    grad = model.model.layers[0].self_attn.q_proj.weight.grad
+    assert grad is not None and float(grad.abs().sum()) > 0
+    # the imported weights are the GGUF's own, to its f32 precision
+    source = load_causal_lm(tiny_llama).state_dict()
+    imported = model.state_dict()
+    assert all(torch.allclose(source[k], imported[k], atol=1e-6) for k in source if k in imported)
     model.save_pretrained(tmp_path / "saved")
     assert (tmp_path / "saved" / "model.safetensors").is_file()
 

@@ -165,3 +165,33 @@ def test_eval_shows_a_dp_run_beside_a_run_without_dp(tmp_path, tiny_llama):
     (tmp_path / "plain" / "train_summary.json").write_text(json.dumps(summary))
     with pytest.raises(ClinituneError, match="compare runs of one base model"):
         evaluate(data=data / "test.jsonl", out=tmp_path / "e2", run=tmp_path / "dp", compare=tmp_path / "plain")
+
+
+def test_each_patient_gradient_is_clipped_to_c_before_the_sum(monkeypatch):
+    """A patient whose gradient is huge moves the model no more than C: per-patient clipping, then the mean."""
+    import torch
+
+    from clinitune.data.tokenize import Row
+    from clinitune.models.adapt import Plan
+
+    weight = torch.nn.Parameter(torch.zeros(8, 8))
+    monkeypatch.setattr(private, "collate", lambda rows, pad: rows)
+    # patient "big" pushes with 1000x the force of the others; each patient's gradient is (scale / tokens) * ones
+    scale = {"big": 1000.0, "a": 0.001, "b": 0.001, "c": 0.001}
+    root = lambda rows: ((weight * rows[0].scale).sum(), None)  # noqa: E731
+    dp = private.DPPlan(4.0, 1e-3, noise_multiplier=0.0, sample_rate=1.0, steps=1, max_grad_norm=0.5,
+                        accountant="rdp", units=4, patients=4)  # fmt: skip
+    rows = {}
+    for g, s in scale.items():
+        r = Row(ids=[1, 2], labels=[1, 2], positions=[0, 1])
+        r.scale = s
+        rows[g] = [r]
+    plan = Plan(device="cpu", weight_dtype=torch.float32, compute_dtype=None, four_bit=False)
+    private.step(root, [weight], plan, 0, rows, dp, batch_size=1)
+    tokens = rows["big"][0].response_tokens
+    unclipped = {g: s / tokens * 8 for g, s in scale.items()}  # the Frobenius norm of (s / tokens) * ones(8, 8)
+    expected_sum = sum(min(1.0, 0.5 / n) * n for n in unclipped.values()) / 8  # per element, after clipping
+    got = weight.grad * dp.sample_rate * dp.units
+    assert torch.allclose(got, torch.full((8, 8), expected_sum), rtol=1e-4)
+    small = sum(n for g, n in unclipped.items() if g != "big")
+    assert float(got.norm()) <= 0.5 + small + 1e-5  # the big patient contributed at most C

@@ -163,7 +163,10 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path, tiny_llama):
     assert again.returncode == 2 and "--resume" in again.stderr  # refuses to overwrite checkpoints silently
     # A checkpoint holds no pickle (RNG, optimizer and scheduler state are JSON and safetensors), and pickles
     # planted where the old format kept them are never loaded.
-    assert not list((run / "checkpoint-4").glob("*.pt"))
+    files = [p for p in (run / "checkpoint-4").rglob("*") if p.is_file()]
+    assert files and all(p.suffix in (".safetensors", ".json") for p in files), files
+    for p in files:  # no pickle under any name: a pickle stream starts with the PROTO opcode 0x80
+        assert not p.read_bytes().startswith(b"\x80"), p
     marker = tmp_path / "pwned"
     for name in ("rng.pt", "optimizer.pt", "scheduler.pt"):
         (run / "checkpoint-4" / name).write_bytes(pickle.dumps(_Payload(str(marker))))

@@ -21,7 +21,7 @@ def lr_lambda(kind: str, warmup: int, total: int):
         if kind == "warmup_stable_decay":  # full rate until the last 20 % of steps, then linear to zero
             decay = max(1, round(0.2 * (total - warmup)))
             return min(1.0, max(0.0, (total - step) / decay))
-        progress = (step - warmup) / max(1, total - warmup)
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))  # past the end: stays at the end
         return max(0.0, 0.5 * (1 + math.cos(math.pi * progress))) if kind == "cosine" else max(0.0, 1 - progress)
 
     return f
