@@ -37,7 +37,7 @@ def test_eval_gguf_scores_the_exported_file_beside_the_hf_model(tmp_path, tiny_l
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     config = load_config(tmp_path / "cfg.yaml")
     train(config, quiet=True)
-    gguf = export(tmp_path / "run", config)["gguf"]
+    gguf = export(tmp_path / "run", config).gguf
 
     args = [
         "eval",

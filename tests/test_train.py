@@ -361,13 +361,13 @@ def test_export_lora_gguf_end_to_end(tmp_path, tiny_llama):
     train(cfg, quiet=True)
     cfg.export.quantize, cfg.export.out_dir, cfg.export.lora_gguf = "bf16", str(tmp_path / "export"), True
     res = export(tmp_path / "run", cfg)
-    v = res["verify"]
+    v = res.verify
     assert set(v) == {"f16", "bf16", "base+lora"} and v["bf16"]["tensor_types"].get("BF16")
     # The base GGUF with the adapter applied in llama.cpp reproduces the merged HF model, as the merged GGUF does.
     assert v["base+lora"]["top1_agreement"] >= 0.99 and v["f16"]["top1_agreement"] >= 0.99
-    lines = Path(res["modelfile_lora"]).read_text().splitlines()
+    lines = Path(res.modelfile_lora).read_text().splitlines()
     assert lines[:2] == ["FROM ./base-f16.gguf", "ADAPTER ./run-lora.gguf"]
-    assert Path(res["lora_gguf"]).stat().st_size < (tmp_path / "export" / "base-f16.gguf").stat().st_size
+    assert Path(res.lora_gguf).stat().st_size < (tmp_path / "export" / "base-f16.gguf").stat().st_size
 
 
 @pytest.mark.parametrize(

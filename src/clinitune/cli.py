@@ -546,6 +546,7 @@ def eval_(
     _setup_logging(quiet)
     from .eval.report import console_table, verdict_line
     from .eval.run import evaluate
+    from .layout import EvalDir
 
     baselines = None
     if baseline is not None:
@@ -586,7 +587,7 @@ def eval_(
     for line in console_table(results):
         typer.echo(line)
     typer.echo(verdict_line(results))
-    typer.echo(str(out / "report.md"))
+    typer.echo(str(EvalDir(out).report))
 
 
 @app.command()
@@ -761,16 +762,16 @@ def export(
         _sets("export", overrides, format=format, quantize=quantize and quantize.lower(), out=out, lora_gguf=lora_gguf),
     )
     result = run_export(run, cfg)
-    for kind, v in result.get("verify", {}).items():
+    for kind, v in (result.verify or {}).items():
         typer.echo(
-            f"  {kind:<8} {v['size_mb']:>8} MB  top-1 agreement {v['top1_agreement']}  mean KL {v['mean_kl']}  "
-            f"{v['tokens_per_s']} tok/s"
+            f"  {kind:<8} {v['size_mb']:>8} MB  top-1 agreement {v['top1_agreement']} [{v['top1_ci95'][0]}, "
+            f"{v['top1_ci95'][1]}] (floor {v['floor']})  mean KL {v['mean_kl']}  {v['tokens_per_s']} tok/s"
         )
-    if "modelfile" in result:
-        typer.echo(f"  ollama create {cfg.export.ollama_name or 'clinitune'} -f {result['modelfile']}")
-    if "lora_gguf" in result:
-        typer.echo(f"  LoRA adapter {result['lora_gguf']}; ollama create clinitune-lora -f {result['modelfile_lora']}")
-    typer.echo(result.get("gguf", result["merged"]))
+    if result.modelfile:
+        typer.echo(f"  ollama create {cfg.export.ollama_name or 'clinitune'} -f {result.modelfile}")
+    if result.lora_gguf:
+        typer.echo(f"  LoRA adapter {result.lora_gguf}; ollama create clinitune-lora -f {result.modelfile_lora}")
+    typer.echo(result.gguf or result.merged)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import ClassVar
 
 from .config import Config, load_config
 from .errors import ClinituneError
@@ -175,6 +176,13 @@ class DataDir:
     """A `clinitune prepare --out` dir: the splits, quarantine, manifest, canaries and report."""
 
     path: Path
+    # File names, for prepare, which writes them into a fresh directory before it swaps it in.
+    MANIFEST: ClassVar[str] = "manifest.json"
+    REPORT: ClassVar[str] = "report.md"
+    QUARANTINE: ClassVar[str] = "quarantine.jsonl"
+    INVALID: ClassVar[str] = "invalid.jsonl"
+    REJECTS: ClassVar[str] = "rejects.jsonl"
+    CANARIES: ClassVar[str] = "canaries.json"
 
     def __post_init__(self):
         object.__setattr__(self, "path", Path(self.path))
@@ -184,11 +192,15 @@ class DataDir:
 
     @property
     def manifest(self) -> Path:
-        return self.path / "manifest.json"
+        return self.path / self.MANIFEST
 
     @property
     def canaries(self) -> Path:
-        return self.path / "canaries.json"
+        return self.path / self.CANARIES
+
+    @property
+    def quarantine(self) -> Path:
+        return self.path / self.QUARANTINE
 
     def read_manifest(self) -> dict | None:
         return json.loads(self.manifest.read_text()) if self.manifest.is_file() else None
@@ -197,3 +209,106 @@ class DataDir:
         """The database prepare read from, as recorded (with any password masked) in the manifest."""
         m = self.read_manifest() or {}
         return m.get("source", {}).get("url")
+
+
+@dataclass(frozen=True)
+class EvalDir:
+    """A `clinitune eval --out` dir: results, reports, every prediction, the plots."""
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report.md"
+
+    @property
+    def html(self) -> Path:
+        return self.path / "report.html"
+
+    @property
+    def predictions(self) -> Path:
+        return self.path / "predictions.jsonl"
+
+    @property
+    def worst(self) -> Path:
+        return self.path / "worst_outputs.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    @property
+    def loss_plot(self) -> Path:
+        return self.path / "loss.png"
+
+
+@dataclass
+class ExportResult:
+    """What `clinitune export` wrote, as export.json records it (None: not written by this export)."""
+
+    merged: str
+    lora_gguf: str | None = None
+    modelfile_lora: str | None = None
+    model_card: str | None = None
+    gguf: str | None = None
+    modelfile: str | None = None
+    verify: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ExportResult:
+        return cls(**{f.name: d.get(f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class ExportDir:
+    """A `clinitune export --out` dir (RUN/export by default): the merged model, GGUF files and their checks."""
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def record(self) -> Path:
+        """export.json: what was written; serve and the quickstart find the shipped GGUF here."""
+        return self.path / "export.json"
+
+    @property
+    def verify(self) -> Path:
+        return self.path / "verify.json"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "export_report.md"
+
+    @property
+    def card(self) -> Path:
+        return self.path / "README.md"
+
+    @property
+    def merged(self) -> Path:
+        return self.path / "merged"
+
+    @property
+    def log(self) -> Path:
+        """llama.cpp's own output while quantizing."""
+        return self.path / "export.log"
+
+    def gguf(self, name: str, kind: str) -> Path:
+        return self.path / f"{name}-{kind}.gguf"
+
+    def modelfile(self, lora: bool = False) -> Path:
+        return self.path / ("Modelfile.lora" if lora else "Modelfile")
+
+    def read_record(self) -> ExportResult | None:
+        return ExportResult.from_dict(json.loads(self.record.read_text())) if self.record.is_file() else None

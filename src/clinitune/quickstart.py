@@ -25,7 +25,7 @@ from .errors import ClinituneError
 from .eval.report import EvalResults, console_table, phrasing_line, verdict_line
 from .eval.run import evaluate
 from .export.run import export
-from .layout import DataDir, RunDir, TrainSummary
+from .layout import DataDir, EvalDir, ExportDir, ExportResult, RunDir, TrainSummary
 from .models.chat import LlamaChat
 from .paths import atomic_write_text
 from .stats import BETTER
@@ -216,7 +216,7 @@ def run_quickstart(
     results = runner.run(
         "eval",
         _sha(run.summary_file, data.split("test"), prof["eval_limit"]),
-        [eval_dir / "metrics.json"],
+        [EvalDir(eval_dir).metrics],
         lambda: evaluate(data=data.split("test"), out=eval_dir, run=run.path, limit=prof["eval_limit"], seed=seed),
         kind=EvalResults,
     )
@@ -226,14 +226,15 @@ def run_quickstart(
     exported = runner.run(
         "export",
         _sha(run.summary_file, run.output_for("lora") / "adapter_model.safetensors"),
-        [workdir / "export" / "export.json"],
+        [ExportDir(workdir / "export").record],
         lambda: export(run.path, export_cfg),
+        kind=ExportResult,
     )
 
-    answers = runner.run("ask", _sha(Path(exported["gguf"])), [], lambda: ask(Path(exported["gguf"]), cfg))
+    answers = runner.run("ask", _sha(Path(exported.gguf)), [], lambda: ask(Path(exported.gguf), cfg))
     runner.seconds["total"] = round(time.perf_counter() - t_all, 2)
     paths = {"db": str(db_path), "data": str(data.path), "run": str(run.path), "eval": str(eval_dir)}
-    paths.update(gguf=exported["gguf"], modelfile=exported["modelfile"], report=str(eval_dir / "report.md"))
+    paths.update(gguf=exported.gguf, modelfile=exported.modelfile, report=str(EvalDir(eval_dir).report))
     summary = QuickstartSummary(
         seconds=runner.seconds,
         skipped=runner.skipped,

@@ -38,7 +38,7 @@ from llama_cpp.server.settings import ModelSettings, ServerSettings
 
 from .data.privacy import phi, surrogates
 from .errors import ClinituneError
-from .layout import RunDir
+from .layout import ExportDir, RunDir
 from .models.structured import bounded_schema, check_grammar
 
 log = logging.getLogger("clinitune.serve")
@@ -67,8 +67,8 @@ def resolve_gguf(run: Path | None, gguf: Path | None) -> Path:
         if not Path(gguf).is_file():
             raise ClinituneError(f"{gguf}: no such GGUF file; check the path")
         return Path(gguf)
-    record = RunDir(run).export_dir / "export.json"
-    path = json.loads(record.read_text()).get("gguf") if record.is_file() else None
+    record = ExportDir(RunDir(run).export_dir).read_record()
+    path = record.gguf if record else None
     if not path or not Path(path).is_file():
         raise ClinituneError(f"{run}: no exported GGUF; run clinitune export --run {run} first, or pass --gguf FILE")
     return Path(path)

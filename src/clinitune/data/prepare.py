@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import ClinituneError
-from ..layout import SPLIT_FILES
+from ..layout import SPLIT_FILES, DataDir
 from ..paths import exclusive, require_dir
 from . import quality
 from .example import Example, ExampleError, carried_keys
@@ -302,16 +302,16 @@ def prepare(*, progress: bool = True, key: DataKey | None = None, **options) -> 
             random.Random(f"{o.seed}:order:{s}").shuffle(parts[s])
 
         files = {f"{s}.jsonl": _jsonl([e.to_dict() for e in parts[s]]) for s in SPLITS}
-        files["quarantine.jsonl"] = _jsonl(sc.quarantine)
+        files[DataDir.QUARANTINE] = _jsonl(sc.quarantine)
         if sc.invalid:
-            files["invalid.jsonl"] = _jsonl(sc.invalid)
+            files[DataDir.INVALID] = _jsonl(sc.invalid)
         if g.rejects:
-            files["rejects.jsonl"] = "".join(json.dumps(asdict(r)) + "\n" for r in g.rejects)
+            files[DataDir.REJECTS] = "".join(json.dumps(asdict(r)) + "\n" for r in g.rejects)
         if canary_spec:
-            files["canaries.json"] = json.dumps(canary_spec, indent=2) + "\n"
+            files[DataDir.CANARIES] = json.dumps(canary_spec, indent=2) + "\n"
         manifest = manifest_of(o, key, g, sc, parts, carried, files)
-        files["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
-        files["report.md"] = report(manifest)
+        files[DataDir.MANIFEST] = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
+        files[DataDir.REPORT] = report(manifest)
         write_dataset(o.out, files)
         return manifest
 

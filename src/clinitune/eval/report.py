@@ -12,7 +12,7 @@ import matplotlib
 
 from ..data.example import Example
 from ..data.phrasings import HELD_OUT, SEEN, slice_of
-from ..layout import RunDir
+from ..layout import EvalDir, RunDir
 from ..paths import atomic_write_text
 from ..stats import BETTER, SAME, WORSE, mean_ci, overall, paired, unpaired_diff_ci
 from .metrics import primary
@@ -282,20 +282,21 @@ def phrasing_line(results: EvalResults, candidate: str = "fine_tuned", tolerance
 def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | None) -> None:
     cands = [c for c in ORDER if c in results.candidates]
     comp = results.comparison
-    atomic_write_text(out / "metrics.json", json.dumps(results.to_dict(), indent=2))
-    (out / "plots").mkdir(parents=True, exist_ok=True)
+    ed = EvalDir(out)
+    atomic_write_text(ed.metrics, json.dumps(results.to_dict(), indent=2))
+    ed.plots.mkdir(parents=True, exist_ok=True)
     for r in comp:
-        task_plot(r, cands, out / "plots" / f"{r['task']}.png")
+        task_plot(r, cands, ed.plots / f"{r['task']}.png")
     has_loss = False
     if run is not None and RunDir(run).loss_plot.is_file():
-        shutil.copy(RunDir(run).loss_plot, out / "loss.png")
+        shutil.copy(RunDir(run).loss_plot, ed.loss_plot)
         has_loss = True
     worst = {}
     for r in rows:
         worst.setdefault(r["task"], []).append(r)
     worst = {t: sorted(v, key=lambda r: r["score"])[:10] for t, v in worst.items()}
-    atomic_write_text(out / "worst_outputs.json", json.dumps(worst, indent=2, ensure_ascii=False))
-    atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(ed.worst, json.dumps(worst, indent=2, ensure_ascii=False))
+    atomic_write_text(ed.predictions, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
     head = ["task", "metric", "n", *[LABELS[c] for c in cands], "paired difference", "verdict"]
     table = [
@@ -309,8 +310,8 @@ def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | 
         ]
         for r in comp
     ]
-    atomic_write_text(out / "report.md", report_markdown(results, cands, head, table, has_loss))
-    atomic_write_text(out / "report.html", report_html(results, head, table, has_loss))
+    atomic_write_text(ed.report, report_markdown(results, cands, head, table, has_loss))
+    atomic_write_text(ed.html, report_html(results, head, table, has_loss))
 
 
 def report_markdown(results: EvalResults, cands: list[str], head: list[str], table: list[list], has_loss: bool) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from ..config import Config
-from ..layout import DataDir, RunDir, TrainSummary
+from ..layout import DataDir, EvalDir, RunDir, TrainSummary
 from ..models.registry import ALIASES
 
 # The embedded and common bases' licenses; anything else is "other", for the reviewer to fill in.
@@ -28,7 +28,7 @@ LIMITS = (
 
 
 def _eval_metrics(eval_dir: Path | None) -> dict | None:
-    path = eval_dir / "metrics.json" if eval_dir else None
+    path = EvalDir(eval_dir).metrics if eval_dir else None
     return json.loads(path.read_text()) if path and path.is_file() else None
 
 

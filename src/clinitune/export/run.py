@@ -26,7 +26,7 @@ from ..data.example import load as load_examples
 from ..data.tasks import knowledge
 from ..data.tokenize import tokenize
 from ..errors import ClinituneError
-from ..layout import RunDir
+from ..layout import ExportDir, ExportResult, RunDir
 from ..logs import native_output_to
 from ..models.generate import load_llama
 from ..models.loading import load_adapter, load_causal_lm, load_tokenizer
@@ -37,7 +37,6 @@ from .card import model_card
 from .gguf_writer import write_gguf, write_lora_gguf
 
 log = logging.getLogger(__name__)
-LOG = "export.log"
 QUANTS = {
     "bf16": "LLAMA_FTYPE_MOSTLY_BF16",
     "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
@@ -95,7 +94,7 @@ def quantize(src: Path, dst: Path, kind: str) -> None:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, QUANTS[kind])
     tmp = dst.with_name(f".{dst.name}.tmp")
-    with native_output_to(dst.with_name(LOG)):  # llama.cpp prints a line per tensor; the user needs none of them
+    with native_output_to(ExportDir(dst.parent).log):  # llama.cpp prints a line per tensor; the user needs none of them
         rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
     if rc != 0:
         tmp.unlink(missing_ok=True)
@@ -216,7 +215,7 @@ def gate(kind: str, path: Path, v: dict) -> None:
         )
 
 
-def export(run: Path, cfg: Config | None = None, verify_n: int = VERIFY_EXAMPLES) -> dict:
+def export(run: Path, cfg: Config | None = None, verify_n: int = VERIFY_EXAMPLES) -> ExportResult:
     """Export a run as `cfg.export` says (format, quantize, out_dir, lora_gguf); `cfg` defaults to the run's own."""
     rd = RunDir(run)
     s = rd.read_summary()  # before anything is written: a directory that is no finished run gets one line
@@ -224,20 +223,20 @@ def export(run: Path, cfg: Config | None = None, verify_n: int = VERIFY_EXAMPLES
         raise ClinituneError(f"{run}: the run's weights ({s.output}) are missing; train it again, or give another run")
     cfg = cfg or rd.read_config()
     x = cfg.export
-    out = require_dir(Path(x.out_dir) if x.out_dir else rd.export_dir, "export.out_dir (--out)")
-    out.mkdir(parents=True, exist_ok=True)
-    merged = merge(run, out / "merged")
-    result = {"merged": str(merged)}
+    ed = ExportDir(require_dir(Path(x.out_dir) if x.out_dir else rd.export_dir, "export.out_dir (--out)"))
+    ed.path.mkdir(parents=True, exist_ok=True)
+    merged = merge(run, ed.merged)
+    result = ExportResult(merged=str(merged))
     if x.format == "hf":
-        atomic_write_text(out / "export.json", json.dumps(result, indent=2))
+        atomic_write_text(ed.record, json.dumps(result.to_dict(), indent=2))
         return result
     quant = x.quantize
     name = rd.name
-    f16 = out / f"{name}-f16.gguf"
+    f16 = ed.gguf(name, "f16")
     write_gguf(merged, f16, dtype="f16")
     targets = {"f16": f16}
     if quant not in ("f16", "f32"):
-        qpath = out / f"{name}-{quant}.gguf"
+        qpath = ed.gguf(name, quant)
         quantize(f16, qpath, quant)
         targets[quant] = qpath
     examples = verification_examples(cfg.data.eval or cfg.data.test, verify_n)
@@ -250,9 +249,9 @@ def export(run: Path, cfg: Config | None = None, verify_n: int = VERIFY_EXAMPLES
                 f"{run}: --lora-gguf needs a LoRA or QLoRA run; this run trained every weight (method full)"
             )
         base_dir = resolve_model(s.base_model)
-        targets["base+lora"] = write_gguf(base_dir, out / "base-f16.gguf", dtype="f16")
-        adapter = write_lora_gguf(s.output, base_dir, out / f"{name}-lora.gguf")
-        result["lora_gguf"] = str(adapter)
+        targets["base+lora"] = write_gguf(base_dir, ed.path / "base-f16.gguf", dtype="f16")
+        adapter = write_lora_gguf(s.output, base_dir, ed.gguf(name, "lora"))
+        result.lora_gguf = str(adapter)
     report = {}
     ref = hf_reference(merged, examples)
     for kind, path in targets.items():
@@ -263,13 +262,23 @@ def export(run: Path, cfg: Config | None = None, verify_n: int = VERIFY_EXAMPLES
         gate(kind, path, v)
     final = targets[quant] if quant in targets else f16
     tok = load_tokenizer(merged)
-    atomic_write_text(out / "Modelfile", modelfile(final.name, tok, cfg.generation))
+    atomic_write_text(ed.modelfile(), modelfile(final.name, tok, cfg.generation))
     if adapter is not None:
         atomic_write_text(
-            out / "Modelfile.lora", modelfile(targets["base+lora"].name, tok, cfg.generation, adapter.name)
+            ed.modelfile(lora=True), modelfile(targets["base+lora"].name, tok, cfg.generation, adapter.name)
         )
-        result["modelfile_lora"] = str(out / "Modelfile.lora")
-    atomic_write_text(out / "verify.json", json.dumps(report, indent=2))
+        result.modelfile_lora = str(ed.modelfile(lora=True))
+    atomic_write_text(ed.verify, json.dumps(report, indent=2))
+    atomic_write_text(ed.report, export_report(report, targets, adapter, f"{cfg.export.ollama_name or name}", ed))
+    eval_dir = Path(x.eval_dir) if x.eval_dir else rd.eval_dir
+    atomic_write_text(ed.card, model_card(rd, cfg, s, report, eval_dir))
+    result.model_card = str(ed.card)
+    result.gguf, result.modelfile, result.verify = str(final), str(ed.modelfile()), report
+    atomic_write_text(ed.record, json.dumps(result.to_dict(), indent=2))
+    return result
+
+
+def export_report(report: dict, targets: dict, adapter: Path | None, ollama_name: str, ed: ExportDir) -> str:
     lines = [
         "# clinitune export report",
         "",
@@ -284,11 +293,5 @@ def export(run: Path, cfg: Config | None = None, verify_n: int = VERIFY_EXAMPLES
             + ", ".join(f"{k}: {n}" for k, n in sorted(v["tensor_types"].items()))
             + " |"
         )
-    lines += ["", f"Ollama: `ollama create {cfg.export.ollama_name or name} -f {out / 'Modelfile'}`"]
-    atomic_write_text(out / "export_report.md", "\n".join(lines) + "\n")
-    eval_dir = Path(x.eval_dir) if x.eval_dir else rd.eval_dir
-    atomic_write_text(out / "README.md", model_card(rd, cfg, s, report, eval_dir))
-    result["model_card"] = str(out / "README.md")
-    result.update({"gguf": str(final), "modelfile": str(out / "Modelfile"), "verify": report})
-    atomic_write_text(out / "export.json", json.dumps(result, indent=2))
-    return result
+    lines += ["", f"Ollama: `ollama create {ollama_name} -f {ed.modelfile()}`"]
+    return "\n".join(lines) + "\n"
