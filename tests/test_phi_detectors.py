@@ -122,3 +122,9 @@ def test_generator_spans_are_the_planted_values():
 def test_surrogate_names_never_come_from_clinical_words():
     fake = surrogates.surrogate("NAME", "Maria Lopez", KEY, "g")
     assert fake != "Maria Lopez" and not any(phi_vocab.is_clinical_word(w) for w in fake.split())
+
+
+def test_safe_harbor_age_category_is_not_an_identifier_however_the_model_spans_it():
+    for text in ("a sample record for a male aged 90+ with atrial fibrillation", "a woman aged 90 or older with CHF"):
+        assert not [f for f in phi.screen(text) if f.type == "AGE_OVER_89"], text
+    assert "AGE_OVER_89" in phi.types_of(phi.screen("She is aged 93 and lives alone."))

@@ -21,6 +21,9 @@ from clinitune.data.split import assign, split
 from clinitune.data.tasks import TASKS
 from clinitune.errors import ClinituneError
 
+# A fixed key keeps the split, and so which test patients are asked in which phrasing, the same on every run.
+KEY = keys.DataKey(b"test_prepare".ljust(32, b"."), kept=True)
+
 runner = CliRunner()
 PHI_SET = Path(__file__).parent / "data" / "phi_labelled.jsonl"
 SPEC_LINES = [
@@ -55,8 +58,7 @@ def db(tmp_path_factory):
 @pytest.fixture(scope="module")
 def prepared(db, tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared")
-    key = keys.load_or_create(out.parent / "prepared.key")
-    manifest = prepare(source="database", db=db, path=None, out=out, tasks=list(TASKS), seed=9, progress=False, key=key)
+    manifest = prepare(source="database", db=db, path=None, out=out, tasks=list(TASKS), seed=9, progress=False, key=KEY)
     return out, manifest
 
 
@@ -118,8 +120,8 @@ def test_byte_identical_same_seed_sqlite_and_postgresql(prepared, pg_url, tmp_pa
     out, _ = prepared
     write_database(pg_url, 500, seed=5, progress=False)
     again = tmp_path / "pg"
-    key = keys.load_or_create(out.parent / "prepared.key")  # the same key file: the same pseudonyms and split
-    prepare(source="database", db=pg_url, path=None, out=again, tasks=list(TASKS), seed=9, progress=False, key=key)
+    # the same key: the same pseudonyms and split
+    prepare(source="database", db=pg_url, path=None, out=again, tasks=list(TASKS), seed=9, progress=False, key=KEY)
     for name in ("train.jsonl", "eval.jsonl", "test.jsonl"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
 

@@ -170,7 +170,10 @@ def shaped_like(text: str, f: Finding) -> bool:
     if f.type == "DATE":
         return bool(LEARNED_DATE.search(span))
     if f.type == "AGE_OVER_89":  # "90+" and "90-or-older" are Safe Harbor's own category; "91.0" is a value
-        return bool(LEARNED_AGE.search(span)) and not re.search(r"\+|or[ -]older|\d\.\d", span)
+        # The model may stop short of the category's mark: "aged 90" in "aged 90+" is the category too.
+        after = text[f.end : f.end + 12]
+        category = re.search(r"\+|or[ -]older", span) or re.match(r"\s*(?:\+|or[ -]older)", after)
+        return bool(LEARNED_AGE.search(span)) and not category and not re.search(r"\d\.\d", span)
     if f.type == "OTHER_ID":  # an id has four digits or more; "I10" and "E11.9" are ICD-10-CM codes
         return len(re.sub(r"\D", "", span)) >= 4 and not ICD10.fullmatch(span.strip(".,;:()"))
     if f.type in ("NAME", "LOCATION"):
