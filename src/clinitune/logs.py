@@ -48,7 +48,9 @@ def setup(quiet: bool) -> None:
     logging.captureWarnings(True)  # FutureWarning and friends become records: file yes, terminal no
     # DeepSpeed's logger prints to stdout on its own handler, set when it is imported; a filter on the logger
     # object survives that and keeps its "no accelerator found" notice off a CPU user's screen.
-    logging.getLogger("DeepSpeed").addFilter(ErrorsOnly())
+    ds = logging.getLogger("DeepSpeed")
+    if not any(isinstance(f, ErrorsOnly) for f in ds.filters):  # setup runs once per command, filters once
+        ds.addFilter(ErrorsOnly())
 
 
 def to_file(path: Path) -> logging.Handler:
