@@ -11,7 +11,11 @@ from clinitune.cli import app
 @pytest.mark.slow
 def test_quickstart_end_to_end(tmp_path):
     work = tmp_path / "qs"
-    args = ["quickstart", "--workdir", str(work), "--patients", "60", "--steps", "24", "--eval-limit", "8"]
+    work.mkdir()
+    # A fixed data key: the same surrogates and split on every machine (a fresh key would draw new ones).
+    (work / "data.key").write_text("5e" * 32)
+    (work / "data.key").chmod(0o600)
+    args = ["quickstart", "--workdir", str(work), "--patients", "60", "--steps", "12", "--eval-limit", "8"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     s = json.loads((work / "summary.json").read_text())
@@ -25,11 +29,17 @@ def test_quickstart_end_to_end(tmp_path):
         )
     assert s["data"]["quarantined"] == 0
     tr = s["training"]
-    assert tr["steps"] == 24 and tr["tokens"] > 0 and tr["tokens_per_s"] == round(tr["tokens"] / tr["seconds"], 1)
-    assert 0 < tr["mfu"] < 1 and f"training: 24 steps, {tr['tokens']:,} tokens" in res.output
+    assert tr["steps"] == 12 and tr["tokens"] > 0 and tr["tokens_per_s"] == round(tr["tokens"] / tr["seconds"], 1)
+    assert 0 < tr["mfu"] < 1 and f"training: 12 steps, {tr['tokens']:,} tokens" in res.output
     ft, zs = s["metrics"]["fine_tuned"], s["metrics"]["zero_shot"]
-    # Direction of the metrics on this small budget: summed over tasks, fine-tuning beats the base model.
-    assert sum(r["fine_tuned"] for r in s["comparison"]) > sum(r["zero_shot"] for r in s["comparison"])
+    # What 12 steps must show is learning on the test split's answers: a lower loss than the base model's.
+    # (Task scores at n = 1-4 per task are noise at this budget; their verdicts are checked for form below.)
+    losses = {
+        c: e["loss"]
+        for c, e in json.loads((work / "eval" / "metrics.json").read_text())["candidates"].items()
+        if "loss" in e
+    }
+    assert losses["fine_tuned"] < 0.8 * losses["zero_shot"], losses
     assert set(ft) == set(zs)
     verdicts = {r["task"]: r["verdict"] for r in s["comparison"]}
     assert set(verdicts.values()) <= {"better", "worse", "no significant difference"}

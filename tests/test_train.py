@@ -230,6 +230,29 @@ def test_qlora_on_cpu_says_what_to_do(tmp_path, tiny_llama):
 DS = ROOT / "configs" / "accelerate"
 
 
+TRAIN_CMD = [sys.executable, "-m", "clinitune.cli", "train", "--quiet", "--config"]
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    """The single-process reference run per method, trained once for all the sharding variants."""
+    root = tmp_path_factory.mktemp("one")
+    model = tiny_model_dir(root / "tiny-llama")
+    runs: dict[str, Path] = {}
+
+    def run(method: str) -> tuple[Path, Path]:
+        if method not in runs:
+            d = root / method
+            d.mkdir()
+            cfg = _cfg(d, model, method, max_steps=6, eval_steps=3, save_steps=100)
+            res = subprocess.run(TRAIN_CMD + [str(cfg)], capture_output=True, text=True, timeout=300)
+            assert res.returncode == 0, res.stderr
+            runs[method] = d
+        return runs[method], model
+
+    return run
+
+
 @pytest.mark.parametrize(
     ("method", "sharding"),
     [
@@ -241,14 +264,11 @@ DS = ROOT / "configs" / "accelerate"
     ],
     ids=["ddp", "fsdp-full_shard", "fsdp-shard_grad_op-full", "zero2", "zero3-full"],
 )
-def test_two_processes_match_one(tmp_path, tiny_llama, method, sharding):
+def test_two_processes_match_one(tmp_path, one_process, method, sharding):
     """2 processes x batch 4 x accumulation 1 log the same loss curve as 1 process x 4 x 2 (gloo on CPU),
     replicated (DDP) or sharded (FSDP2, DeepSpeed ZeRO); the saved weights are whole; a checkpoint resumes."""
-    cmd = [sys.executable, "-m", "clinitune.cli", "train", "--quiet", "--config"]
-    (tmp_path / "one").mkdir()
-    one = _cfg(tmp_path / "one", tiny_llama, method, max_steps=6, eval_steps=3, save_steps=100)
-    res = subprocess.run(cmd + [str(one)], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
+    cmd = TRAIN_CMD
+    one_dir, tiny_llama = one_process(method)
     (tmp_path / "two").mkdir()
     two = _cfg(
         tmp_path / "two",
@@ -266,15 +286,12 @@ def test_two_processes_match_one(tmp_path, tiny_llama, method, sharding):
     def curve(d, key):
         return [m[key] for m in map(json.loads, (d / "run" / "metrics.jsonl").read_text().splitlines()) if key in m]
 
-    a, b = curve(tmp_path / "one", "loss"), curve(tmp_path / "two", "loss")
+    a, b = curve(one_dir, "loss"), curve(tmp_path / "two", "loss")
     assert len(a) == len(b) == 6
     assert max(abs(x - y) for x, y in zip(a, b)) < 0.05
-    assert (
-        max(abs(x - y) for x, y in zip(curve(tmp_path / "one", "eval_loss"), curve(tmp_path / "two", "eval_loss")))
-        < 0.05
-    )
+    assert max(abs(x - y) for x, y in zip(curve(one_dir, "eval_loss"), curve(tmp_path / "two", "eval_loss"))) < 0.05
     out = "adapter/adapter_model.safetensors" if method == "lora" else "model/model.safetensors"
-    one_w, two_w = (load_file(str(tmp_path / d / "run" / out)) for d in ("one", "two"))
+    one_w, two_w = (load_file(str(d / "run" / out)) for d in (one_dir, tmp_path / "two"))
     assert one_w.keys() == two_w.keys()
     assert all(one_w[k].shape == two_w[k].shape for k in one_w)
     assert max(float((one_w[k].float() - two_w[k].float()).abs().max()) for k in one_w) < 0.05

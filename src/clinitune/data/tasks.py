@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
-import simple_icd_10_cm as icd
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import text
 
@@ -30,6 +29,7 @@ from .example import Example
 from .example import instruction as example
 from .phrasings import phrased
 from .records import catalog as cat
+from .records import icd10
 from .records.coherence import check_record
 from .records.db import connect
 from .records.fhir import ICD10CM
@@ -82,7 +82,7 @@ def task_schema(task: str) -> dict | None:
 def condition_name(code: str, description: str | None = None) -> str:
     if code in COMMON_NAMES:
         return COMMON_NAMES[code]
-    d = description or (icd.get_description(code) if icd.is_valid_item(code) else code)
+    d = description or (icd10.description(code) if icd10.is_valid(code) else code)
     return d[0].lower() + d[1:]
 
 
@@ -344,7 +344,7 @@ def codebook(rng: random.Random) -> list[Example]:
     """
     out = []
     for c in sorted(cat.BY_CODE):
-        desc = icd.get_description(c)
+        desc = icd10.description(c)
         low = desc[0].lower() + desc[1:]
         # ICD-10-CM puts nonessential modifiers in parentheses: "essential (primary) hypertension" is also
         # written "essential hypertension", and a coder is asked both ways.

@@ -12,11 +12,11 @@ import sqlite3
 import time
 
 import jsonschema
-import simple_icd_10_cm as icd
 from fhir.resources.R4B.bundle import Bundle
 
 from ..data.example import Example
 from ..data.privacy.deid import record_schema
+from ..data.records import icd10
 from ..data.records.coherence import check_record
 from ..data.records.mapping import read_record
 from ..data.tasks import CUSTOM, SPECS, spec_of
@@ -98,7 +98,7 @@ def score_icd10_coding(pred: str, ex: Example) -> dict:
     return {
         "exact_match": float(got == ref),
         "category_match": float(bool(got) and got[:3] == (ref or "")[:3]),
-        "valid_code_rate": float(bool(got) and icd.is_valid_item(got)),
+        "valid_code_rate": float(bool(got) and icd10.is_valid(got)),
     }
 
 

@@ -27,10 +27,8 @@ import importlib.util
 import re
 from dataclasses import dataclass
 
-import simple_icd_10_cm as icd
-
 from ...errors import ClinituneError
-from ..records import catalog
+from ..records import catalog, icd10
 from . import phi_vocab
 from .spans import Finding, package_version
 
@@ -293,8 +291,8 @@ def vocab() -> Vocab:
         raise ClinituneError(f"the PHI screen needs english-words ({exc}); reinstall clinitune") from None
     web2 = get_english_words_set(["web2"], lower=False, alpha=True)
     lower, capital = set(), set()
-    for code in icd.get_all_codes(with_dots=False):
-        desc = icd.get_description(code)
+    for code in icd10.all_codes():
+        desc = icd10.description(code)
         words = re.findall(r"[A-Za-z]{3,}", desc)
         for k, w in enumerate(words):
             if w.islower():

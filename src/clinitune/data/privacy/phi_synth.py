@@ -21,9 +21,9 @@ import string
 import unicodedata
 from dataclasses import dataclass
 
-import simple_icd_10_cm as icd
 from faker import Faker
 
+from ..records import icd10
 from ..records import names as us_names
 from . import phi_vocab
 
@@ -282,7 +282,7 @@ class Gen:
         self.drugs = sorted(w for w in phi_vocab.drug_words() if len(w) <= 14)
         self.prose = Faker("en_US")
         self.prose.seed_instance(seed)
-        self.icd = sorted({icd.get_description(c) for c in icd.get_all_codes(with_dots=False) if icd.is_leaf(c)})
+        self.icd = sorted({icd10.description(c) for c in icd10.all_codes() if icd10.is_leaf(c)})
 
     # ---------------------------------------------------------------- names
     def first(self) -> str:

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-import simple_icd_10_cm as icd
-
 from . import catalog as cat
+from . import icd10
 from .patient import Patient
 
 
@@ -56,7 +55,7 @@ def check_record(p: Patient) -> list[Violation]:
         where = f"condition {c.id} ({c.code})"
         if c.system != "ICD-10-CM":
             continue
-        if not icd.is_valid_item(c.code):
+        if not icd10.is_valid(c.code):
             bad("invalid_code", where, f"{c.code} is not an ICD-10-CM code")
             continue
         age = _code_age(p, c)

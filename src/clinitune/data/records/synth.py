@@ -13,12 +13,11 @@ import math
 import random
 from dataclasses import asdict
 
-import simple_icd_10_cm as icd
 from sqlalchemy import insert
 from tqdm import tqdm
 
 from . import catalog as cat
-from . import names, schema
+from . import icd10, names, schema
 from .db import engine_for
 from .patient import REFERENCE_DATE, Allergy, ConditionFact, Encounter, Medication, Observation, Patient
 
@@ -253,7 +252,7 @@ def generate_patient(seed: int, pid: int, ids: _Ids) -> Patient:
         else:
             onset = max(earliest, enc.date - dt.timedelta(days=rng.randrange(0, 10)))
         fact = ConditionFact(
-            ids("conditions"), c.code, icd.get_description(c.code), onset, enc.id, "active" if c.chronic else "resolved"
+            ids("conditions"), c.code, icd10.description(c.code), onset, enc.id, "active" if c.chronic else "resolved"
         )
         p.conditions.append(fact)
         enc_of_code[c.code] = enc
