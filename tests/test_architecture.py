@@ -13,6 +13,7 @@ FORBIDDEN = {
     "infer": {"train", "eval"},
     "serve": {"train", "eval", "export"},
     "stats": {"train", "eval", "export", "models", "data"},
+    "card": {"train", "eval", "export", "data"},
     "logs": {"train", "eval", "export", "models", "data"},
     "models": {"train", "eval", "export"},
     "data": {"train", "eval", "export", "models"},

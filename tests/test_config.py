@@ -123,24 +123,29 @@ def test_cli_dry_run_and_error_exit_code(tmp_path):
     assert "rank" in bad.output and "did you mean r?" in bad.output and "Traceback" not in bad.output
 
 
-def test_quickstart_profiles_write_valid_train_configs(tmp_path):
+def test_quickstart_profiles_are_configs_of_the_one_schema(tmp_path):
     import yaml
 
-    from clinitune.config import load_config
-    from clinitune.quickstart import CONFIG, PROFILES, train_config
+    from clinitune.quickstart import PROFILES, flag_sets, profile_config, train_config
 
-    cfgs = {}
-    for name, prof in PROFILES.items():
-        cfgs[name] = load_config(train_config(tmp_path / name, prof, seed=7))  # the schema accepts it
-        assert cfgs[name].training.max_steps == prof["max_steps"] and cfgs[name].training.seed == 7
-        assert cfgs[name].training.max_minutes == prof["max_minutes"]
+    cfgs = {name: load_config(train_config(tmp_path / name, profile_config(name), seed=7)) for name in PROFILES}
+    assert cfgs["fast"].training.max_steps == 100 and cfgs["full"].training.max_steps == 1200
+    assert cfgs["fast"].training.max_minutes == 4.5 and cfgs["full"].training.max_minutes == 40
+    assert (cfgs["fast"].eval.limit, cfgs["full"].eval.limit) == (32, 160) and cfgs["full"].training.seed == 7
+    assert (cfgs["fast"].quickstart.patients, cfgs["full"].quickstart.patients) == (400, 500)
     assert cfgs["full"].training.eval_steps == 100 and cfgs["full"].data.eval_max_examples == 96
     assert cfgs["fast"].training.eval_steps == 50 and cfgs["fast"].data.eval_max_examples == 32
-    # a profile's task weights override the config's one by one; the others stay
-    base = yaml.safe_load(CONFIG.read_text())["data"]["task_weights"]
-    mine = PROFILES["full"]["data"]["task_weights"]
+    # the full profile's task weights override the fast one's one by one; the others stay
+    base = yaml.safe_load(PROFILES["fast"].read_text())["data"]["task_weights"]
+    mine = yaml.safe_load(PROFILES["full"].read_text())["data"]["task_weights"]
     assert cfgs["full"].data.task_weights == {**base, **mine} and set(mine) < set(base)
     assert cfgs["fast"].data.task_weights == base
+    # an explicit step count replaces the time budget; a flag replaces its key
+    steps = profile_config("full", flag_sets(max_steps=12, patients=60, eval_limit=8))
+    assert steps.training.max_steps == 12 and steps.training.max_minutes is None
+    assert (steps.quickstart.patients, steps.eval.limit) == (60, 8)
+    with pytest.raises(ClinituneError, match="--profile 'huge'"):
+        profile_config("huge")
 
 
 @pytest.mark.parametrize(

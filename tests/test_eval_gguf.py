@@ -7,9 +7,9 @@ import yaml
 from conftest import knowledge_rows
 from typer.testing import CliRunner
 
+from clinitune.card import model_card
 from clinitune.cli import app
 from clinitune.config import load_config
-from clinitune.export.card import model_card
 from clinitune.export.run import export
 from clinitune.layout import RunDir
 from clinitune.models.generate import llama_batched_greedy, llama_greedy, load_llama

@@ -78,7 +78,7 @@ def test_prepare_on_the_course_file_counts_and_renders_every_gender(tmp_path):
     f = tmp_path / "patients.json"
     f.write_text(json.dumps(COURSE))
     m = prepare(source="json", db=None, path=f, out=tmp_path / "o", tasks=["record_generation"], seed=1, progress=False)
-    sc = m["source_counts"]
+    sc = m.source_counts
     assert (sc["items_read"], sc["items_used"], sc["rejected"]) == (len(COURSE), len(COURSE), {})
     _counts_add_up(sc)
     outputs = [json.loads(json.loads(line)["output"]) for line in (tmp_path / "o" / "train.jsonl").open()]
@@ -196,7 +196,7 @@ def test_rejects_are_counted_by_reason_and_written_with_skip_invalid(tmp_path):
     m = prepare(
         source="json", db=None, path=f, out=out, tasks=["record_generation"], seed=1, progress=False, skip_invalid=True
     )
-    sc = m["source_counts"]
+    sc = m.source_counts
     assert sc["items_read"] == 7 and sc["items_used"] == 5 and sum(sc["rejected"].values()) == 2
     _counts_add_up(sc)
     rejects = [json.loads(line) for line in (out / "rejects.jsonl").open()]

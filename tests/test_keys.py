@@ -117,7 +117,7 @@ def test_prepare_under_two_keys_differs_and_the_key_is_in_no_output(tmp_path, no
     blob = _all_bytes(tmp_path / "a")
     for secret in (k1.secret, k1.secret.hex().encode(), k1.secret.hex().upper().encode()):
         assert secret not in blob
-    assert m1["key"]["kept_by_user"] and m1["key"]["key_id"] == k1.key_id
+    assert m1.key["kept_by_user"] and m1.key["key_id"] == k1.key_id
 
 
 def test_same_key_file_reproduces_the_data_set(tmp_path, notes):
@@ -139,7 +139,7 @@ def test_without_a_key_file_the_manifest_says_a_rerun_differs(tmp_path, notes):
     m = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert m["key"]["kept_by_user"] is False and "no" in m["key"]["reproducible"]
     m2 = _run(notes, tmp_path / "b", None)
-    assert m2["key"]["kept_by_user"] is False
+    assert m2.key["kept_by_user"] is False
     first = (tmp_path / "a" / "train.jsonl").read_text() + (tmp_path / "a" / "test.jsonl").read_text()
     again = (tmp_path / "b" / "train.jsonl").read_text() + (tmp_path / "b" / "test.jsonl").read_text()
     assert first != again

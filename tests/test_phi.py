@@ -112,7 +112,7 @@ def test_chat_lines_with_phi_in_each_role_are_quarantined_with_their_fields(tmp_
     src = _write(tmp_path / "chats.jsonl", CHATS)
     m = _prepare(src, tmp_path / "out", seed=1, group_by="patient_id")
     q = _read(tmp_path / "out" / "quarantine.jsonl")
-    assert m["counts"]["quarantined"] == 3 and len(q) == 3
+    assert m.counts["quarantined"] == 3 and len(q) == 3
     where = {json.dumps(r["messages"]): {(f["field"], f["type"]) for f in r["phi_findings"]} for r in q}
     assert ("messages[0].content (system)", "NAME") in where[json.dumps(CHATS[0]["messages"])]
     assert {("messages[1].content (user)", "NAME"), ("messages[1].content (user)", "SSN")} <= where[
@@ -128,7 +128,7 @@ def test_chat_lines_with_phi_in_each_role_are_quarantined_with_their_fields(tmp_
     everything = (tmp_path / "out" / "train.jsonl").read_text() + (tmp_path / "out" / "test.jsonl").read_text()
     assert "555-0143" not in everything and "Okonkwo" not in everything
     # A user's own chat file gets no code table and no built-in facts unless asked.
-    assert m["codebook"] is False and sum(m["counts"]["total"].values()) == 2
+    assert m.codebook is False and sum(m.counts["total"].values()) == 2
 
 
 def test_redact_keeps_the_example_with_one_surrogate_per_person_and_date_intervals(tmp_path):
@@ -152,8 +152,8 @@ def test_redact_keeps_the_example_with_one_surrogate_per_person_and_date_interva
     src = _write(tmp_path / "in.jsonl", rows)
     m = _prepare(src, tmp_path / "out", seed=3, phi_action="redact", group_by="patient_id")
     kept = [e for s in ("train", "eval", "test") for e in _read(tmp_path / "out" / f"{s}.jsonl")]
-    assert len(kept) == 3 and m["counts"]["redacted"] == 3 and m["counts"]["quarantined"] == 0
-    assert m["phi"]["action"] == "redact" and m["phi"]["hits_by_type"]["NAME"] >= 4
+    assert len(kept) == 3 and m.counts["redacted"] == 3 and m.counts["quarantined"] == 0
+    assert m.phi["action"] == "redact" and m.phi["hits_by_type"]["NAME"] >= 4
     text = json.dumps(kept)
     assert "Lopez" not in text and "Maria" not in text and "555-0143" not in text and "03/04/2021" not in text
     a = [e for e in kept if "nurse" in e["instruction"] or "discharged" in e["output"]]
@@ -174,7 +174,7 @@ def test_redact_keeps_every_chat_line_and_rewrites_each_role(tmp_path):
     src = _write(tmp_path / "chats.jsonl", CHATS)
     m = _prepare(src, tmp_path / "out", phi_action="redact", group_by="patient_id")
     kept = [e for s in ("train", "eval", "test") for e in _read(tmp_path / "out" / f"{s}.jsonl")]
-    assert len(kept) == 5 and m["counts"]["redacted"] == 3 and m["counts"]["quarantined"] == 0
+    assert len(kept) == 5 and m.counts["redacted"] == 3 and m.counts["quarantined"] == 0
     text = json.dumps(kept, ensure_ascii=False)
     for secret in ("Okonkwo", "Siobhán", "Bhriain", "912-34-5678", "555-0143"):
         assert secret not in text
@@ -221,7 +221,7 @@ def test_validate_prepare_and_train_agree_on_one_file(tmp_path):
     flagged_validate = {x["line"] for x in json.loads(res.stdout)["phi"]}
     assert flagged_validate == {1, 3, 5, 6}, res.stdout
     m = _prepare(src, tmp_path / "out")
-    assert m["counts"]["quarantined"] == 4 and m["carried_fields"] == {"note": 1, "patient_name": 1}
+    assert m.counts["quarantined"] == 4 and m.carried_fields == {"note": 1, "patient_name": 1}
     with pytest.raises(ClinituneError) as exc:
         phi_gate(src, allow_phi=False)
     assert "flags 4 example(s)" in str(exc.value) and f"{src}:1" in str(exc.value)

@@ -75,11 +75,11 @@ def test_prepare_from_database_meets_acceptance(prepared, db):
         and not groups["train"] & groups["test"]
         and not groups["eval"] & groups["test"]
     )
-    for name, info in m["files"].items():
+    for name, info in m.files.items():
         import hashlib
 
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == info["sha256"], name
-    assert m["counts"]["records"] == 500 and m["counts"]["quarantined"] == 0
+    assert m.counts["records"] == 500 and m.counts["quarantined"] == 0
     assert "| record_generation |" in (out / "report.md").read_text()
     # Every identifier the database holds is gone from every split: looked up by value, not re-screened with the
     # screen that filtered the output (which would pass whatever it missed).
@@ -228,7 +228,7 @@ def test_jsonl_source_quarantines_phi_and_gates_quality(tmp_path):
     src.write_text("".join(json.dumps(x) + "\n" for x in rows))
     out = tmp_path / "out"
     m = prepare(source="jsonl", db=None, path=src, out=out, tasks=["knowledge"], seed=1, progress=False)
-    c = m["counts"]
+    c = m.counts
     assert c["duplicates_exact"] == 3 and c["duplicates_near"] == 1 and c["invalid"] == 1 and c["quarantined"] == 1
     q = _read(out / "quarantine.jsonl")
     assert {f["type"] for f in q[0]["phi_findings"]} >= {"NAME", "PHONE"}
@@ -252,7 +252,7 @@ def test_bad_source_stops_with_every_problem_unless_skip_invalid(tmp_path):
         skip_invalid=True,
         progress=False,
     )
-    assert m["counts"]["items_in"] == 3 and m["counts"]["items_rejected"] == 2
+    assert m.counts["items_in"] == 3 and m.counts["items_rejected"] == 2
     assert len(_read(tmp_path / "o" / "rejects.jsonl")) == 2
 
 
@@ -289,7 +289,7 @@ def test_codebook_is_reference_data_in_train_only(prepared):
     assert not [
         e for e in splits["test"] if (e["instruction"], e["input"], e["output"]) in seen
     ]  # no test item is a train item
-    assert m["codebook"] is True
+    assert m.codebook is True
 
 
 def test_knowledge_tests_recall_of_trained_facts_in_other_words(prepared):
@@ -330,8 +330,8 @@ def test_held_out_phrasings_never_reach_training(prepared):
     assert len(sql) >= 20
     # Every test task is asked both ways, and each slice is labelled.
     test_tasks = {e["task"] for e in splits["test"]}
-    assert set(m["test_phrasings"]) == test_tasks
-    for task, n in m["test_phrasings"].items():
+    assert set(m.test_phrasings) == test_tasks
+    for task, n in m.test_phrasings.items():
         assert n["seen"] > 0 and n["held_out"] > 0, task
     # The training and eval text holds no held-out phrasing: matched on the text itself, not the label.
     held = [(k, _pattern(i), _pattern(inp)) for k, t in phrasings.TASKS.items() for i, inp in t.held_out]
@@ -391,3 +391,29 @@ def test_sql_answers_quote_values_from_the_database(tmp_path):
     exs = text_to_sql(stats, url, _random.Random(0))  # every question, each verified by running its SQL
     wort = [e for e in exs if "St. John" in e.instruction]
     assert wort and "'St. John''s wort'" in wort[0].reply
+
+
+def test_prepare_is_configured_like_train(db, tmp_path):
+    """A config's prepare: section and the flags that stand for its keys write the same bytes; a flag wins over
+    the file; a wrong value names its key and line."""
+    key_file = tmp_path / "data.key"
+    key_file.write_text(KEY.secret.hex())
+    key_file.chmod(0o600)
+    tasks = "icd10_coding,knowledge"
+    section = {"db": db, "tasks": tasks.split(","), "split": "0.6,0.2,0.2", "key_file": str(key_file), "seed": 3}
+    cfg = tmp_path / "prepare.yaml"
+    cfg.write_text(json.dumps({"prepare": {**section, "out": str(tmp_path / "a")}}))
+    assert runner.invoke(app, ["prepare", "-c", str(cfg), "-q"]).exit_code == 0
+    flags = ["--db", db, "--tasks", tasks, "--split", "0.6,0.2,0.2", "--key-file", str(key_file), "--seed", "3"]
+    assert runner.invoke(app, ["prepare", *flags, "--out", str(tmp_path / "b"), "-q"]).exit_code == 0
+    for name in ("train.jsonl", "eval.jsonl", "test.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert {r["task"] for r in _read(tmp_path / "a" / "train.jsonl")} == {"icd10_coding", "knowledge"}
+    # a flag is a shorthand for its key, so it replaces the file's value
+    res = runner.invoke(app, ["prepare", "-c", str(cfg), "--tasks", "knowledge", "--out", str(tmp_path / "c"), "-q"])
+    assert res.exit_code == 0 and {r["task"] for r in _read(tmp_path / "c" / "train.jsonl")} == {"knowledge"}
+    cfg.write_text("prepare:\n  db: sqlite:///x.db\n  split: 0.5,0.1,0.1\n  phi_actoin: redact\n")
+    res = runner.invoke(app, ["prepare", "-c", str(cfg)])
+    assert res.exit_code == 2
+    assert "prepare.yaml:3: prepare.split" in res.output and "summing to 1" in res.output
+    assert "prepare.yaml:4: prepare.phi_actoin: unknown key; did you mean phi_action?" in res.output

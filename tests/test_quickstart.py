@@ -53,7 +53,7 @@ def test_quickstart_end_to_end(tmp_path):
     assert {p["task"] for p in preds} == set(ft) and all({"prediction", "reference", "score"} <= set(p) for p in preds)
     assert "Modelfile" in s["paths"]["modelfile"] and len(s["answers"]) == 2
     again = CliRunner().invoke(app, args)
-    assert again.exit_code == 0
+    assert again.exit_code == 0, again.output
     assert set(json.loads((work / "summary.json").read_text())["skipped"]) >= {
         "synth",
         "prepare",

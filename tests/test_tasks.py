@@ -46,7 +46,7 @@ def test_a_toy_task_goes_through_prepare_and_eval_by_its_registries(toy_task, tm
     key = keys.load_or_create(tmp_path / "k")
     m = prepare(source="database", db=db, path=None, out=out, tasks=["allergy_count"], seed=1, progress=False, key=key)
     rows = [json.loads(x) for s in ("train", "eval", "test") for x in (out / f"{s}.jsonl").read_text().splitlines()]
-    assert rows and {r["task"] for r in rows} == {"allergy_count"} and m["counts"]["examples_built"] == 30
+    assert rows and {r["task"] for r in rows} == {"allergy_count"} and m.counts["examples_built"] == 30
     ex = parse(rows[0], "train.jsonl:1")
     assert M.score("allergy_count", ex.reply, ex) == {"exact_match": 1.0}
     assert M.primary("allergy_count") == "exact_match"

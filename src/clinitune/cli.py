@@ -63,10 +63,15 @@ Overrides = Annotated[
 # Flags that stand for config keys, per command: the one table that turns a flag into the `--set` it is
 # shorthand for, so a flag and its key can never disagree and a run's config.yaml records either.
 FLAG_KEYS = {
+    "prepare": {
+        k: f"prepare.{k}"
+        for k in ("source", "db", "path", "out", "tasks", "max_examples", "augment", "skip_invalid", "canaries")
+        + ("codebook", "phi_action", "group_by", "field_map", "table", "split", "key_file", "seed")
+    },
     "train": {"seed": "training.seed", "allow_phi": "data.allow_phi", "minutes": "training.max_minutes"},
     "eval": {
         "constrain": "eval.constrain",
-        "seed": "training.seed",
+        "seed": "eval.seed",
         "allow_phi": "data.allow_phi",
         "baseline": "eval.baselines",
         "limit": "eval.limit",
@@ -99,7 +104,8 @@ def _sets(command: str, overrides: list[str] | None, **flags) -> list[str]:
     for name, value in flags.items():
         if value is None or value is False:
             continue
-        text = str(value) if isinstance(value, (str, Path)) else json.dumps(value)
+        # a text flag (a path, a URL) is quoted, so that YAML reads it back as the same text
+        text = json.dumps(str(value) if isinstance(value, Path) else value)
         out.append(f"{FLAG_KEYS[command][name]}={text}")
     return out
 
@@ -179,7 +185,7 @@ def synth(
 
 
 PhiAction = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--phi-action",
         help="What an identifier found by the PHI screen does: quarantine "
@@ -219,7 +225,7 @@ KeyFile = Annotated[
     ),
 ]
 Canaries = Annotated[
-    int,
+    int | None,
     typer.Option(
         min=0, help="Plant K random secrets in train (repeated 1, 4, 16, 32 times) for eval's exposure probe."
     ),
@@ -232,7 +238,7 @@ Codebook = Annotated[
     ),
 ]
 Split = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--split",
         help="Train, eval and test shares of the patients (or groups), e.g. 0.6,0.1,0.3 for a larger test set.",
@@ -242,21 +248,21 @@ Split = Annotated[
 
 @app.command()
 def prepare(
-    source: Annotated[str, typer.Option(help="database, csv, jsonl, json or fhir.")] = "database",
-    db: Annotated[str, typer.Option(help="SQLAlchemy URL, for --source database.")] = "sqlite:///data/clinic.db",
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config with a prepare: section.")] = None,
+    overrides: Overrides = None,
+    source: Annotated[str | None, typer.Option(help="database, csv, jsonl, json or fhir.")] = None,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL, for --source database.")] = None,
     path: Annotated[Path | None, typer.Option(help="Input file or dir, for file sources.")] = None,
-    out: Annotated[Path, typer.Option(help="Output dir for train/eval/test JSONL, manifest and report.")] = Path(
-        "data/prepared"
-    ),
+    out: Annotated[Path | None, typer.Option(help="Output dir for train/eval/test JSONL, manifest and report.")] = None,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated task names; default: all.")] = None,
     max_examples: Annotated[int | None, typer.Option(min=1)] = None,
     augment: Annotated[bool, typer.Option(help="Rephrase instructions and vary demographics.")] = False,
     skip_invalid: Annotated[
         bool, typer.Option(help="Continue past bad records, writing them to a rejects file.")
     ] = False,
-    canaries: Canaries = 0,
+    canaries: Canaries = None,
     codebook: Codebook = None,
-    phi_action: PhiAction = "quarantine",
+    phi_action: PhiAction = None,
     group_by: GroupBy = None,
     field_map: FieldMapFile = None,
     suggest_map: SuggestMap = None,
@@ -264,58 +270,48 @@ def prepare(
         str | None,
         typer.Option(help="A table of --db that is not clinitune's own: records with --map, else Q/A pairs."),
     ] = None,
-    split: Split = "0.8,0.1,0.1",
+    split: Split = None,
     key_file: KeyFile = None,
     seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
     """Turn patient records into PHI-screened, split, versioned instruction data."""
     _setup_logging(quiet)
-    from .data.prepare import parse_ratios, parse_tasks
+    from .config import load_config
+    from .data.prepare import options_of
     from .data.prepare import prepare as run_prepare
     from .data.privacy import keys
-    from .data.records.mapping import DEFAULT, load_map
     from .data.records.suggest import suggest_for
 
     if suggest_map is not None:
         typer.echo(suggest_for(suggest_map), nl=False)
         return
-
+    flags = dict(source=source, db=db, path=path, out=out, tasks=tasks, max_examples=max_examples, augment=augment)
+    flags.update(skip_invalid=skip_invalid, canaries=canaries, phi_action=phi_action, group_by=group_by)
+    flags.update(field_map=field_map, table=table, split=split, key_file=key_file, seed=seed)
+    # --no-codebook is a setting, not an absent flag
+    flags["codebook"] = None if codebook is None else str(codebook).lower()
+    c = load_config(config, _sets("prepare", overrides, **flags)).prepare
     m = run_prepare(
-        source=source,
-        db=db,
-        path=path,
-        out=out,
-        tasks=parse_tasks(tasks),
-        seed=42 if seed is None else seed,
-        max_examples=max_examples,
-        do_augment=augment,
-        skip_invalid=skip_invalid,
+        **options_of(c),
         progress=not quiet,
-        canaries=canaries,
-        use_codebook=codebook,
-        phi_action=phi_action,
-        group_by=group_by,
-        ratios=parse_ratios(split),
-        fmap=load_map(field_map) if field_map else DEFAULT,
-        table=table,
-        key=keys.load_or_create(key_file, guarded=out) if key_file else None,
+        key=keys.load_or_create(Path(c.key_file), guarded=Path(c.out)) if c.key_file else None,
     )
-    if not key_file:
+    if not c.key_file:
         typer.echo("  key: one-time (pseudonyms and surrogates can't be repeated; --key-file FILE keeps one)")
-    _print_prepared(m, phi_action)
-    typer.echo(str(out))
+    _print_prepared(m, c.phi_action)
+    typer.echo(c.out)
 
 
-def _print_prepared(m: dict, phi_action: str) -> None:
+def _print_prepared(m, phi_action: str) -> None:
     from .data.prepare import COUNT_KEYS
 
-    c = m["counts"]
+    c = m.counts
     for key in COUNT_KEYS:
         if c.get(key) is not None:
             typer.echo(f"  {key:<18} {c[key]}")
     typer.echo("  " + ", ".join(f"{s}: {n}" for s, n in c["total"].items()))
-    sc = m.get("source_counts")
+    sc = m.source_counts
     if sc:
         parts = [f"{sc['items_read']} read", f"{sc['items_used']} used"]
         parts += [f"{n} rejected ({k})" for k, n in sc["rejected"].items()]
@@ -323,10 +319,10 @@ def _print_prepared(m: dict, phi_action: str) -> None:
         typer.echo("  source: " + ", ".join(parts))
         for k, n in sc["notes"].items():
             typer.echo(f"  note: {k} ({n})")
-    if m["phi"]["examples_by_type"]:
+    if m.phi["examples_by_type"]:
         typer.echo(
             f"  PHI findings by type ({phi_action}): "
-            + ", ".join(f"{t} {n}" for t, n in m["phi"]["examples_by_type"].items())
+            + ", ".join(f"{t} {n}" for t, n in m.phi["examples_by_type"].items())
         )
 
 
@@ -576,7 +572,7 @@ def eval_(
         constrain=ec.constrain,
         baselines=[b.replace("-", "_") for b in ec.baselines],
         limit=ec.limit,
-        seed=cfg.training.seed,
+        seed=ec.seed,
         k=ec.few_shot_k,
         db=db,
         batch_size=ec.batch_size,

@@ -60,6 +60,61 @@ class _Section(BaseModel):
         return value
 
 
+SourceKind = Literal["database", "csv", "jsonl", "json", "fhir"]
+PhiAction = Literal["quarantine", "redact", "mask", "fail"]
+
+
+class PrepareConfig(_Section):
+    """`clinitune prepare`: where the records come from, what the data set holds, how it is screened and split.
+    Each prepare flag is a shorthand for one of these keys."""
+
+    source: SourceKind = "database"
+    db: str | None = Field("sqlite:///data/clinic.db", description="SQLAlchemy URL, for source: database or table.")
+    path: str | None = Field(None, description="Input file or dir, for file sources.")
+    table: str | None = Field(None, description="A table of db that is not clinitune's own (records with field_map).")
+    out: str = Field("data/prepared", description="Output dir for train/eval/test JSONL, manifest and report.")
+    tasks: list[str] | None = Field(None, description="Task names; null: every task.")
+    max_examples: int | None = Field(None, ge=1)
+    augment: bool = Field(False, description="Rephrase instructions and vary demographics.")
+    skip_invalid: bool = Field(False, description="Continue past bad records, writing them to a rejects file.")
+    canaries: int = Field(0, ge=0, description="Random secrets planted in train for eval's exposure probe.")
+    codebook: bool | None = Field(None, description="Add the ICD-10-CM table to train; null: on for records.")
+    phi_action: PhiAction = "quarantine"
+    group_by: str | None = Field(None, description="Field naming each example's patient (e.g. patient_id).")
+    field_map: str | None = Field(None, description="YAML file naming where your records keep each field.")
+    split: list[float] = Field([0.8, 0.1, 0.1], min_length=3, max_length=3, description="Train, eval, test shares.")
+    key_file: str | None = Field(None, description="The data set's secret key file (0600, outside out).")
+    seed: int = Field(42, ge=0, le=2**32 - 1)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _comma_tasks(cls, value):
+        return [t.strip() for t in value.split(",") if t.strip()] if isinstance(value, str) else value
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _comma_split(cls, value):
+        if isinstance(value, str):
+            try:
+                return [float(x) for x in value.split(",")]
+            except ValueError:
+                raise ValueError(f"{value!r}: give train,eval,test shares, e.g. 0.8,0.1,0.1") from None
+        return value
+
+    @field_validator("split")
+    @classmethod
+    def _shares(cls, value):
+        if min(value) < 0 or value[0] <= 0 or abs(sum(value) - 1) > 1e-6:
+            raise ValueError(f"{','.join(map(str, value))}: three non-negative shares, train above 0, summing to 1")
+        return value
+
+
+class QuickstartConfig(_Section):
+    """What only `clinitune quickstart` reads (configs/quickstart*.yaml are its profiles)."""
+
+    patients: int = Field(400, ge=10, description="Synthetic patients in the quickstart's database.")
+
+
 class ModelConfig(_Section):
     name_or_path: str = Field("smollm2-135m-instruct", description="Alias, hub id, local HF dir or .gguf file.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -226,6 +281,9 @@ class EvalConfig(_Section):
         None, ge=1, description="N / tasks test examples per task, up to 4x for short-answer tasks; none: all."
     )
     batch_size: int = Field(32, ge=1)
+    seed: int = Field(
+        42, ge=0, le=2**32 - 1, description="Seed of the test sample and the bootstrap intervals (not training.seed)."
+    )
     constrain: bool = Field(
         False, description="Also score record and FHIR answers constrained to their JSON Schema (HF and GGUF)."
     )
@@ -264,6 +322,7 @@ class ServeConfig(_Section):
 
 
 class Config(_Section):
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -274,6 +333,7 @@ class Config(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    quickstart: QuickstartConfig = Field(default_factory=QuickstartConfig)
 
     @model_validator(mode="after")
     def _method_matches_quantization(self) -> Config:

@@ -171,6 +171,41 @@ class RunDir:
         return TrainSummary.from_dict(json.loads(self.summary_file.read_text()))
 
 
+@dataclass
+class PrepareManifest:
+    """What prepare was asked, read and wrote: manifest.json is its `to_dict()`, in this order."""
+
+    tool: str
+    tool_version: str
+    seed: int
+    key: dict  # which key made the data set (keys.describe), never the key
+    source: dict
+    source_counts: dict | None  # read = used + rejected + skipped, per source item
+    tasks: list[str]
+    augment: bool
+    max_examples: int | None
+    codebook: bool
+    group_by: str | None
+    split: list[float]
+    limits: dict
+    counts: dict  # built, deduplicated, quarantined...; per_split and total
+    balance: dict
+    phi: dict  # the screen's findings and what screened
+    phi_findings_by_type: dict
+    carried_fields: dict  # screened, never written to the splits
+    test_phrasings: dict  # test examples per task in a seen and in a held-out phrasing
+    files: dict  # name -> sha256 and lines of each split: what the PHI gate accepts
+    unscreened_files: dict  # quarantine, invalid and rejected lines: never vouched for
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PrepareManifest:
+        """A manifest as written; a key an older prepare did not write reads as None."""
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
 @dataclass(frozen=True)
 class DataDir:
     """A `clinitune prepare --out` dir: the splits, quarantine, manifest, canaries and report."""
@@ -202,13 +237,13 @@ class DataDir:
     def quarantine(self) -> Path:
         return self.path / self.QUARANTINE
 
-    def read_manifest(self) -> dict | None:
-        return json.loads(self.manifest.read_text()) if self.manifest.is_file() else None
+    def read_manifest(self) -> PrepareManifest | None:
+        return PrepareManifest.from_dict(json.loads(self.manifest.read_text())) if self.manifest.is_file() else None
 
     def source_url(self) -> str | None:
         """The database prepare read from, as recorded (with any password masked) in the manifest."""
-        m = self.read_manifest() or {}
-        return m.get("source", {}).get("url")
+        m = self.read_manifest()
+        return (m.source or {}).get("url") if m else None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from .config import Config, load_config
+from .config import Config, load_config, to_yaml
 from .data.prepare import prepare
 from .data.privacy import keys
 from .data.records.synth import write_database
@@ -25,40 +25,20 @@ from .errors import ClinituneError
 from .eval.report import EvalResults, console_table, phrasing_line, verdict_line
 from .eval.run import evaluate
 from .export.run import export
-from .layout import DataDir, EvalDir, ExportDir, ExportResult, RunDir, TrainSummary
+from .layout import DataDir, EvalDir, ExportDir, ExportResult, PrepareManifest, RunDir, TrainSummary
 from .models.chat import LlamaChat
 from .paths import atomic_write_text
 from .stats import BETTER
 from .train.estimate import Estimate, estimate
 from .train.loop import train
 
-PROFILES = {
-    # Both profiles train for a time budget, not a step count: the same 100 steps took 321 s on one
-    # 2-core machine and 422 s on another. `--steps N` trains exactly N steps instead (reproducible).
-    # fast: under 10 minutes end to end on a 2-core CPU (eval, prepare and export take about 250 s);
-    # full: under 60 minutes, with a larger eval (limit 160 takes 20 per long task and up to 80 per short
-    # one). A test split of 30 % of the patients holds enough examples per task for that sample.
-    "fast": {"patients": 400, "split": (0.6, 0.1, 0.3), "max_steps": 100, "max_minutes": 4.5, "eval_limit": 32},
-    # Early stopping on 32 held-out examples every 50 steps is noise at lr 2e-3: it ended a 1,200-step
-    # run at step 450 (best 300, work/full4). The long run checks less often, on more examples, and keeps
-    # every checkpoint so that a task's learning curve can be measured afterwards (bench/learning_curve.py).
-    "full": {
-        "patients": 500,
-        "split": (0.6, 0.1, 0.3),
-        "max_steps": 1200,
-        "max_minutes": 40,
-        "eval_limit": 160,
-        "training": {"eval_steps": 100, "save_steps": 100, "save_total_limit": 30},
-        # By step 600 icd10_coding scores 0.925 and validation 0.23 (bench/learning_curve.py on the run at
-        # 3.0 and 0.4): the long run moves tokens from the saturated code table to the validation task.
-        "data": {"eval_max_examples": 96, "task_weights": {"icd10_coding": 1.5, "validation": 1.2}},
-    },
-}
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+# Each profile is a config file of the one schema: fast is quickstart.yaml, full changes keys on top of it.
+PROFILES = {"fast": CONFIGS / "quickstart.yaml", "full": CONFIGS / "quickstart-full.yaml"}
 SPEC_PROMPTS = [
     "Generate a patient record for a 65-year-old male with hypertension.",
     "What ICD-10 code represents essential hypertension?",
 ]
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
 
 
 def _sha(*parts) -> str:
@@ -101,25 +81,45 @@ class Steps:
         return result
 
 
-def train_config(workdir: Path, prof: dict, seed: int) -> Path:
-    data = yaml.safe_load(CONFIG.read_text()) if CONFIG.is_file() else {}
-    data.setdefault("data", {}).update(
-        {
-            "train": str(DataDir(workdir / "data").split("train")),
-            "eval": str(DataDir(workdir / "data").split("eval")),
-            "test": str(DataDir(workdir / "data").split("test")),
-        }
-    )
-    data.setdefault("training", {}).update(
-        {"output_dir": str(workdir / "run"), "max_steps": prof["max_steps"], "seed": seed}
-    )
-    if prof.get("max_minutes"):
-        data["training"]["max_minutes"] = prof["max_minutes"]
-    for section in ("training", "data"):
-        for key, value in prof.get(section, {}).items():  # a dict (task_weights) overrides key by key
-            data[section][key] = {**data[section].get(key, {}), **value} if isinstance(value, dict) else value
+def leaf_sets(data: dict, prefix: str = "") -> list[str]:
+    """A config dict as `--set` lines, one per leaf, so that a dict (task_weights) is overridden key by key."""
+    out = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out += leaf_sets(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}={json.dumps(value)}")
+    return out
+
+
+def profile_config(profile: str, sets: list[str] | None = None) -> Config:
+    """The profile's config (its file validated on its own, then laid over the fast one), then `sets`."""
+    if profile not in PROFILES:
+        raise ClinituneError(f"--profile {profile!r}: expected one of {', '.join(PROFILES)}")
+    layers = []
+    if PROFILES[profile] != PROFILES["fast"]:
+        load_config(PROFILES[profile])  # its own errors name its own file and line
+        layers = leaf_sets(yaml.safe_load(PROFILES[profile].read_text()))
+    return load_config(PROFILES["fast"], layers + list(sets or []))
+
+
+def flag_sets(patients=None, max_steps=None, eval_limit=None, max_minutes=None) -> list[str]:
+    """The quickstart's flags as the keys they stand for; an explicit step count replaces the time budget."""
+    sets = [f"quickstart.patients={patients}"] if patients else []
+    if max_steps:
+        sets += [f"training.max_steps={max_steps}", "training.max_minutes=null"]
+    sets += [f"eval.limit={eval_limit}"] if eval_limit else []
+    return sets + ([f"training.max_minutes={max_minutes}"] if max_minutes else [])
+
+
+def train_config(workdir: Path, cfg: Config, seed: int) -> Path:
+    """The run's config: the profile's, with the data set and run dir under `workdir` and the seed."""
+    data = DataDir(workdir / "data")
+    cfg = cfg.model_copy(deep=True)
+    cfg.data.train, cfg.data.eval, cfg.data.test = (str(data.split(s)) for s in ("train", "eval", "test"))
+    cfg.training.output_dir, cfg.training.seed = str(workdir / "run"), seed
     path = workdir / "train_config.yaml"
-    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    atomic_write_text(path, to_yaml(cfg))
     return path
 
 
@@ -151,17 +151,6 @@ def ask(gguf: Path, cfg: Config) -> dict[str, str]:
     return {p: chat.chat([{"role": "user", "content": p}], gen, stream=False) for p in SPEC_PROMPTS}
 
 
-def profile_settings(profile: str, **given) -> dict:
-    """The profile's settings, with each option the user gave in place of the profile's own."""
-    if profile not in PROFILES:
-        raise ClinituneError(f"--profile {profile!r}: expected one of {', '.join(PROFILES)}")
-    prof = dict(PROFILES[profile])
-    if given.get("max_steps"):  # an explicit step count replaces the profile's budget
-        prof.pop("max_minutes", None)
-    prof.update({k: v for k, v in given.items() if v})
-    return prof
-
-
 def run_quickstart(
     workdir: Path,
     patients: int | None,
@@ -172,7 +161,7 @@ def run_quickstart(
     eval_limit: int | None = None,
     minutes: float | None = None,
 ) -> QuickstartSummary:
-    prof = profile_settings(profile, patients=patients, max_steps=steps, eval_limit=eval_limit, max_minutes=minutes)
+    prof = profile_config(profile, flag_sets(patients, steps, eval_limit, minutes))
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     runner = Steps(workdir, fresh)
@@ -183,13 +172,13 @@ def run_quickstart(
 
     runner.run(
         "synth",
-        _sha(prof["patients"], seed, "v1"),
+        _sha(prof.quickstart.patients, seed, "v1"),
         [db_path],
-        lambda: write_database(db, prof["patients"], seed, progress=True),
+        lambda: write_database(db, prof.quickstart.patients, seed, progress=True),
     )
     manifest = runner.run(
         "prepare",
-        _sha(db_path, seed, "phrasings-held-out", prof["split"]),
+        _sha(db_path, seed, "phrasings-held-out", tuple(prof.prepare.split)),
         [data.manifest],
         # The key sits beside the data set, not in it: synthetic patients, and a re-run must repeat the split.
         lambda: prepare(
@@ -199,9 +188,10 @@ def run_quickstart(
             out=data.path,
             tasks=list(TASKS),
             seed=seed,
-            ratios=prof["split"],
+            ratios=tuple(prof.prepare.split),
             key=keys.load_or_create(workdir / "data.key"),
         ),  # fmt: skip
+        kind=PrepareManifest,
     )
     cfg_path = train_config(workdir, prof, seed)
     cfg = load_config(cfg_path)
@@ -215,9 +205,9 @@ def run_quickstart(
     trained = runner.run("train", _sha(cfg_path, data.manifest), [run.summary_file], _train, kind=TrainSummary)
     results = runner.run(
         "eval",
-        _sha(run.summary_file, data.split("test"), prof["eval_limit"]),
+        _sha(run.summary_file, data.split("test"), prof.eval.limit),
         [EvalDir(eval_dir).metrics],
-        lambda: evaluate(data=data.split("test"), out=eval_dir, run=run.path, limit=prof["eval_limit"], seed=seed),
+        lambda: evaluate(data=data.split("test"), out=eval_dir, run=run.path, limit=prof.eval.limit, seed=seed),
         kind=EvalResults,
     )
     # export runs after eval, so its model card carries the eval table
@@ -242,9 +232,9 @@ def run_quickstart(
         seed=seed,
         paths=paths,
         data={
-            "examples": manifest["counts"]["total"],
-            "quarantined": manifest["counts"]["quarantined"],
-            "phi_findings_by_type": manifest["phi_findings_by_type"],
+            "examples": manifest.counts["total"],
+            "quarantined": manifest.counts["quarantined"],
+            "phi_findings_by_type": manifest.phi_findings_by_type,
         },
         estimate=est.to_dict(),
         metrics={

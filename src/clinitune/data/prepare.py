@@ -17,6 +17,7 @@ import random
 import re
 import shutil
 import tempfile
+import typing
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -24,8 +25,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import __version__
+from ..config import PhiAction, PrepareConfig
 from ..errors import ClinituneError
-from ..layout import SPLIT_FILES, DataDir
+from ..layout import SPLIT_FILES, DataDir, PrepareManifest
 from ..paths import exclusive, require_dir
 from . import quality
 from .example import Example, ExampleError, carried_keys
@@ -38,7 +40,7 @@ from .privacy.keys import DataKey
 from .records import sources
 from .records.coherence import check_record
 from .records.db import masked_url
-from .records.mapping import DEFAULT, FieldMap, read_record
+from .records.mapping import DEFAULT, FieldMap, load_map, read_record
 from .split import SPLITS, assign, split, split_of
 from .tasks import PATIENT_TASKS, TASKS, SqlStats, codebook, example, knowledge, text_to_sql
 
@@ -171,7 +173,7 @@ def plant_canaries(train: list[Example], k: int, seed: int) -> dict:
     return {"canaries": spec}
 
 
-PHI_ACTIONS = ("quarantine", "redact", "mask", "fail")
+PHI_ACTIONS = typing.get_args(PhiAction)
 
 
 def _read_source(source: str, db: str | None, path, group_by: str | None, skip_invalid: bool, counts: Counter, **how):
@@ -249,6 +251,28 @@ class Options:
     table: str | None = None
 
 
+def options_of(c: PrepareConfig) -> dict:
+    """The config's prepare section as prepare()'s options (the fields of Options)."""
+    return {
+        "source": c.source,
+        "db": c.db,
+        "path": Path(c.path) if c.path else None,
+        "out": Path(c.out),
+        "tasks": parse_tasks(",".join(c.tasks) if c.tasks else None),
+        "seed": c.seed,
+        "max_examples": c.max_examples,
+        "do_augment": c.augment,
+        "skip_invalid": c.skip_invalid,
+        "canaries": c.canaries,
+        "use_codebook": c.codebook,
+        "phi_action": c.phi_action,
+        "group_by": c.group_by,
+        "ratios": tuple(c.split),
+        "fmap": load_map(Path(c.field_map)) if c.field_map else DEFAULT,
+        "table": c.table,
+    }
+
+
 @dataclass
 class Gathered:
     """Every candidate example, with the names to screen it for, and what the source held."""
@@ -269,7 +293,7 @@ class Screened:
     phi_stats: dict
 
 
-def prepare(*, progress: bool = True, key: DataKey | None = None, **options) -> dict:
+def prepare(*, progress: bool = True, key: DataKey | None = None, **options) -> PrepareManifest:
     """Read a source, build and screen examples, and write the data set (options: the fields of Options).
     `key`: the data set's secret (keys.load_or_create); without one, a one-time key that makes surrogates and
     the split unrepeatable."""
@@ -310,7 +334,7 @@ def prepare(*, progress: bool = True, key: DataKey | None = None, **options) -> 
         if canary_spec:
             files[DataDir.CANARIES] = json.dumps(canary_spec, indent=2) + "\n"
         manifest = manifest_of(o, key, g, sc, parts, carried, files)
-        files[DataDir.MANIFEST] = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
+        files[DataDir.MANIFEST] = json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n"
         files[DataDir.REPORT] = report(manifest)
         write_dataset(o.out, files)
         return manifest
@@ -372,44 +396,45 @@ def screen_candidates(g: Gathered, o: Options, key: DataKey, progress: bool) -> 
     return Screened(clean, quarantine, invalid, phi_stats)
 
 
-def manifest_of(o: Options, key: DataKey, g: Gathered, sc: Screened, parts: dict, carried: Counter, files: dict):
+def manifest_of(
+    o: Options, key: DataKey, g: Gathered, sc: Screened, parts: dict, carried: Counter, files: dict
+) -> PrepareManifest:
     per_split = {s: dict(sorted(Counter(e.task for e in parts[s]).items())) for s in SPLITS}
     phrasing_slices = Counter((e.task, slice_of(e.phrasing)) for e in parts["test"] if slice_of(e.phrasing))
-    return {
-        "tool": "clinitune",
-        "tool_version": __version__,
-        "seed": o.seed,
+    return PrepareManifest(
+        tool="clinitune",
+        tool_version=__version__,
+        seed=o.seed,
         # Pseudonyms, surrogates, date shifts and groups are keyed by a secret that is not in this file.
-        "key": keys.describe(key),
-        "source": g.source_desc,
-        # read = used + rejected + skipped, per source item (object, line, row, patient); notes count caveats
-        "source_counts": g.source_counts,
-        "tasks": o.tasks,
-        "augment": o.do_augment,
-        "max_examples": o.max_examples,
-        "codebook": g.use_codebook,
-        "group_by": o.group_by,
-        "split": list(o.ratios),
-        "limits": {
+        key=keys.describe(key),
+        source=g.source_desc,
+        # notes count caveats, per source item (object, line, row, patient)
+        source_counts=g.source_counts,
+        tasks=o.tasks,
+        augment=o.do_augment,
+        max_examples=o.max_examples,
+        codebook=g.use_codebook,
+        group_by=o.group_by,
+        split=list(o.ratios),
+        limits={
             "min_instruction": o.limits.min_instruction,
             "min_output": o.limits.min_output,
             "max_output": o.limits.max_output,
         },
-        "counts": {**dict(g.counts), "per_split": per_split, "total": {s: len(parts[s]) for s in SPLITS}},
-        "balance": quality.balance([e for s in SPLITS for e in parts[s]]),
-        "phi": {**sc.phi_stats, "screen": phi.describe()},
-        "phi_findings_by_type": sc.phi_stats["examples_by_type"],
-        "carried_fields": dict(sorted(carried.items())),  # screened, never written to the splits
-        # test examples per task asked in a phrasing training saw, and in one it never saw
-        "test_phrasings": {
+        counts={**dict(g.counts), "per_split": per_split, "total": {s: len(parts[s]) for s in SPLITS}},
+        balance=quality.balance([e for s in SPLITS for e in parts[s]]),
+        phi={**sc.phi_stats, "screen": phi.describe()},
+        phi_findings_by_type=sc.phi_stats["examples_by_type"],
+        carried_fields=dict(sorted(carried.items())),
+        test_phrasings={
             t: {sl: phrasing_slices[(t, sl)] for sl in (SEEN, HELD_OUT)}
             for t in sorted({t for t, _ in phrasing_slices})
         },
         # Only the splits are vouched for (manifest.vouched reads "files"); the quarantine, the invalid and
         # rejected lines were never screened clean, so they sit under a key the PHI gate never accepts.
-        "files": {name: _entry(text) for name, text in sorted(files.items()) if name in SPLIT_FILES},
-        "unscreened_files": {name: _entry(text) for name, text in sorted(files.items()) if name not in SPLIT_FILES},
-    }
+        files={name: _entry(text) for name, text in sorted(files.items()) if name in SPLIT_FILES},
+        unscreened_files={name: _entry(text) for name, text in sorted(files.items()) if name not in SPLIT_FILES},
+    )
 
 
 def write_dataset(out: Path, files: dict[str, str]) -> None:
@@ -431,15 +456,15 @@ def write_dataset(out: Path, files: dict[str, str]) -> None:
         raise
 
 
-def report(m: dict) -> str:
-    c = m["counts"]
+def report(m: PrepareManifest) -> str:
+    c = m.counts
     lines = [
         "# clinitune prepare report",
         "",
-        f"- tool version: {m['tool_version']}",
-        f"- seed: {m['seed']}",
-        f"- source: {json.dumps(m['source'])}",
-        f"- tasks: {', '.join(m['tasks'])}",
+        f"- tool version: {m.tool_version}",
+        f"- seed: {m.seed}",
+        f"- source: {json.dumps(m.source)}",
+        f"- tasks: {', '.join(m.tasks)}",
         "",
         "## Counts",
         "",
@@ -449,7 +474,7 @@ def report(m: dict) -> str:
     for k in COUNT_KEYS:
         if c.get(k) is not None:
             lines.append(f"| {k} | {c[k]} |")
-    sc = m.get("source_counts")
+    sc = m.source_counts
     if sc:
         lines += ["", "## What the source held (read = used + rejected + skipped)", "", "| item | count |", "|---|---|"]
         lines += [f"| read | {sc['items_read']} |", f"| used | {sc['items_used']} |"]
@@ -461,22 +486,22 @@ def report(m: dict) -> str:
     for t in tasks:
         lines.append(f"| {t} | " + " | ".join(str(c["per_split"][s].get(t, 0)) for s in SPLITS) + " |")
     lines.append("| **total** | " + " | ".join(str(c["total"][s]) for s in SPLITS) + " |")
-    if m.get("test_phrasings"):
+    if m.test_phrasings:
         lines += ["", "## Test examples by phrasing (held out: a phrasing training never saw)", ""]
         lines += ["| task | seen | held out |", "|---|---|---|"]
-        lines += [f"| {t} | {v[SEEN]} | {v[HELD_OUT]} |" for t, v in m["test_phrasings"].items()]
+        lines += [f"| {t} | {v[SEEN]} | {v[HELD_OUT]} |" for t, v in m.test_phrasings.items()]
     lines += [
         "",
-        f"## PHI findings (action: {m['phi']['action']}; examples and identifiers, by type)",
+        f"## PHI findings (action: {m.phi['action']}; examples and identifiers, by type)",
         "",
         "| type | examples | identifiers |",
         "|---|---|---|",
     ]
-    lines += [
-        f"| {t} | {n} | {m['phi']['hits_by_type'].get(t, 0)} |" for t, n in m["phi"]["examples_by_type"].items()
-    ] or ["| none | 0 | 0 |"]
+    lines += [f"| {t} | {n} | {m.phi['hits_by_type'].get(t, 0)} |" for t, n in m.phi["examples_by_type"].items()] or [
+        "| none | 0 | 0 |"
+    ]
     lines += ["", "## Files", "", "| file | lines | sha256 |", "|---|---|---|"]
-    every = {**m["files"], **m.get("unscreened_files", {})}
+    every = {**m.files, **(m.unscreened_files or {})}
     lines += [f"| {f} | {v['lines']} | `{v['sha256']}` |" for f, v in sorted(every.items())]
     return "\n".join(lines) + "\n"
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from gguf import GGUFReader
 
+from ..card import model_card
 from ..config import Config
 from ..data.example import Example
 from ..data.example import load as load_examples
@@ -33,7 +34,6 @@ from ..models.loading import load_adapter, load_causal_lm, load_tokenizer
 from ..models.registry import resolve_model
 from ..paths import atomic_dir, atomic_write_text, require_dir
 from ..stats import ratio_ci
-from .card import model_card
 from .gguf_writer import write_gguf, write_lora_gguf
 
 log = logging.getLogger(__name__)

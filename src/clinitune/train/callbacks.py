@@ -10,6 +10,7 @@ import matplotlib
 import torch
 from tqdm import tqdm
 
+from ..card import Curve, model_card
 from ..config import Config
 from ..layout import RunDir, TrainSummary
 from ..paths import atomic_write_text
@@ -175,59 +176,8 @@ class Monitor:
         if self.tb:
             self.tb.close()
         self.plot()
-        c = self.cfg
-        hp = {
-            k: getattr(c.training, k)
-            for k in (
-                "per_device_train_batch_size",
-                "gradient_accumulation_steps",
-                "learning_rate",
-                "lr_scheduler_type",
-                "warmup_ratio",
-                "weight_decay",
-                "max_grad_norm",
-                "num_train_epochs",
-                "max_steps",
-                "seed",
-            )
-        }
-        lines = [
-            f"# clinitune fine-tune: {Path(str(c.model.name_or_path)).name}",
-            "",
-            f"- base model: `{summary.base_model}`",
-            f"- method: {c.lora.method}"
-            + (
-                f" (r={c.lora.r}, alpha={c.lora.lora_alpha:g}, dropout={c.lora.lora_dropout}, "
-                f"targets={c.lora.target_modules})"
-                if c.lora.method != "full"
-                else ""
-            ),
-            f"- training data: `{c.data.train}` (manifest sha256 `{summary.data_manifest}`)",
-            f"- steps: {summary.steps}, stopped early: {summary.stopped_early}",
-            f"- best eval loss: {summary.best_eval_loss} at step {summary.best_step}",
-            "",
-            "## Hyperparameters",
-            "",
-            "| key | value |",
-            "|---|---|",
-            *[f"| {k} | {v} |" for k, v in hp.items()],
-            "",
-            "## Metrics",
-            "",
-            "| step | train loss | eval loss |",
-            "|---|---|---|",
-        ]
-        evals = dict(self.eval_losses)
-        for step, loss in self.train_losses:
-            lines.append(f"| {step} | {loss:.4f} | {evals.get(step, ''):{'.4f' if step in evals else ''}} |")
-        if summary.warnings:
-            lines += ["", "## Warnings", "", *[f"- {w}" for w in summary.warnings]]
-        lines += [
-            "",
-            "![loss curve](loss.png)",
-            "",
-            "Trained with clinitune on de-identified data; see the data manifest.",
-        ]
-        atomic_write_text(self.run.model_card, "\n".join(lines) + "\n")
+        curve = Curve(train=list(self.train_losses), eval=list(self.eval_losses))
+        card = model_card(self.run, self.cfg, summary, eval_dir=self.run.path / "eval", curve=curve)
+        atomic_write_text(self.run.model_card, card)
         if self.mlflow:
             tracking.finish(self.mlflow, self.run)

@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import re
+import typing
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -28,6 +29,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy import Date, Float, Integer, MetaData, Table, inspect, select
 from tqdm import tqdm
 
+from ...config import SourceKind
 from ...errors import ClinituneError
 from ...paths import atomic_write_text
 from ..example import Example, ExampleError, shape_of
@@ -43,7 +45,7 @@ from .synth import patient_rows
 
 log = logging.getLogger(__name__)
 
-KINDS = ("database", "csv", "jsonl", "json", "fhir")
+KINDS = typing.get_args(SourceKind)
 INSTRUCTION_COLUMNS = {"instruction", "output", "prompt", "completion", "response", "question", "answer"}
 CHUNK = 500
 TABLES = {"patients": schema.patients, **schema.FACT_TABLES}

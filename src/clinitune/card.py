@@ -1,18 +1,22 @@
-"""The model card `export` writes beside the GGUF: a Hugging Face README.md with YAML metadata (base_model,
-license, tags, the eval table as model-index) and what a clinical reviewer asks before a model is deployed:
-the data it learned from (manifest hash, PHI screen counts), how it scored (each task with its interval and
-verdict against the base model), what the privacy probes found, and where it must not be used."""
+"""The one model card writer: a Hugging Face README.md with YAML metadata (base_model, license, tags, the eval
+table as model-index) and what a clinical reviewer asks before a model is deployed: the data it learned from
+(manifest hash, PHI screen counts), how it scored (each task with its interval and verdict against the base
+model), what the privacy probes found, and where it must not be used.
+
+`train` writes it into the run (with the hyperparameters and the loss curve); `export` writes it beside the
+GGUF (with the eval table and each file's verification)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from ..config import Config
-from ..layout import DataDir, EvalDir, RunDir, TrainSummary
-from ..models.registry import ALIASES
+from .config import Config
+from .layout import DataDir, EvalDir, RunDir, TrainSummary
+from .models.registry import ALIASES
 
 # The embedded and common bases' licenses; anything else is "other", for the reviewer to fill in.
 LICENSES = {"HuggingFaceTB/SmolLM2-135M-Instruct": "apache-2.0"}
@@ -99,26 +103,84 @@ def _dp_line(dp: dict | None) -> str:
     )
 
 
-def model_card(rd: RunDir, cfg: Config, summary: TrainSummary, report: dict, eval_dir: Path | None) -> str:
+HYPERPARAMETERS = (
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_ratio",
+    "weight_decay",
+    "max_grad_norm",
+    "num_train_epochs",
+    "max_steps",
+    "seed",
+)
+
+
+@dataclass
+class Curve:
+    """What the training loop logged, for the run's card: (step, loss) pairs."""
+
+    train: list[tuple[int, float]]
+    eval: list[tuple[int, float]]
+
+
+def _training_section(cfg: Config, summary: TrainSummary, curve: Curve) -> list[str]:
+    c = cfg.lora
+    method = f" (r={c.r}, alpha={c.lora_alpha:g}, dropout={c.lora_dropout}, targets={c.target_modules})"
+    lines = [
+        "## Hyperparameters",
+        "",
+        f"- method: {c.method}" + (method if c.method != "full" else ""),
+        f"- stopped early: {summary.stopped_early}",
+        "",
+        "| key | value |",
+        "|---|---|",
+        *[f"| {k} | {getattr(cfg.training, k)} |" for k in HYPERPARAMETERS],
+        "",
+        "## Training curve",
+        "",
+        "| step | train loss | eval loss |",
+        "|---|---|---|",
+    ]
+    evals = dict(curve.eval)
+    for step, loss in curve.train:
+        lines.append(f"| {step} | {loss:.4f} | {evals.get(step, ''):{'.4f' if step in evals else ''}} |")
+    lines += ["", "![loss curve](loss.png)"]
+    if summary.warnings:
+        lines += ["", "## Warnings", "", *[f"- {w}" for w in summary.warnings]]
+    return lines
+
+
+def model_card(
+    rd: RunDir,
+    cfg: Config,
+    summary: TrainSummary,
+    report: dict | None = None,
+    eval_dir: Path | None = None,
+    curve: Curve | None = None,
+) -> str:
+    """The card of a run (`curve`: what training logged) or of its export (`report`: each file's verification)."""
     metrics = _eval_metrics(eval_dir)
     manifest = DataDir(Path(cfg.data.train).parent).read_manifest() if cfg.data.train else None
-    phi = (manifest or {}).get("phi") or {}
+    phi = (manifest.phi if manifest else None) or {}
     name = cfg.model.name_or_path
     base = ALIASES[name].hub_id if name in ALIASES else name  # the hub id, not a path in this machine's cache
+    library = "gguf" if report is not None else "peft" if summary.method != "full" else "transformers"
     meta = {
         "base_model": base,
         "license": LICENSES.get(base, "other"),
-        "library_name": "gguf",
+        "library_name": library,
         "pipeline_tag": "text-generation",
-        "tags": ["clinitune", "healthcare", "medical", "gguf", summary.method]
+        "tags": ["clinitune", "healthcare", "medical", *(["gguf"] if report is not None else []), summary.method]
         + (["differential-privacy"] if summary.privacy else []),
         "model-index": model_index(rd.name, metrics),
     }
-    files = [
-        f"| {kind} | {v['size_mb']} | {v['top1_agreement']} [{v['top1_ci95'][0]}, {v['top1_ci95'][1]}] | "
-        f"{v['floor']} | {v['examples']} | {v['mean_kl']} |"
-        for kind, v in report.items()
-    ]
+    made = (
+        "exported to GGUF for llama.cpp and Ollama (`clinitune serve` offers it as an OpenAI-compatible API)."
+        if report is not None
+        else f"trained in `{rd.path}` (`clinitune export --run` writes its GGUF, verified)."
+    )
     lines = [
         "---",
         yaml.safe_dump(meta, sort_keys=False).rstrip(),
@@ -126,8 +188,7 @@ def model_card(rd: RunDir, cfg: Config, summary: TrainSummary, report: dict, eva
         "",
         f"# {rd.name}",
         "",
-        f"A {summary.method} fine-tune of `{base}` made with clinitune, exported to GGUF for "
-        "llama.cpp and Ollama (`clinitune serve` offers it as an OpenAI-compatible API).",
+        f"A {summary.method} fine-tune of `{base}` made with clinitune, {made}",
         "",
         "## Intended use",
         "",
@@ -148,6 +209,7 @@ def model_card(rd: RunDir, cfg: Config, summary: TrainSummary, report: dict, eva
         f"at step {summary.best_step}",
         _dp_line(summary.privacy),
         "",
+        *(_training_section(cfg, summary, curve) + [""] if curve else []),
         "## Evaluation (test split, 95 % intervals, paired against the base model)",
         "",
         *_eval_section(metrics),
@@ -155,11 +217,20 @@ def model_card(rd: RunDir, cfg: Config, summary: TrainSummary, report: dict, eva
         "## Privacy probes",
         "",
         *_privacy_section(metrics),
+    ]
+    return "\n".join(lines + (_files_section(report) if report is not None else [])) + "\n"
+
+
+def _files_section(report: dict) -> list[str]:
+    return [
         "",
         "## Files (each verified against the HF model it came from)",
         "",
         "| file | size MB | top-1 agreement with the HF model [95 % CI] | floor (refused below) | examples | mean KL |",
         "|---|---|---|---|---|---|",
-        *files,
+        *[
+            f"| {kind} | {v['size_mb']} | {v['top1_agreement']} [{v['top1_ci95'][0]}, {v['top1_ci95'][1]}] | "
+            f"{v['floor']} | {v['examples']} | {v['mean_kl']} |"
+            for kind, v in report.items()
+        ],
     ]
-    return "\n".join(lines) + "\n"
