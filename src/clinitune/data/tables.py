@@ -171,6 +171,6 @@ def table_examples(
 
 
 def noun_of(name: str) -> str:
-    """dental_visits.csv -> "dental visit"."""
+    """A file's stem as the noun its rows are asked about: dental_visits -> "dental visit"."""
     words = re.sub(r"[_\-.]+", " ", name).strip().lower()
     return words[:-1] if words.endswith("s") and not words.endswith("ss") else words or "table"
