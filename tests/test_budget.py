@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 
 import pytest
 import yaml
@@ -61,7 +62,11 @@ def _cfg(tmp_path, tiny_llama, lora=None, **training):
 
 
 def test_budget_plans_the_schedule_and_records_it(tmp_path, tiny_llama, capsys):
-    summary = loop.train(_cfg(tmp_path, tiny_llama, max_minutes=0.5, lr_scheduler_type="cosine"), quiet=True)
+    cfg = _cfg(tmp_path, tiny_llama, max_minutes=0.5, lr_scheduler_type="cosine")
+    start = time.monotonic()
+    summary = loop.train(cfg, quiet=True)
+    # The budget is the whole call's: setup, steps, evals and the finish (a margin for a slow disk at the end).
+    assert time.monotonic() - start <= 0.5 * 60 + 10
     planned = RunDir(tmp_path / "run").read_config().training.max_steps
     assert planned > 1 and summary.steps <= planned
     out = capsys.readouterr().out

@@ -26,7 +26,8 @@ def test_eval_gguf_scores_the_exported_file_beside_the_hf_model(tmp_path, tiny_l
         "data": {"train": str(d / "train.jsonl"), "max_seq_length": 64},
         "training": {
             "output_dir": str(tmp_path / "run"),
-            "max_steps": 2,
+            "max_steps": 24,  # enough to answer in words: an empty reply would make the comparison below vacuous
+            "learning_rate": 5e-3,
             "precision": "fp32",
             "save_steps": 1000,
             "early_stopping_patience": None,
@@ -56,7 +57,10 @@ def test_eval_gguf_scores_the_exported_file_beside_the_hf_model(tmp_path, tiny_l
     assert set(m["candidates"]) == {"fine_tuned", "gguf"} and m["gguf"] == gguf
     row = m["comparison"][0]
     assert row["n"] == 6 and len(row["ci95"]["gguf"]) == 2
-    # An f16 file of the same weights answers as the HF model does: no significant difference on the task.
+    # An f16 file of the same weights answers as the HF model does, example by example (greedy decoding).
+    preds = [json.loads(line) for line in (tmp_path / "e" / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 6 and all(p["prediction"] for p in preds)
+    assert [p["gguf_prediction"] for p in preds] == [p["prediction"] for p in preds]
     assert row["gguf_vs_hf"]["verdict"] == "no significant difference"
     assert "What the GGUF costs on the tasks" in (tmp_path / "e" / "report.md").read_text()
 

@@ -226,8 +226,10 @@ def evaluate(
 
 
 def prediction_rows(by_task: dict[str, list[Example]], outputs: dict, scores: dict) -> list[dict]:
-    """Each example the model under test answered, with its reference and primary score."""
+    """Each example the model under test answered, with its reference and primary score; beside it, the
+    shipped GGUF's answer to the same prompt when both were scored (where the file answers otherwise)."""
     subject = "fine_tuned" if "fine_tuned" in outputs else GGUF
+    beside = GGUF if subject != GGUF and GGUF in outputs else None
     return [
         {
             "task": t,
@@ -238,6 +240,7 @@ def prediction_rows(by_task: dict[str, list[Example]], outputs: dict, scores: di
             "input": e.input,
             "reference": e.reply,
             "prediction": outputs[subject][e.id],
+            **({"gguf_prediction": outputs[beside][e.id]} if beside else {}),
         }
         for t, exs in by_task.items()
         for e, s in zip(exs, scores[subject][t])
