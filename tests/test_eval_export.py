@@ -9,6 +9,8 @@ from conftest import knowledge_rows, tiny_model_dir
 
 from clinitune.config import GenerationConfig
 from clinitune.data.example import instruction as instruction_example
+from clinitune.data.tasks import CUSTOM, SPECS
+from clinitune.data.tasks.text_to_sql import guard
 from clinitune.eval import metrics as M
 from clinitune.eval.privacy import auc, non_members
 from clinitune.eval.run import sample_sizes
@@ -66,7 +68,7 @@ def conn(tmp_path):
     c.executemany("INSERT INTO conditions VALUES (?, ?, ?)", [(1, 1, "I10"), (2, 2, "I10"), (3, 2, "E11.9")])
     c.commit()
     c.close()
-    ro = M.guard(sqlite3.connect(f"file:{db}?mode=ro", uri=True))  # as eval's sqlite_copy opens it
+    ro = guard(sqlite3.connect(f"file:{db}?mode=ro", uri=True))  # as eval's sqlite_copy opens it
     yield ro
     ro.close()
 
@@ -105,7 +107,7 @@ def test_extraction_validation_fhir_knowledge_metrics():
     v_ref = {"valid": False, "errors": [{"rule": "invalid_code", "field": "diagnoses[0].code", "message": "x"}]}
     assert M.score("validation", json.dumps(v_ref), _ex(json.dumps(v_ref)))["f1"] == 1.0
     assert M.score("validation", json.dumps({"valid": True, "errors": []}), _ex(json.dumps(v_ref)))["recall"] == 0.0
-    from clinitune.data.tasks import fhir_resources
+    from clinitune.data.tasks.fhir_conversion import fhir_resources
 
     bundle = fhir_resources(REC)
     assert M.score("fhir_conversion", json.dumps(bundle), _ex(json.dumps(bundle))) == {
@@ -243,7 +245,7 @@ def test_canary_exposure_grows_with_repetition(tmp_path, tiny_llama):
     assert exposures[True] > exposures[False] + 1.0, exposures
 
 
-@pytest.mark.parametrize("task", sorted(M.SCORERS))
+@pytest.mark.parametrize("task", [*SPECS, CUSTOM.name])
 @pytest.mark.parametrize(
     "pred", ['{"entry": ["x", 3]}', '["a"]', '{"diagnoses": "E11.9", "errors": [1], "vitals": 5}', "null", ""]
 )

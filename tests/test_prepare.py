@@ -293,11 +293,11 @@ def test_codebook_is_reference_data_in_train_only(prepared):
 
 
 def test_knowledge_tests_recall_of_trained_facts_in_other_words(prepared):
-    from clinitune.data.tasks import REFERENCE_PREFIX, knowledge_items
+    from clinitune.data.tasks import REFERENCE_PREFIX, knowledge
 
     out, _ = prepared
     splits = {s: [e for e in _read(out / f"{s}.jsonl") if e["task"] == "knowledge"] for s in ("train", "eval", "test")}
-    items = knowledge_items()
+    items = knowledge.knowledge_items()
     assert all(len(it["paraphrases"]) >= 2 for it in items)
     originals = [e for e in splits["train"] if e["group"] == f"{REFERENCE_PREFIX}knowledge"]
     assert len(originals) == len(items)  # every fact is taught in its own words
@@ -318,15 +318,15 @@ def _pattern(template: str) -> re.Pattern:
 
 
 def test_held_out_phrasings_never_reach_training(prepared):
-    from clinitune.data import phrasings
+    from clinitune.data.tasks import phrasing_tables
 
     out, m = prepared
     splits = {s: _read(out / f"{s}.jsonl") for s in ("train", "eval", "test")}
-    for key, table in phrasings.TASKS.items():
+    for key, table in phrasing_tables().items():
         if not key.startswith("text_to_sql."):
             assert len(table.seen) + len(table.held_out) >= 20, key
         assert not set(table.seen) & set(table.held_out), key
-    sql = [p for k, t in phrasings.TASKS.items() if k.startswith("text_to_sql.") for p in t.seen + t.held_out]
+    sql = [p for k, t in phrasing_tables().items() if k.startswith("text_to_sql.") for p in t.seen + t.held_out]
     assert len(sql) >= 20
     # Every test task is asked both ways, and each slice is labelled.
     test_tasks = {e["task"] for e in splits["test"]}
@@ -334,7 +334,7 @@ def test_held_out_phrasings_never_reach_training(prepared):
     for task, n in m.test_phrasings.items():
         assert n["seen"] > 0 and n["held_out"] > 0, task
     # The training and eval text holds no held-out phrasing: matched on the text itself, not the label.
-    held = [(k, _pattern(i), _pattern(inp)) for k, t in phrasings.TASKS.items() for i, inp in t.held_out]
+    held = [(k, _pattern(i), _pattern(inp)) for k, t in phrasing_tables().items() for i, inp in t.held_out]
     for s in ("train", "eval"):
         for e in splits[s]:
             assert "held_out" not in e.get("phrasing", ""), e
@@ -377,7 +377,7 @@ def test_sql_answers_quote_values_from_the_database(tmp_path):
     import random as _random
 
     from clinitune.data.records.sources import iter_database
-    from clinitune.data.tasks import SqlStats, text_to_sql
+    from clinitune.data.tasks import text_to_sql
 
     url = f"sqlite:///{tmp_path / 'q.db'}"
     write_database(url, 30, seed=3, progress=False)
@@ -385,10 +385,10 @@ def test_sql_answers_quote_values_from_the_database(tmp_path):
         sql = "UPDATE allergies SET substance = :s WHERE id = (SELECT min(id) FROM allergies)"
         conn.execute(text(sql), {"s": "St. John's wort"})
         conn.commit()
-    stats = SqlStats()
+    stats = text_to_sql.SqlStats()
     for p in iter_database(url):
         stats.add(p)
-    exs = text_to_sql(stats, url, _random.Random(0))  # every question, each verified by running its SQL
+    exs = text_to_sql.examples(stats, url, _random.Random(0))  # every question, each verified by running its SQL
     wort = [e for e in exs if "St. John" in e.instruction]
     assert wort and "'St. John''s wort'" in wort[0].reply
 

@@ -2,7 +2,7 @@
 
 import sqlite3
 
-from clinitune.eval.metrics import guard, run_sql
+from clinitune.data.tasks.text_to_sql import guard, run_sql
 
 
 def _conn(tmp_path):

@@ -68,12 +68,13 @@ def test_two_examples_never_make_a_continuous_difference_significant():
 
 
 def test_phrasing_slices_split_scores_by_seen_and_held_out():
-    from clinitune.data.phrasings import held_out_version, phrased
+    from clinitune.data.phrasings import held_out_version
+    from clinitune.data.tasks import icd10_lookup, phrasing_tables
     from clinitune.eval.report import phrasing_rows
 
     rng = random.Random(1)
-    exs = [phrased("icd10_lookup", f"p{i}", rng, f"E11.{i} is a code.", {"code": f"E11.{i}"}) for i in range(400)]
-    test = [held_out_version(e, seed=3) for e in exs]
+    exs = [icd10_lookup.ask(f"p{i}", rng, f"E11.{i}", "a code") for i in range(400)]
+    test = [held_out_version(e, 3, phrasing_tables()) for e in exs]
     held = ["/held_out/" in e.phrasing for e in test]
     assert 150 < sum(held) < 250  # about half, chosen by hash
     assert all(e.reply == t.reply and e.group == t.group for e, t in zip(exs, test))
@@ -90,12 +91,13 @@ def test_phrasing_slices_split_scores_by_seen_and_held_out():
 
 
 def test_phrasing_slices_pair_the_model_with_each_baseline_within_each_slice():
-    from clinitune.data.phrasings import held_out_version, phrased
+    from clinitune.data.phrasings import held_out_version
+    from clinitune.data.tasks import icd10_lookup, phrasing_tables
     from clinitune.eval.report import EvalResults, phrasing_line, phrasing_rows
 
     rng = random.Random(2)
-    exs = [phrased("icd10_lookup", f"p{i}", rng, f"E11.{i} is a code.", {"code": f"E11.{i}"}) for i in range(60)]
-    test = [held_out_version(e, seed=3) for e in exs]
+    exs = [icd10_lookup.ask(f"p{i}", rng, f"E11.{i}", "a code") for i in range(60)]
+    test = [held_out_version(e, 3, phrasing_tables()) for e in exs]
     held = ["/held_out/" in e.phrasing for e in test]
     # Right on every seen phrasing, wrong on every held-out one; the baselines are wrong everywhere.
     scores = {

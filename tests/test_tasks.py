@@ -1,4 +1,5 @@
-"""A task is one spec in one registry: prepare builds it, eval scores it, and a task missing a part fails by name."""
+"""A task is one module with one spec in one registry: prepare builds it, eval scores it, and a task missing a
+part fails by name."""
 
 import json
 import random
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from clinitune.data import phrasings, tasks
+from clinitune.data import tasks
 from clinitune.data.example import parse
 from clinitune.data.phrasings import Phrasings, phrased
 from clinitune.data.prepare import prepare
@@ -16,30 +17,32 @@ from clinitune.data.records.synth import write_database
 from clinitune.eval import metrics as M
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "data-and-phi.md"
+SRC = Path(tasks.__file__).parent
+
+# The toy task is what a new task module holds: its phrasings, its builder, its scorer, its spec.
+ALLERGY_PHRASINGS = Phrasings(
+    seen=(("How many allergies does this {age}-year-old have?", ""),), held_out=(("Count allergies.", ""),)
+)
 
 
 def allergy_count(rec: dict, group: str, rng: random.Random):
     n = len(rec["allergies"])
-    return [phrased("allergy_count", group, rng, f"The patient has {n} recorded allergies.", {"age": rec["age"]})]
+    answer = f"The patient has {n} recorded allergies."
+    return [phrased("allergy_count", group, rng, answer, {"age": rec["age"]}, ALLERGY_PHRASINGS)]
+
+
+def exact(pred, ex):
+    return {"exact_match": float(pred.strip() == ex.reply)}
 
 
 @pytest.fixture
 def toy_task(monkeypatch):
-    spec = tasks.TaskSpec("allergy_count", "exact_match", 8, allergy_count)
-    monkeypatch.setitem(tasks.SPECS, spec.name, spec)
-    monkeypatch.setitem(tasks.PATIENT_TASKS, spec.name, spec.builder)
-    monkeypatch.setitem(
-        phrasings.TASKS,
-        spec.name,
-        Phrasings(
-            seen=(("How many allergies does this {age}-year-old have?", ""),), held_out=(("Count allergies.", ""),)
-        ),
-    )
-    monkeypatch.setitem(M.SCORERS, spec.name, lambda pred, ex: {"exact_match": float(pred.strip() == ex.reply)})
+    spec = tasks.TaskSpec("allergy_count", "exact_match", 8, exact, {"allergy_count": ALLERGY_PHRASINGS}, allergy_count)
+    monkeypatch.setitem(tasks.SPECS, spec.name, spec)  # the one registry line
     return spec
 
 
-def test_a_toy_task_goes_through_prepare_and_eval_by_its_registries(toy_task, tmp_path):
+def test_a_toy_task_goes_through_prepare_and_eval_by_its_one_registry_line(toy_task, tmp_path):
     db = f"sqlite:///{tmp_path / 'c.db'}"
     write_database(db, 30, seed=2, progress=False)
     out = tmp_path / "data"
@@ -50,17 +53,41 @@ def test_a_toy_task_goes_through_prepare_and_eval_by_its_registries(toy_task, tm
     ex = parse(rows[0], "train.jsonl:1")
     assert M.score("allergy_count", ex.reply, ex) == {"exact_match": 1.0}
     assert M.primary("allergy_count") == "exact_match"
+    # Its test examples were asked again in its held-out phrasing, found through the same spec.
+    test = [json.loads(x) for x in (out / "test.jsonl").read_text().splitlines()]
+    assert any(r["instruction"] == "Count allergies." for r in test)
 
 
-def test_a_task_without_phrasings_fails_at_import_by_name(monkeypatch):
-    monkeypatch.setitem(tasks.SPECS, "orphan", tasks.TaskSpec("orphan", "f1", 10, None))
-    with pytest.raises(RuntimeError, match="task orphan: no phrasings"):
-        tasks.check_specs()
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        ({"phrasings": {}}, "task orphan: no phrasings"),
+        ({"phrasings": {"orphan": Phrasings(seen=(("q", ""),), held_out=())}}, "no phrasings"),
+        ({"phrasings": {"other": ALLERGY_PHRASINGS}}, "phrasing key 'other'"),
+        ({"scorer": None}, "task orphan: no scorer"),
+        ({"max_new_tokens": 0}, "positive max_new_tokens"),
+        ({"schema": "nowhere.schema.json"}, "resources/nowhere.schema.json is missing"),
+    ],
+)
+def test_a_task_missing_a_part_fails_on_construction_by_name(change, says):
+    parts = dict(name="orphan", metric="f1", max_new_tokens=10, scorer=exact, phrasings={"orphan": ALLERGY_PHRASINGS})
+    with pytest.raises(RuntimeError, match=re.escape(says)):
+        tasks.TaskSpec(**{**parts, **change})
 
 
-def test_every_task_has_a_scorer_and_an_unknown_task_is_free_text():
-    assert set(tasks.SPECS) <= set(M.SCORERS)
+def test_every_task_is_one_module_holding_its_spec_and_an_unknown_task_is_free_text():
+    for name, spec in tasks.SPECS.items():
+        module = getattr(tasks, name)  # data/tasks/<name>.py
+        assert module.SPEC is spec and Path(module.__file__) == SRC / f"{name}.py"
+        assert spec.scorer.__module__ in (module.__name__, "clinitune.data.tasks.common"), name
     assert tasks.spec_of("my_own_task") is tasks.CUSTOM and M.primary("my_own_task") == "token_f1"
+
+
+def test_two_tasks_may_not_claim_one_phrasing_key(monkeypatch):
+    twin = tasks.TaskSpec("knowledge", "f1", 8, exact, {"knowledge": ALLERGY_PHRASINGS})
+    monkeypatch.setitem(tasks.SPECS, "knowledge_twin", twin)
+    with pytest.raises(RuntimeError, match="filed under 'knowledge_twin'"):
+        tasks.check_registry()
 
 
 def test_the_docs_task_table_lists_the_registry_in_order():

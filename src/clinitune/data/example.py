@@ -60,7 +60,7 @@ class Example:
     fields: dict = field(
         default_factory=dict, compare=False, hash=False
     )  # instruction/input/output when shape == instruction
-    phrasing: str = ""  # which built-in phrasing asked it (data/phrasings.py), for the held-out slice
+    phrasing: str = ""  # which built-in phrasing asked it (its task's PHRASINGS), for the held-out slice
     slots: dict = field(default_factory=dict, compare=False, hash=False)  # its values, to ask it again; never written
 
     # ---------------------------------------------------------------- views

@@ -31,6 +31,7 @@ from ..layout import SPLIT_FILES, DataDir, PrepareManifest
 from ..paths import exclusive, require_dir
 from . import quality
 from .example import Example, ExampleError, carried_keys
+from .example import instruction as example
 from .example import parse as parse_example
 from .jsonio import json_lines
 from .phrasings import HELD_OUT, SEEN, held_out_version, slice_of
@@ -42,7 +43,8 @@ from .records.coherence import check_record
 from .records.db import masked_url
 from .records.mapping import DEFAULT, FieldMap, load_map, read_record
 from .split import SPLITS, assign, split, split_of
-from .tasks import PATIENT_TASKS, TASKS, SqlStats, codebook, example, knowledge, text_to_sql
+from .tasks import SPECS, TASKS, icd10_coding, knowledge, patient_builders, phrasing_tables, text_to_sql
+from .tasks.text_to_sql import SqlStats
 
 log = logging.getLogger(__name__)
 # The manifest's counts, in the order the data moves; the report and the CLI print them in this order.
@@ -63,7 +65,7 @@ def parse_tasks(text: str | None) -> list[str]:
     if not text:
         return list(TASKS)
     chosen = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [t for t in chosen if t not in TASKS]
+    unknown = [t for t in chosen if t not in SPECS]
     if unknown:
         raise ClinituneError(f"--tasks: unknown task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
     return chosen
@@ -140,6 +142,7 @@ def build_examples(
     loaded_records, tasks: list[str], seed: int, key: DataKey, stats: SqlStats | None, counts: Counter, progress: bool
 ):
     """Yield (example, extra names to screen for) for each patient-derived example."""
+    builders = patient_builders()
     for p in tqdm(loaded_records, desc="build", unit="patient", disable=not progress):
         counts["records"] += 1
         if stats is not None:
@@ -148,8 +151,7 @@ def build_examples(
         group = rec["patient_id"]
         names = tuple(n for n in (p.first_name, p.last_name) if n)
         for task in tasks:
-            builder = PATIENT_TASKS.get(task)
-            if builder:
+            if builder := builders.get(task):
                 for ex in builder(rec, group, random.Random(f"{seed}:{group}:{task}")):
                     yield ex, names
 
@@ -309,8 +311,10 @@ def prepare(*, progress: bool = True, key: DataKey | None = None, **options) -> 
         # The split is fixed before anything is written, so that test examples can be asked in held-out
         # phrasings before the quality gate and the PHI screen read them.
         where = assign([ex for ex, _ in g.candidates], o.seed, o.ratios)
+        tables = phrasing_tables()
         g.candidates = [
-            (held_out_version(ex, o.seed) if split_of(ex, where) == "test" else ex, names) for ex, names in g.candidates
+            (held_out_version(ex, o.seed, tables) if split_of(ex, where) == "test" else ex, names)
+            for ex, names in g.candidates
         ]
         carried = Counter(k for ex, _ in g.candidates for k in carried_keys(ex))
         sc = screen_candidates(g, o, key, progress)
@@ -356,18 +360,22 @@ def gather(o: Options, key: DataKey, progress: bool) -> Gathered:
     candidates: list[tuple[Example, tuple]] = [(ex, ()) for ex in user_examples]
     if use_codebook and {"icd10_coding", "icd10_lookup"} & set(o.tasks):
         # First, so that dedupe keeps the table entry and drops a patient example that repeats it word for word.
-        candidates[:0] = [(ex, ()) for ex in codebook(random.Random(f"{o.seed}:codebook")) if ex.task in o.tasks]
+        candidates[:0] = [
+            (ex, ()) for ex in icd10_coding.codebook(random.Random(f"{o.seed}:codebook")) if ex.task in o.tasks
+        ]
     candidates.extend(build_examples(records, o.tasks, o.seed, key, stats, counts, progress))
     if source_counts is None:  # clinitune's own database streams: each patient row read is one record
         n = counts["records"]
         source_counts = {"items_read": n, "items_used": n, "records": n, "examples": 0}
         source_counts.update(rejected={}, skipped={}, notes={})
     if "knowledge" in o.tasks and builtin:
-        candidates.extend((ex, ()) for ex in knowledge(random.Random(f"{o.seed}:knowledge")))
+        candidates.extend((ex, ()) for ex in knowledge.examples(random.Random(f"{o.seed}:knowledge")))
     if stats is not None:
         # One question per two patients keeps the task mix balanced; the DB offers far more.
         limit = max(40, counts["records"] // 2)
-        candidates.extend((ex, ()) for ex in text_to_sql(stats, o.db, random.Random(f"{o.seed}:sql"), limit=limit))
+        candidates.extend(
+            (ex, ()) for ex in text_to_sql.examples(stats, o.db, random.Random(f"{o.seed}:sql"), limit=limit)
+        )
     counts["examples_built"] = len(candidates)
     return Gathered(candidates, source_desc, source_counts, rejects, use_codebook, counts)
 

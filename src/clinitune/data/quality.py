@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .example import Example
-from .tasks import JSON_TASKS
+from .tasks import spec_of
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def example_problems(ex: Example, limits: Limits = Limits()) -> list[str]:
         out.append(f"output too short ({len(ex.reply)} chars; needs > {limits.min_output})")
     if len(ex.reply) >= limits.max_output:
         out.append(f"output too long ({len(ex.reply)} chars; needs < {limits.max_output})")
-    if ex.task in JSON_TASKS:
+    if spec_of(ex.task).json:
         try:
             json.loads(ex.reply)
         except json.JSONDecodeError as exc:

@@ -23,6 +23,7 @@ from ..data.example import Example
 from ..data.example import load as load_examples
 from ..data.manifest import phi_gate
 from ..data.tasks import spec_of, task_schema
+from ..data.tasks.text_to_sql import guard
 from ..errors import ClinituneError
 from ..layout import DataDir, RunDir
 from ..models.generate import (
@@ -68,7 +69,7 @@ def sqlite_copy(data_dir: Path, db: str | None):
         return
     tmp = Path(tempfile.mkdtemp(prefix="clinitune-eval-"))
     shutil.copy(src, tmp / "db.sqlite")
-    conn = M.guard(sqlite3.connect(f"file:{tmp / 'db.sqlite'}?mode=ro", uri=True))
+    conn = guard(sqlite3.connect(f"file:{tmp / 'db.sqlite'}?mode=ro", uri=True))
     try:
         yield conn
     finally:

@@ -200,7 +200,7 @@ def verification_examples(eval_path, n: int) -> list[Example]:
     own: list[Example] = []
     while len(own) < n and any(queues):
         own += [q.pop(0) for q in queues if q][: n - len(own)]
-    return own + knowledge(random.Random(0))[: max(0, n - len(own))]
+    return own + knowledge.examples(random.Random(0))[: max(0, n - len(own))]
 
 
 def gate(kind: str, path: Path, v: dict) -> None:
