@@ -112,3 +112,36 @@ def test_phrasing_slices_pair_the_model_with_each_baseline_within_each_slice():
     assert all("verdict" not in r for r in rows if r["candidate"] != "fine_tuned")
     line = phrasing_line(EvalResults(candidates={}, n_examples=60, seed=0, phrasings=rows))
     assert line.endswith("better than every baseline on seen phrasings in 1 of 1 tasks, on held-out ones in 0")
+
+
+def test_the_report_says_which_test_answers_state_a_fact_training_taught():
+    from clinitune.data.example import instruction
+    from clinitune.data.tasks import icd10_lookup
+    from clinitune.eval.report import SEEN_FACT, UNSEEN_FACT, EvalResults, fact_counts, fact_rows, facts_section, taught
+
+    rng = random.Random(0)
+    # Training taught E11.9 in one wording; the test asks it again in another, and asks I10, never taught.
+    train = [icd10_lookup.ask("reference:icd10", rng, "E11.9", "Type 2 diabetes mellitus without complications")]
+    test = [icd10_lookup.ask(f"p{i}", rng, code, "x") for i, code in enumerate(["E11.9"] * 20 + ["I10"] * 20)]
+    # A knowledge answer counts as taught only word for word; another task's identical answer does not count.
+    know_train = [instruction("knowledge", "k", "What is X?", "X is a thing."), instruction("custom", "c", "?", "Y.")]
+    know_test = [
+        instruction("knowledge", "k2", "Tell me X.", "X is a thing."),
+        instruction("knowledge", "k3", "?", "Y."),
+    ]
+    seen = taught({"icd10_lookup": test, "knowledge": know_test}, train + know_train)
+    assert seen == {"icd10_lookup": [True] * 20 + [False] * 20, "knowledge": [True, False]}
+    counts = fact_counts(seen)
+    assert counts["icd10_lookup"] == {"n": 40, "seen": 20, "share": 0.5} and counts["knowledge"]["seen"] == 1
+    # A model that recalls what it was taught and knows nothing else: better on the seen slice only.
+    primary = {
+        "zero_shot": {"icd10_lookup": [0.0] * 40},
+        "few_shot": {"icd10_lookup": [0.0] * 40},
+        "fine_tuned": {"icd10_lookup": [1.0] * 20 + [0.0] * 20},
+    }
+    rows = fact_rows({"icd10_lookup": seen["icd10_lookup"]}, primary, seed=0)
+    (mine,) = [r for r in rows if r["candidate"] == "fine_tuned"]
+    assert mine[SEEN_FACT]["mean"] == 1.0 and mine[UNSEEN_FACT]["mean"] == 0.0 and mine["gap"] == -1.0
+    assert mine["verdict"] == {SEEN_FACT: BETTER, UNSEEN_FACT: SAME}
+    md = "\n".join(facts_section(EvalResults({}, 40, 0, facts=counts, fact_slices=rows)))
+    assert "| icd10_lookup | 40 | 20 | 50% |" in md and "| icd10_lookup | fine-tuned | 20 |" in md

@@ -12,6 +12,7 @@ import matplotlib
 
 from ..data.example import Example
 from ..data.phrasings import HELD_OUT, SEEN, slice_of
+from ..data.tasks import spec_of
 from ..layout import EvalDir, RunDir
 from ..paths import atomic_write_text
 from ..stats import BETTER, SAME, WORSE, mean_ci, overall, paired, unpaired_diff_ci
@@ -34,6 +35,7 @@ LABELS = {
     GGUF_SCHEMA: "GGUF + schema",
 }
 BASELINES = ("zero_shot", "few_shot")
+SEEN_FACT, UNSEEN_FACT = "seen_fact", "unseen_fact"  # the answer's fact was, or was not, in a training answer
 ORDER = ("zero_shot", "few_shot", "fine_tuned", COMPARED, HF_SCHEMA, GGUF, GGUF_SCHEMA)
 
 
@@ -50,6 +52,10 @@ class EvalResults:
     comparison: list[dict] = field(default_factory=list)  # comparison_rows(...)
     gguf: str | None = None  # the file behind the "gguf" candidate
     phrasings: list[dict] = field(default_factory=list)  # seen against held-out phrasing slices (phrasing_rows)
+    # What the test measures, per task: how many test answers state a fact training taught (fact_counts), and
+    # the seen-fact against unseen-fact slices where a task has both (fact_rows).
+    facts: dict[str, dict] = field(default_factory=dict)
+    fact_slices: list[dict] = field(default_factory=list)
     # `--compare RUN_DIR`: {"run": dir, "dp": {candidate: DP record or None}, "privacy": its probes}
     compared: dict | None = None
 
@@ -84,29 +90,54 @@ def phrasing_rows(by_task: dict[str, list[Example]], primary: dict[str, dict[str
     """Per task and candidate: the primary metric on test examples asked in a phrasing training saw, and in one
     it never saw, with intervals; `gap` is held-out minus seen. The subject's rows also pair it with each
     baseline within each slice (`vs`) and give a verdict per slice. Tasks without both slices are left out."""
+    where = {t: [slice_of(e.phrasing) for e in exs] for t, exs in by_task.items()}
+    return slice_rows(where, primary, seed, (SEEN, HELD_OUT))
+
+
+def taught(by_task: dict[str, list[Example]], train: list[Example]) -> dict[str, list[bool]]:
+    """Per task, for each test example: does its answer state a fact (its task's `fact`) a training answer
+    of the same task stated? A recalled code or knowledge item is not a new one."""
+    facts: dict[str, set] = {}
+    for e in train:
+        facts.setdefault(e.task, set()).add(spec_of(e.task).fact_of(e))
+    return {t: [spec_of(t).fact_of(e) in facts.get(t, ()) for e in exs] for t, exs in by_task.items()}
+
+
+def fact_counts(seen: dict[str, list[bool]]) -> dict[str, dict]:
+    return {t: {"n": len(v), "seen": sum(v), "share": round(sum(v) / len(v), 4)} for t, v in seen.items() if v}
+
+
+def fact_rows(seen: dict[str, list[bool]], primary: dict[str, dict[str, list[float]]], seed: int) -> list[dict]:
+    """Seen-fact against unseen-fact slices, as `phrasing_rows` does for phrasings, where a task has both."""
+    where = {t: [SEEN_FACT if s else UNSEEN_FACT for s in v] for t, v in seen.items()}
+    return slice_rows(where, primary, seed, (SEEN_FACT, UNSEEN_FACT))
+
+
+def slice_rows(where: dict[str, list], primary: dict[str, dict[str, list[float]]], seed: int, names: tuple) -> list:
+    """Per task and candidate, the primary metric on two slices of the same examples (`where` labels each),
+    with intervals and the gap (second minus first); the subject paired with each baseline within each slice."""
     subject = "fine_tuned" if "fine_tuned" in primary else GGUF
     baselines = [b for b in BASELINES if b in primary]
     mean = lambda v: round(sum(v) / len(v), 4)  # noqa: E731
+    a, b_ = names
     rows = []
-    for task, exs in by_task.items():
-        where = [slice_of(e.phrasing) for e in exs]
-        if SEEN not in where or HELD_OUT not in where:
+    for task, labels in where.items():
+        if a not in labels or b_ not in labels:
             continue
-        part = lambda cand, sl: [v for v, w in zip(primary[cand][task], where) if w == sl]  # noqa: E731
+        part = lambda cand, sl: [v for v, w in zip(primary[cand][task], labels) if w == sl]  # noqa: E731
         for cand in primary:
-            seen, held = part(cand, SEEN), part(cand, HELD_OUT)
+            first, second = part(cand, a), part(cand, b_)
             row = {
                 "task": task,
                 "candidate": cand,
-                SEEN: {"n": len(seen), "mean": mean(seen), "ci95": list(mean_ci(seen, seed))},
-                HELD_OUT: {"n": len(held), "mean": mean(held), "ci95": list(mean_ci(held, seed))},
-                "gap": round(mean(held) - mean(seen), 4),
-                "gap_ci95": list(unpaired_diff_ci(held, seen, seed)),
+                a: {"n": len(first), "mean": mean(first), "ci95": list(mean_ci(first, seed))},
+                b_: {"n": len(second), "mean": mean(second), "ci95": list(mean_ci(second, seed))},
+                "gap": round(mean(second) - mean(first), 4),
+                "gap_ci95": list(unpaired_diff_ci(second, first, seed)),
             }
             if cand == subject and baselines:
                 row["vs"] = {
-                    sl: {b: paired(part(cand, sl), part(b, sl), seed).to_dict() for b in baselines}
-                    for sl in (SEEN, HELD_OUT)
+                    sl: {b: paired(part(cand, sl), part(b, sl), seed).to_dict() for b in baselines} for sl in names
                 }
                 row["verdict"] = {sl: overall([v["verdict"] for v in vs.values()]) for sl, vs in row["vs"].items()}
             rows.append(row)
@@ -242,22 +273,52 @@ PHRASING_HEAD = [
     "held out minus seen",
     "vs baselines: seen / held out",
 ]
+FACT_HEAD = [
+    "task",
+    "candidate",
+    "seen fact (n)",
+    "seen fact",
+    "unseen fact (n)",
+    "unseen fact",
+    "unseen minus seen",
+    "vs baselines: seen / unseen",
+]
 
 
-def phrasing_table(rows: list[dict]) -> list[list[str]]:
+def phrasing_table(rows: list[dict], names: tuple = (SEEN, HELD_OUT)) -> list[list[str]]:
+    a, b = names
     return [
         [
             r["task"],
             LABELS[r["candidate"]],
-            str(r["seen"]["n"]),
-            cell(r["seen"]["mean"], r["seen"]["ci95"]),
-            str(r["held_out"]["n"]),
-            cell(r["held_out"]["mean"], r["held_out"]["ci95"]),
+            str(r[a]["n"]),
+            cell(r[a]["mean"], r[a]["ci95"]),
+            str(r[b]["n"]),
+            cell(r[b]["mean"], r[b]["ci95"]),
             f"{r['gap']:+.3f} [{r['gap_ci95'][0]:.3f}, {r['gap_ci95'][1]:.3f}]",
-            f"{r['verdict']['seen']} / {r['verdict']['held_out']}" if r.get("verdict") else "",
+            f"{r['verdict'][a]} / {r['verdict'][b]}" if r.get("verdict") else "",
         ]
         for r in rows
     ]
+
+
+def facts_section(results: EvalResults) -> list[str]:
+    """What the test measures: per task, how many test answers state a fact (a code, a knowledge item) that a
+    training answer stated, in other words; a seen fact tests recall of what was taught, not new knowledge."""
+    md = [
+        "## What the test measures: answers whose fact training taught",
+        "",
+        "A seen fact (the same code, knowledge item or answer, asked in other words) tests recall of what was "
+        "taught; an unseen one tests generalization.",
+        "",
+        "| task | test answers | fact seen in training | share |",
+        "|---|---|---|---|",
+    ]
+    md += [f"| {t} | {f['n']} | {f['seen']} | {f['share']:.0%} |" for t, f in results.facts.items()]
+    if results.fact_slices:
+        md += ["", "| " + " | ".join(FACT_HEAD) + " |", "|" + "---|" * len(FACT_HEAD)]
+        md += ["| " + " | ".join(r) + " |" for r in phrasing_table(results.fact_slices, (SEEN_FACT, UNSEEN_FACT))]
+    return md
 
 
 def phrasing_line(results: EvalResults, candidate: str = "fine_tuned", tolerance: float = 0.10) -> str | None:
@@ -353,6 +414,8 @@ def report_markdown(results: EvalResults, cands: list[str], head: list[str], tab
             "|" + "---|" * len(PHRASING_HEAD),
         ]
         md += ["| " + " | ".join(row) + " |" for row in phrasing_table(results.phrasings)]
+    if results.facts:
+        md += ["", *facts_section(results)]
     md += ["", "## All metrics", ""]
     for c in cands:
         e = results.candidates[c]

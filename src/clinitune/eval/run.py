@@ -40,7 +40,19 @@ from ..paths import require_dir
 from ..stats import mean_ci
 from . import metrics as M
 from .privacy import membership_sample, privacy_probes
-from .report import COMPARED, GGUF, GGUF_SCHEMA, HF_SCHEMA, EvalResults, comparison_rows, phrasing_rows, write_report
+from .report import (
+    COMPARED,
+    GGUF,
+    GGUF_SCHEMA,
+    HF_SCHEMA,
+    EvalResults,
+    comparison_rows,
+    fact_counts,
+    fact_rows,
+    phrasing_rows,
+    taught,
+    write_report,
+)
 
 log = logging.getLogger(__name__)
 CANDIDATES = ("fine_tuned", "zero_shot", "few_shot")
@@ -210,6 +222,7 @@ def evaluate(
     scores = score_all(by_task, outputs, data.parent, db)
     primary = primary_scores(scores)
     candidates = {c: summarize(scores[c], test_losses.get(c), seed) for c in outputs}
+    seen_fact = taught(by_task, pool_rows)
     results = EvalResults(
         candidates=candidates,
         n_examples=len(chosen),
@@ -219,6 +232,8 @@ def evaluate(
         comparison=comparison_rows(candidates, primary, seed),
         gguf=str(gguf) if gguf else None,
         phrasings=phrasing_rows(by_task, primary, seed),
+        facts=fact_counts(seen_fact) if pool_rows else {},
+        fact_slices=fact_rows(seen_fact, primary, seed) if pool_rows else [],
         compared=compared,
     )
     out.mkdir(parents=True, exist_ok=True)

@@ -95,4 +95,9 @@ def score(pred: str, ex: Example) -> dict:
     }
 
 
-SPEC = TaskSpec(NAME, "exact_match", 40, score, {NAME: PHRASINGS}, build)
+def fact(ex: Example) -> str:
+    """The code: a test patient's diagnosis is taught if training coded the same code, in any words."""
+    return first_code(ex.reply) or ex.reply
+
+
+SPEC = TaskSpec(NAME, "exact_match", 40, score, {NAME: PHRASINGS}, build, fact=fact)

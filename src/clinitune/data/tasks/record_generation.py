@@ -101,6 +101,20 @@ def score(pred: str, ex: Example) -> dict:
     return out
 
 
+def fact(ex: Example) -> str:
+    """The condition asked for: the record's first diagnosis."""
+    rec = parse_json(ex.reply) or {}
+    return str((rec.get("diagnoses") or [{}])[0].get("code"))
+
+
 SPEC = TaskSpec(
-    NAME, "json_valid", 512, score, {NAME: PHRASINGS}, build, schema="patient_record.schema.json", json=True
+    NAME,
+    "json_valid",
+    512,
+    score,
+    {NAME: PHRASINGS},
+    build,
+    schema="patient_record.schema.json",
+    json=True,
+    fact=fact,
 )

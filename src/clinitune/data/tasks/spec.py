@@ -31,6 +31,9 @@ class TaskSpec:
     schema: str | None = None  # the JSON Schema file in resources/ an answer must satisfy
     json: bool = False  # the answer is JSON (the quality gate parses it)
     needs_db: bool = False  # the scorer runs the answer on the database
+    # The fact an answer states (a code, a fact's text), to tell which test answers training taught; None: the
+    # whole answer.
+    fact: Callable[[Example], str] | None = None
 
     def __post_init__(self):
         problems = []
@@ -45,6 +48,9 @@ class TaskSpec:
             problems.append(f"schema file resources/{self.schema} is missing")
         if problems:
             raise RuntimeError(f"task {self.name}: " + "; ".join(problems))
+
+    def fact_of(self, ex: Example) -> str:
+        return self.fact(ex) if self.fact is not None else ex.reply.strip()
 
     def bad_keys(self) -> list[str]:
         return [k for k in self.phrasings if k != self.name and not k.startswith(self.name + ".")]
