@@ -445,3 +445,38 @@ def test_every_kind_export_ships_has_a_floor_and_a_lost_fine_tune_is_refused(tmp
     lost = verify(write_gguf(base, tmp_path / "base.gguf", dtype="f16"), ref)  # the export lost the fine-tune
     with pytest.raises(ClinituneError, match="floor"):
         gate("q4_k_m", tmp_path / "base.gguf", lost)  # refused even under the coarsest kind's floor
+
+
+def test_a_second_eval_reuses_the_base_models_answers_and_a_changed_input_misses(tmp_path, monkeypatch):
+    from clinitune.eval import run as eval_run
+
+    base_dir = tiny_model_dir(tmp_path / "tiny", "llama")
+    d = tmp_path / "data"
+    d.mkdir()
+    for split, n in (("train", 6), ("test", 4)):
+        (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in knowledge_rows(split, n)))
+    generated = []
+    real = eval_run.generate
+
+    def counting(m, tok, prompts, *a, **kw):
+        generated.append(len(prompts))
+        return real(m, tok, prompts, *a, **kw)
+
+    monkeypatch.setattr(eval_run, "generate", counting)
+    kw = dict(data=d / "test.jsonl", model=str(base_dir), quiet=True)
+    first = eval_run.evaluate(out=tmp_path / "e1", **kw)
+    assert generated == [8, 4] and first.baseline_cache == {"key": first.baseline_cache["key"], "hit": False}
+    second = eval_run.evaluate(out=tmp_path / "e2", **kw)
+    assert generated == [8, 4, 4] and second.baseline_cache["hit"] is True  # only the model under test ran again
+    p1, p2 = ((tmp_path / e / "predictions.jsonl").read_text() for e in ("e1", "e2"))
+    assert p1 == p2 and first.candidates == second.candidates
+    assert "reused from the data set's baselines/" in (tmp_path / "e2" / "report.md").read_text()
+    # Another few-shot k, another model file, or the cache turned off: the base model answers again.
+    eval_run.evaluate(out=tmp_path / "e3", k=1, **kw)
+    assert generated[-2:] == [8, 4]
+    cfg = json.loads((base_dir / "config.json").read_text())
+    (base_dir / "config.json").write_text(json.dumps({**cfg, "rms_norm_eps": 1e-5}))
+    changed = eval_run.evaluate(out=tmp_path / "e4", **kw)
+    assert generated[-2:] == [8, 4] and changed.baseline_cache["hit"] is False
+    off = eval_run.evaluate(out=tmp_path / "e5", cache_baselines=False, **kw)
+    assert generated[-2:] == [8, 4] and off.baseline_cache is None

@@ -579,6 +579,7 @@ def eval_(
         quiet=quiet,
         allow_phi=cfg.data.allow_phi,
         compare=compare,
+        cache_baselines=ec.cache_baselines,
     )
     for line in console_table(results):
         typer.echo(line)

@@ -287,6 +287,11 @@ class EvalConfig(_Section):
     constrain: bool = Field(
         False, description="Also score record and FHIR answers constrained to their JSON Schema (HF and GGUF)."
     )
+    cache_baselines: bool = Field(
+        True,
+        description="Keep the base model's answers beside the data set and reuse them for the same model, prompts "
+        "and settings.",
+    )
 
 
 class ExportConfig(_Section):

@@ -218,9 +218,13 @@ class DataDir:
     INVALID: ClassVar[str] = "invalid.jsonl"
     REJECTS: ClassVar[str] = "rejects.jsonl"
     CANARIES: ClassVar[str] = "canaries.json"
+    BASELINES: ClassVar[str] = "baselines"  # eval's cache of the base model's answers (eval/cache.py)
 
     def __post_init__(self):
         object.__setattr__(self, "path", Path(self.path))
+
+    def baseline_answers(self, key: str) -> Path:
+        return self.path / self.BASELINES / f"{key}.json"
 
     def split(self, name: str) -> Path:
         return self.path / f"{name}.jsonl"

@@ -207,7 +207,14 @@ def run_quickstart(
         "eval",
         _sha(run.summary_file, data.split("test"), prof.eval.limit),
         [EvalDir(eval_dir).metrics],
-        lambda: evaluate(data=data.split("test"), out=eval_dir, run=run.path, limit=prof.eval.limit, seed=seed),
+        lambda: evaluate(
+            data=data.split("test"),
+            out=eval_dir,
+            run=run.path,
+            limit=prof.eval.limit,
+            seed=seed,
+            cache_baselines=prof.eval.cache_baselines,
+        ),
         kind=EvalResults,
     )
     # export runs after eval, so its model card carries the eval table

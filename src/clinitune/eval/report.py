@@ -35,6 +35,7 @@ LABELS = {
     GGUF_SCHEMA: "GGUF + schema",
 }
 BASELINES = ("zero_shot", "few_shot")
+CACHE_NOTE = "baselines/ (same model files, prompts and settings; eval.cache_baselines: false to redo)"
 SEEN_FACT, UNSEEN_FACT = "seen_fact", "unseen_fact"  # the answer's fact was, or was not, in a training answer
 ORDER = ("zero_shot", "few_shot", "fine_tuned", COMPARED, HF_SCHEMA, GGUF, GGUF_SCHEMA)
 
@@ -58,6 +59,8 @@ class EvalResults:
     fact_slices: list[dict] = field(default_factory=list)
     # `--compare RUN_DIR`: {"run": dir, "dp": {candidate: DP record or None}, "privacy": its probes}
     compared: dict | None = None
+    # {"key": ..., "hit": bool}: the base model's answers were read from (hit) or written to the data set's cache
+    baseline_cache: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -196,6 +199,8 @@ def console_table(results: EvalResults) -> list[str]:
     for r in results.comparison:
         cells = "".join(cell(r.get(c), r["ci95"].get(c)).rjust(width) for c in cands)
         lines.append(f"{r['task']:<19}{r['metric']:<20}{r['n']:>4}{cells}  {r.get('verdict') or '-'}")
+    if (results.baseline_cache or {}).get("hit"):
+        lines.append(f"baselines: the base model's answers reused from the data set's {CACHE_NOTE}")
     return lines
 
 
@@ -383,7 +388,12 @@ def report_markdown(results: EvalResults, cands: list[str], head: list[str], tab
         "",
         f"{results.n_examples} held-out examples, seed {results.seed}. Each score is a mean with its 95 % bootstrap "
         "interval; a verdict needs the paired difference's interval to exclude 0 (and, for 0/1 metrics, an exact "
-        f"McNemar p < 0.05) against every baseline.{gguf_note}",
+        f"McNemar p < 0.05) against every baseline.{gguf_note}"
+        + (
+            f" Baseline answers reused from the data set's {CACHE_NOTE}."
+            if (results.baseline_cache or {}).get("hit")
+            else ""
+        ),
         "",
         "## Primary metric per task",
         "",

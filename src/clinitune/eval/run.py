@@ -38,9 +38,11 @@ from ..models.loading import load_adapter
 from ..models.structured import schema_grammar
 from ..paths import require_dir
 from ..stats import mean_ci
+from . import cache
 from . import metrics as M
 from .privacy import membership_sample, privacy_probes
 from .report import (
+    BASELINES,
     COMPARED,
     GGUF,
     GGUF_SCHEMA,
@@ -170,6 +172,7 @@ def evaluate(
     quiet: bool = False,
     allow_phi: bool = False,
     compare: Path | None = None,
+    cache_baselines: bool = True,
 ) -> EvalResults:
     """Score the fine-tuned model (HF, and/or the GGUF it shipped as) and the base model's baselines on
     the same examples; every metric with its interval, every comparison paired. `compare`: another run of
@@ -191,9 +194,9 @@ def evaluate(
 
     outputs: dict[str, dict[str, str]] = {}
     test_losses: dict[str, list[float]] = {}  # per candidate, on `chosen`: perplexity, and the membership probe
-    privacy = compared = None
+    privacy = compared = cached = None
     if run is not None or model is not None:
-        outputs, test_losses, privacy, compared = run_hf(
+        outputs, test_losses, privacy, compared, cached = run_hf(
             run,
             model,
             adapter,
@@ -209,6 +212,7 @@ def evaluate(
             db,
             constrain,
             compare,
+            cache_baselines,
         )
     if gguf is not None:
         outputs[GGUF] = run_gguf(gguf, by_task, quiet)
@@ -235,6 +239,7 @@ def evaluate(
         facts=fact_counts(seen_fact) if pool_rows else {},
         fact_slices=fact_rows(seen_fact, primary, seed) if pool_rows else [],
         compared=compared,
+        baseline_cache=cached,
     )
     out.mkdir(parents=True, exist_ok=True)
     write_report(results, prediction_rows(by_task, outputs, scores), out, run)
@@ -304,13 +309,15 @@ def run_hf(
     db,
     constrain,
     compare=None,
+    cache_baselines=True,
 ):
     """Replies of the base model (baselines) and then of the fine-tuned model through transformers; test
     losses; privacy; with `constrain`, the fine-tuned model's JSON answers again, under their schemas; with
     `compare`, the other run's model on the same prompts, with its own probes against the same base losses.
 
     The baselines run on the plain base model, before the adapter is merged into it, so no pass goes through
-    LoRA wrappers and one model is in memory."""
+    LoRA wrappers and one model is in memory. With `cache_baselines`, the base model's answers and losses are
+    kept beside the data set (eval/cache.py) and a later eval with the same prompts reads them back."""
     m, tok, adapter_dir, allow_pickle = inference_parts(run, model, adapter)
     budget = budgets(by_task, lambda text: len(tok(text)["input_ids"]))
     chosen = [e for exs in by_task.values() for e in exs]
@@ -324,6 +331,7 @@ def run_hf(
     # 8 rows as for 32 on a CPU), then the adapter is merged in for the fine-tuned pass.
     groups = [g for g in ([c for c in cands if c != "fine_tuned"], ["fine_tuned"]) if g]
     bar = tqdm(total=len(groups), desc="eval", unit="model", disable=quiet, dynamic_ncols=True)
+    cache_note = None
     for group in groups:
         if group == ["fine_tuned"] and adapter_dir is not None:
             m = load_adapter(m, adapter_dir, allow_pickle).merge_and_unload()
@@ -333,11 +341,27 @@ def run_hf(
                 shot_rng = random.Random(f"{seed}:{task}")
                 prompts += [few_shot(e, pool, k, shot_rng) if cand == "few_shot" else e.prompt for e in exs]
                 row_budget += [budget[task]] * len(exs)
-        preds = generate(m, tok, prompts, row_budget, batch_size, desc=" + ".join(group), quiet=quiet)
-        for i, cand in enumerate(group):
-            outputs[cand] = {e.id: p for e, p in zip(chosen, preds[i * len(chosen) : (i + 1) * len(chosen)])}
-            if cand != "few_shot":
-                test_losses[cand] = example_losses(m, tok, chosen)
+        base = group[0] in BASELINES
+        key = cache.baseline_key(m, prompts, row_budget, batch_size, group) if base and cache_baselines else None
+        hit = cache.load(data_dir, key) if key else None
+        if hit:
+            outputs |= hit["outputs"]
+            test_losses |= hit["losses"]
+            cache_note = {"key": key, "hit": True}
+        else:
+            preds = generate(m, tok, prompts, row_budget, batch_size, desc=" + ".join(group), quiet=quiet)
+            for i, cand in enumerate(group):
+                outputs[cand] = {e.id: p for e, p in zip(chosen, preds[i * len(chosen) : (i + 1) * len(chosen)])}
+                if cand != "few_shot":
+                    test_losses[cand] = example_losses(m, tok, chosen)
+            if key:
+                cache.save(
+                    data_dir,
+                    key,
+                    {c: outputs[c] for c in group},
+                    {c: test_losses[c] for c in group if c in test_losses},
+                )
+                cache_note = {"key": key, "hit": False}
         bar.set_postfix_str(group[-1])
         bar.update(1)
     bar.close()
@@ -361,7 +385,7 @@ def run_hf(
             "dp": {"fine_tuned": dp_of(run), COMPARED: dp_of(compare)},
             "privacy": privacy_probes(m, tok, members, non, base_probe, data_dir, db, seed) if privacy else None,
         }
-    return outputs, test_losses, privacy, compared
+    return outputs, test_losses, privacy, compared, cache_note
 
 
 def hf_constrained(m, tok, by_task, budget: dict[str, int], quiet: bool) -> dict[str, str]:
