@@ -77,6 +77,7 @@ FLAG_KEYS = {
         "limit": "eval.limit",
         "few_shot_k": "eval.few_shot_k",
         "batch_size": "eval.batch_size",
+        "backend": "eval.backend",
     },
     "infer": {"truncate": "generation.truncate_prompt"},
     "serve": {
@@ -524,6 +525,7 @@ def eval_(
         typer.Option("--few-shot-k", min=1, help="Train examples in each few-shot prompt (eval.few_shot_k)."),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Prompts generated together (eval.batch_size).")] = None,
+    backend: Annotated[str | None, typer.Option(help="hf or llama_cpp: who writes the replies (eval.backend).")] = None,
     db: Annotated[
         str | None,
         typer.Option(help="Source DB for text_to_sql and the extraction probe; default: from the data manifest."),
@@ -558,6 +560,7 @@ def eval_(
             limit=limit,
             few_shot_k=few_shot_k,
             batch_size=batch_size,
+            backend=backend,
             constrain=constrain,
         ),
     )
@@ -580,6 +583,7 @@ def eval_(
         allow_phi=cfg.data.allow_phi,
         compare=compare,
         cache_baselines=ec.cache_baselines,
+        backend=ec.backend,
     )
     for line in console_table(results):
         typer.echo(line)

@@ -287,6 +287,11 @@ class EvalConfig(_Section):
     constrain: bool = Field(
         False, description="Also score record and FHIR answers constrained to their JSON Schema (HF and GGUF)."
     )
+    backend: Literal["hf", "llama_cpp"] = Field(
+        "hf",
+        description="Who writes the replies: transformers, or llama.cpp on each model written as an f16 GGUF "
+        "(continuous batching; losses and probes stay on transformers).",
+    )
     cache_baselines: bool = Field(
         True,
         description="Keep the base model's answers beside the data set and reuse them for the same model, prompts "

@@ -214,6 +214,7 @@ def run_quickstart(
             limit=prof.eval.limit,
             seed=seed,
             cache_baselines=prof.eval.cache_baselines,
+            backend=prof.eval.backend,
         ),
         kind=EvalResults,
     )

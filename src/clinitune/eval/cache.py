@@ -2,7 +2,7 @@
 same data pays only for its own model.
 
 A cache entry is keyed by everything that decides the answers: the base model's files (sha256 of each), the
-exact prompts (test examples and their few-shot examples), each row's token budget, the batch size (batched
+exact prompts (test examples and their few-shot examples), each row's token budget, the backend and batch size (batched
 decoding is not bit-for-bit batch-invariant), the dtype and device, and the versions of clinitune, torch and
 transformers. A change in any of them is a miss, never a stale hit. Entries live in the data set's
 `baselines/` dir (layout.DataDir), so they go where the data goes and a re-prepare clears them.
@@ -48,7 +48,9 @@ def model_sha256(model_dir: str | os.PathLike) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def baseline_key(model, prompts: list, budgets: list[int], batch_size: int, candidates: list[str]) -> str:
+def baseline_key(
+    model, prompts: list, budgets: list[int], batch_size: int, candidates: list[str], backend: str = "hf"
+) -> str:
     """The cache key of the base model's answers to `prompts`; `model` is the loaded base model."""
     parts = {
         "model": model_sha256(model.name_or_path),
@@ -56,6 +58,7 @@ def baseline_key(model, prompts: list, budgets: list[int], batch_size: int, cand
         "prompts": prompts,
         "budgets": budgets,
         "batch_size": batch_size,
+        "backend": backend,
         "dtype": str(model.dtype),
         "device": str(model.device),
         "versions": [__version__, torch.__version__, transformers.__version__],

@@ -25,6 +25,7 @@ from ..data.manifest import phi_gate
 from ..data.tasks import spec_of, task_schema
 from ..data.tasks.text_to_sql import guard
 from ..errors import ClinituneError
+from ..export.gguf_writer import write_gguf
 from ..layout import DataDir, RunDir
 from ..models.generate import (
     example_losses,
@@ -58,6 +59,7 @@ from .report import (
 
 log = logging.getLogger(__name__)
 CANDIDATES = ("fine_tuned", "zero_shot", "few_shot")
+LLAMA_SEQS = 16  # sequences sharing a llama.cpp decode step: each holds its own KV cache
 MEMBERSHIP_N = 32  # members and non-members the membership probe scores
 CONSTRAINED_TOKENS = 1024  # a bounded schema's longest answer (3 items per array, 40 characters per string) fits
 
@@ -173,6 +175,7 @@ def evaluate(
     allow_phi: bool = False,
     compare: Path | None = None,
     cache_baselines: bool = True,
+    backend: str = "hf",
 ) -> EvalResults:
     """Score the fine-tuned model (HF, and/or the GGUF it shipped as) and the base model's baselines on
     the same examples; every metric with its interval, every comparison paired. `compare`: another run of
@@ -213,6 +216,7 @@ def evaluate(
             constrain,
             compare,
             cache_baselines,
+            backend,
         )
     if gguf is not None:
         outputs[GGUF] = run_gguf(gguf, by_task, quiet)
@@ -310,6 +314,7 @@ def run_hf(
     constrain,
     compare=None,
     cache_baselines=True,
+    backend="hf",
 ):
     """Replies of the base model (baselines) and then of the fine-tuned model through transformers; test
     losses; privacy; with `constrain`, the fine-tuned model's JSON answers again, under their schemas; with
@@ -317,7 +322,9 @@ def run_hf(
 
     The baselines run on the plain base model, before the adapter is merged into it, so no pass goes through
     LoRA wrappers and one model is in memory. With `cache_baselines`, the base model's answers and losses are
-    kept beside the data set (eval/cache.py) and a later eval with the same prompts reads them back."""
+    kept beside the data set (eval/cache.py) and a later eval with the same prompts reads them back. With
+    `backend="llama_cpp"` the replies come from each model written as an f16 GGUF and decoded by llama.cpp with
+    continuous batching; losses and probes stay on the HF model."""
     m, tok, adapter_dir, allow_pickle = inference_parts(run, model, adapter)
     budget = budgets(by_task, lambda text: len(tok(text)["input_ids"]))
     chosen = [e for exs in by_task.values() for e in exs]
@@ -342,14 +349,16 @@ def run_hf(
                 prompts += [few_shot(e, pool, k, shot_rng) if cand == "few_shot" else e.prompt for e in exs]
                 row_budget += [budget[task]] * len(exs)
         base = group[0] in BASELINES
-        key = cache.baseline_key(m, prompts, row_budget, batch_size, group) if base and cache_baselines else None
+        key = (
+            cache.baseline_key(m, prompts, row_budget, batch_size, group, backend) if base and cache_baselines else None
+        )
         hit = cache.load(data_dir, key) if key else None
         if hit:
             outputs |= hit["outputs"]
             test_losses |= hit["losses"]
             cache_note = {"key": key, "hit": True}
         else:
-            preds = generate(m, tok, prompts, row_budget, batch_size, desc=" + ".join(group), quiet=quiet)
+            preds = answer(m, tok, prompts, row_budget, batch_size, " + ".join(group), quiet, backend)
             for i, cand in enumerate(group):
                 outputs[cand] = {e.id: p for e, p in zip(chosen, preds[i * len(chosen) : (i + 1) * len(chosen)])}
                 if cand != "few_shot":
@@ -386,6 +395,22 @@ def run_hf(
             "privacy": privacy_probes(m, tok, members, non, base_probe, data_dir, db, seed) if privacy else None,
         }
     return outputs, test_losses, privacy, compared, cache_note
+
+
+def answer(m, tok, prompts: list, budgets: list[int], batch_size: int, desc: str, quiet: bool, backend: str):
+    """Greedy replies of the in-memory model: through transformers, or written as an f16 GGUF (a few seconds for
+    a small model) and decoded by llama.cpp, sequences sharing decode steps and refilling finished slots."""
+    if backend == "hf":
+        return generate(m, tok, prompts, budgets, batch_size, desc=desc, quiet=quiet)
+    with tempfile.TemporaryDirectory(prefix="clinitune-eval-gguf-") as tmp:
+        # safetensors' numpy reader has no bf16: the checkpoint the GGUF is written from is saved in fp32
+        m.save_pretrained(tmp, state_dict={k: v.float() for k, v in m.state_dict().items()})
+        tok.save_pretrained(tmp)
+        llm = load_llama(write_gguf(tmp, Path(tmp) / "model-f16.gguf", dtype="f16"))
+        try:
+            return llama_batched_greedy(llm, prompts, budgets, n_seq=min(batch_size, LLAMA_SEQS))
+        finally:
+            llm.close()
 
 
 def hf_constrained(m, tok, by_task, budget: dict[str, int], quiet: bool) -> dict[str, str]:
