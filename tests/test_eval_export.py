@@ -340,7 +340,9 @@ def test_membership_non_members_exclude_answers_that_were_trained():
     assert non_members(train, test) == [1, 3]
 
 
-def test_eval_sample_gives_short_answer_tasks_more_examples():
+def test_eval_sample_makes_every_verdict_reachable_and_pays_with_cheap_examples():
+    from clinitune.stats import min_decisive_n, paired
+
     ex = lambda task, n, chars: [_ex("x" * chars) for _ in range(n)]  # noqa: E731
     by_task = {
         "record_generation": ex("record_generation", 30, 1200),
@@ -348,12 +350,24 @@ def test_eval_sample_gives_short_answer_tasks_more_examples():
         "knowledge": ex("knowledge", 30, 500),
         "extraction": ex("extraction", 30, 700),
     }
+    need = min_decisive_n()
+    # The fewest examples a verdict needs: one fewer, and all of them right against all wrong is not significant.
+    assert paired([1.0] * need, [0.0] * need).verdict == "better"
+    assert paired([1.0] * (need - 1), [0.0] * (need - 1)).verdict == "no significant difference"
+    # limit 16 shares out as 4 per long task and 16 for the cheap coding task: at 4 no long task could ever be
+    # decided, so each is raised to 6, paid for with coding's surplus (its answers cost 90 characters, not 1,200).
+    cost = {"record_generation": 1200, "icd10_coding": 90, "knowledge": 500, "extraction": 700}
     sizes = sample_sizes(by_task, 16)
-    assert sizes == {"extraction": 4, "icd10_coding": 16, "knowledge": 8, "record_generation": 4}
-    assert sample_sizes(by_task, 3) == {"extraction": 1, "icd10_coding": 4, "knowledge": 2, "record_generation": 1}
+    assert sizes == dict.fromkeys(sorted(by_task), need)
+    share = {"record_generation": 4, "icd10_coding": 16, "knowledge": 8, "extraction": 4}
+    assert sum(sizes[t] * c for t, c in cost.items()) <= 1.25 * sum(share[t] * c for t, c in cost.items())
+    # With room to spare, cheap tasks still get more; with too little, the dearest keep their share undecidable.
+    big = sample_sizes(by_task, 64)
+    assert big["icd10_coding"] > big["extraction"] >= need
+    assert sample_sizes(by_task, 3) == {"extraction": 1, "icd10_coding": need, "knowledge": 2, "record_generation": 1}
     # a long record in and a short answer out: generation costs the answer, so it is a cheap task
     by_task["validation"] = [_ex("x" * 140, "y" * 1000) for _ in range(30)]
-    assert sample_sizes(by_task, 20)["validation"] == 4 * sample_sizes(by_task, 20)["record_generation"]
+    assert sample_sizes(by_task, 20)["validation"] >= sample_sizes(by_task, 20)["record_generation"]
 
 
 def test_eval_takes_unset_flags_from_the_runs_eval_section(tmp_path, tiny_llama):

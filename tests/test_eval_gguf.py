@@ -64,6 +64,20 @@ def test_eval_gguf_scores_the_exported_file_beside_the_hf_model(tmp_path, tiny_l
     assert row["gguf_vs_hf"]["verdict"] == "no significant difference"
     assert "What the GGUF costs on the tasks" in (tmp_path / "e" / "report.md").read_text()
 
+    # eval.backend llama_cpp: the model written from memory as f16 and decoded by llama.cpp answers as the HF model
+    # did, example by example; losses stay the HF model's.
+    hf_args = ["eval", "--run", str(tmp_path / "run"), "--data", str(d / "test.jsonl"), "--baseline", "none"]
+    res = CliRunner().invoke(app, [*hf_args, "--backend", "llama_cpp", "--out", str(tmp_path / "b"), "-q"])
+    assert res.exit_code == 0, res.output
+    by_llama = [json.loads(line) for line in (tmp_path / "b" / "predictions.jsonl").read_text().splitlines()]
+    assert [p["prediction"] for p in by_llama] == [p["prediction"] for p in preds]
+    assert (
+        json.loads((tmp_path / "b" / "metrics.json").read_text())["candidates"]["fine_tuned"]["loss"]
+        == (m["candidates"]["fine_tuned"]["loss"])
+    )
+    bad = CliRunner().invoke(app, [*hf_args, "--backend", "vllm", "--out", str(tmp_path / "x"), "-q"])
+    assert bad.exit_code != 0 and "eval.backend" in bad.output and "llama_cpp" in bad.output
+
     # Batched llama.cpp decoding (what eval --gguf runs) gives the one-at-a-time replies on this f16 file.
     llm = load_llama(Path(gguf))
     prompts = [[{"role": "user", "content": f"State coding rule {i}."}] for i in range(7)]

@@ -145,3 +145,22 @@ def test_the_report_says_which_test_answers_state_a_fact_training_taught():
     assert mine["verdict"] == {SEEN_FACT: BETTER, UNSEEN_FACT: SAME}
     md = "\n".join(facts_section(EvalResults({}, 40, 0, facts=counts, fact_slices=rows)))
     assert "| icd10_lookup | 40 | 20 | 50% |" in md and "| icd10_lookup | fine-tuned | 20 |" in md
+
+
+def test_the_report_names_the_tasks_no_outcome_could_decide():
+    from clinitune.eval.metrics import primary
+    from clinitune.eval.report import EvalResults, comparison_rows, verdict_line
+    from clinitune.eval.run import summarize
+
+    per_example = {  # all right against all wrong, on 4 examples and on 6
+        "zero_shot": {"icd10_coding": [0.0] * 4, "text_to_sql": [0.0] * 6},
+        "fine_tuned": {"icd10_coding": [1.0] * 4, "text_to_sql": [1.0] * 6},
+    }
+    scores = {c: {t: [{primary(t): v} for v in vals] for t, vals in per.items()} for c, per in per_example.items()}
+    cands = {c: summarize(scores[c], None, seed=0) for c in scores}
+    rows = {r["task"]: r for r in comparison_rows(cands, per_example, seed=0)}
+    assert rows["text_to_sql"]["verdict"] == BETTER and rows["text_to_sql"]["decidable"]
+    assert rows["icd10_coding"]["verdict"] == SAME and not rows["icd10_coding"]["decidable"]
+    line = verdict_line(EvalResults(cands, 10, 0, comparison=list(rows.values())))
+    assert "no result could be significant on icd10_coding (n=4)" in line and "at least 6 examples" in line
+    assert "text_to_sql (n=" not in line

@@ -57,6 +57,15 @@ def ratio_ci(nums: list[float], dens: list[float], seed: int = 0, n_boot: int = 
     return (round(float(lo), 4), round(float(hi), 4))
 
 
+def min_decisive_n(alpha: float = ALPHA) -> int:
+    """The fewest paired examples on which `paired` can ever call a difference significant: both exact tests
+    are at their smallest, 2 / 2**n, when every pair differs the same way (6 pairs: 0.031 < 0.05)."""
+    n = 1
+    while 2 / 2**n >= alpha:
+        n += 1
+    return n
+
+
 def mcnemar_exact(a: list[float], b: list[float]) -> float:
     """Two-sided exact McNemar p-value for paired 0/1 outcomes: a binomial test on the discordant pairs."""
     only_a = sum(1 for x, y in zip(a, b) if x == 1.0 and y == 0.0)

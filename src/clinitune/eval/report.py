@@ -15,7 +15,7 @@ from ..data.phrasings import HELD_OUT, SEEN, slice_of
 from ..data.tasks import spec_of
 from ..layout import EvalDir, RunDir
 from ..paths import atomic_write_text
-from ..stats import BETTER, SAME, WORSE, mean_ci, overall, paired, unpaired_diff_ci
+from ..stats import BETTER, SAME, WORSE, mean_ci, min_decisive_n, overall, paired, unpaired_diff_ci
 from .metrics import primary
 
 matplotlib.use("Agg")  # files only, never a window
@@ -61,6 +61,7 @@ class EvalResults:
     compared: dict | None = None
     # {"key": ..., "hit": bool}: the base model's answers were read from (hit) or written to the data set's cache
     baseline_cache: dict | None = None
+    backend: str = "hf"  # who wrote the replies of --run / --model: transformers, or llama.cpp on an f16 GGUF
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,6 +86,7 @@ def comparison_rows(cands: dict[str, dict], scores: dict[str, dict[str, list[flo
         base = [row[b] for b in BASELINES if b in cands]
         row["delta"] = round(row[subject] - max(base), 4) if base else None
         row["verdict"] = overall([v["verdict"] for v in row["vs"].values()]) if row["vs"] else None
+        row["decidable"] = row["n"] >= min_decisive_n()  # below it no outcome could be significant
         rows.append(row)
     return rows
 
@@ -217,7 +219,20 @@ def verdict_line(results: EvalResults) -> str:
         out += f"; no significant difference on {', '.join(same)}"
     if worse:
         out += f"; worse on {', '.join(worse)}"
-    return out
+    note = undecidable_note(rows)
+    return out + (f". {note}" if note else "")
+
+
+def undecidable_note(rows: list[dict]) -> str:
+    """The tasks no outcome could have made significant, and why: too few examples, not a tie."""
+    small = [f"{r['task']} (n={r['n']})" for r in rows if r.get("verdict") and not r.get("decidable", True)]
+    if not small:
+        return ""
+    need = min_decisive_n()
+    return (
+        f"At their n no result could be significant on {', '.join(small)}: an exact paired test needs at "
+        f"least {need} examples (all {need} better gives p = {2 / 2**need:.3f}); raise eval.limit or the test split"
+    )
 
 
 def dp_text(dp: dict | None) -> str:
@@ -383,12 +398,17 @@ def write_report(results: EvalResults, rows: list[dict], out: Path, run: Path | 
 def report_markdown(results: EvalResults, cands: list[str], head: list[str], table: list[list], has_loss: bool) -> str:
     comp = results.comparison
     gguf_note = f" GGUF: `{results.gguf}`." if results.gguf else ""
+    if results.backend == "llama_cpp":
+        gguf_note += (
+            " Replies decoded by llama.cpp from each model written as f16 GGUF (eval.backend); losses by transformers."
+        )
     md = [
         "# clinitune evaluation",
         "",
         f"{results.n_examples} held-out examples, seed {results.seed}. Each score is a mean with its 95 % bootstrap "
         "interval; a verdict needs the paired difference's interval to exclude 0 (and, for 0/1 metrics, an exact "
         f"McNemar p < 0.05) against every baseline.{gguf_note}"
+        + (f" {undecidable_note(comp)}." if undecidable_note(comp) else "")
         + (
             f" Baseline answers reused from the data set's {CACHE_NOTE}."
             if (results.baseline_cache or {}).get("hit")

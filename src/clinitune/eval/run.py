@@ -38,7 +38,7 @@ from ..models.generate import (
 from ..models.loading import load_adapter
 from ..models.structured import schema_grammar
 from ..paths import require_dir
-from ..stats import mean_ci
+from ..stats import mean_ci, min_decisive_n
 from . import cache
 from . import metrics as M
 from .privacy import membership_sample, privacy_probes
@@ -96,19 +96,35 @@ def sqlite_copy(data_dir: Path, db: str | None):
 # A generated token costs one forward pass; a prompt token is read with all the others in one batched
 # pass, in roughly an eighth of the time per token (an estimate, not a measurement; it only sizes samples).
 PREFILL_SHARE = 8
+OVERRUN = 1.25  # what making every verdict reachable may add to the eval's budget
 
 
 def sample_sizes(by_task: dict[str, list[Example]], limit: int) -> dict[str, int]:
-    """Examples per task for a budget of `limit` long ones: every task gets limit / tasks, and a task
-    that is cheap to run gets up to 4x that. Its metric is mostly 0/1 per example (a code, a description,
-    a query result), so 4 examples can only tell 0 from 0.25. The cost of an example is its reply, plus
-    its prompt at PREFILL_SHARE's discount: validation (a long record in, a short list of errors out) is
-    cheap, record generation (a short request, a long record out) is not."""
+    """Examples per task for a budget of `limit` long ones, fixed before any model answers (never from outcomes).
+
+    The budget: every task gets limit / tasks, and a task that is cheap to run up to 4x that. The cost of an
+    example is its reply, plus its prompt at PREFILL_SHARE's discount: validation (a long record in, a short
+    list of errors out) is cheap, record generation (a short request, a long record out) is not. Then every
+    task is raised to the fewest examples on which a paired test can ever be significant (stats.min_decisive_n):
+    at 4 no verdict is possible whatever the model does. The raise is paid for by the cheap tasks' examples
+    beyond that minimum, and may overrun the budget by OVERRUN; past that the dearest tasks keep their share,
+    and the report says they can't be decided at their n."""
     per = max(1, limit // len(by_task))
     cost = lambda e: len(e.reply) + sum(len(m["content"]) for m in e.prompt) / PREFILL_SHARE  # noqa: E731
-    mean_cost = {t: sum(cost(e) for e in v) / len(v) for t, v in by_task.items()}
+    mean_cost = {t: max(sum(cost(e) for e in v) / len(v), 1.0) for t, v in by_task.items()}
     dearest = max(mean_cost.values())
-    return {t: per * max(1, min(4, int(dearest // max(mean_cost[t], 1.0)))) for t in sorted(by_task)}
+    share = {t: min(len(v), per * max(1, min(4, int(dearest // mean_cost[t])))) for t, v in sorted(by_task.items())}
+    budget = sum(share[t] * mean_cost[t] for t in share)
+    need = min_decisive_n()
+    raised = sorted((t for t in share if share[t] < need <= len(by_task[t])), key=lambda t: (mean_cost[t], t))
+    while True:
+        n = {t: need if t in raised else share[t] for t in share}
+        spend = lambda: sum(n[t] * mean_cost[t] for t in n)  # noqa: E731
+        while spend() > budget and (spare := [t for t in n if n[t] > need]):
+            n[max(spare, key=lambda t: (n[t], -mean_cost[t], t))] -= 1
+        if spend() <= OVERRUN * budget or not raised:
+            return n
+        raised.pop()
 
 
 def select(data: Path, limit: int | None, seed: int) -> dict[str, list[Example]]:
@@ -244,6 +260,7 @@ def evaluate(
         fact_slices=fact_rows(seen_fact, primary, seed) if pool_rows else [],
         compared=compared,
         baseline_cache=cached,
+        backend=backend,
     )
     out.mkdir(parents=True, exist_ok=True)
     write_report(results, prediction_rows(by_task, outputs, scores), out, run)
