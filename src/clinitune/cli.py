@@ -487,6 +487,13 @@ def estimate(
         typer.echo(json.dumps(e.to_dict()))
 
 
+def baseline_list(flag: str | None) -> list[str] | None:
+    """`--baseline zero-shot,few_shot` as eval.baselines; `none` for no baseline."""
+    if flag is None:
+        return None
+    return [b.strip().replace("_", "-") for b in flag.split(",") if b.strip() and b.strip() != "none"]
+
+
 @app.command(name="eval")
 def eval_(
     data: Annotated[Path, typer.Option(help="Test JSONL from prepare.")] = Path("data/prepared/test.jsonl"),
@@ -546,9 +553,6 @@ def eval_(
     from .eval.run import evaluate
     from .layout import EvalDir
 
-    baselines = None
-    if baseline is not None:
-        baselines = [b.strip().replace("_", "-") for b in baseline.split(",") if b.strip() and b.strip() != "none"]
     cfg = _run_config(
         run,
         _sets(
@@ -556,7 +560,7 @@ def eval_(
             overrides,
             seed=seed,
             allow_phi=allow_phi,
-            baseline=baselines,
+            baseline=baseline_list(baseline),
             limit=limit,
             few_shot_k=few_shot_k,
             batch_size=batch_size,

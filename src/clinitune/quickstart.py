@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from .config import Config, load_config, to_yaml
+from .config import Config, EvalConfig, load_config, to_yaml
 from .data.prepare import prepare
 from .data.privacy import keys
 from .data.records.synth import write_database
@@ -151,6 +151,19 @@ def ask(gguf: Path, cfg: Config) -> dict[str, str]:
     return {p: chat.chat([{"role": "user", "content": p}], gen, stream=False) for p in SPEC_PROMPTS}
 
 
+def evaluate_run(test: Path, out: Path, run: Path, ec: EvalConfig, seed: int) -> EvalResults:
+    """eval as the profile's `eval:` section sets it."""
+    return evaluate(
+        data=test,
+        out=out,
+        run=run,
+        limit=ec.limit,
+        seed=seed,
+        cache_baselines=ec.cache_baselines,
+        backend=ec.backend,
+    )
+
+
 def run_quickstart(
     workdir: Path,
     patients: int | None,
@@ -205,17 +218,9 @@ def run_quickstart(
     trained = runner.run("train", _sha(cfg_path, data.manifest), [run.summary_file], _train, kind=TrainSummary)
     results = runner.run(
         "eval",
-        _sha(run.summary_file, data.split("test"), prof.eval.limit),
+        _sha(run.summary_file, data.split("test"), prof.eval.limit, prof.eval.backend),
         [EvalDir(eval_dir).metrics],
-        lambda: evaluate(
-            data=data.split("test"),
-            out=eval_dir,
-            run=run.path,
-            limit=prof.eval.limit,
-            seed=seed,
-            cache_baselines=prof.eval.cache_baselines,
-            backend=prof.eval.backend,
-        ),
+        lambda: evaluate_run(data.split("test"), eval_dir, run.path, prof.eval, seed),
         kind=EvalResults,
     )
     # export runs after eval, so its model card carries the eval table
