@@ -46,8 +46,21 @@ def test_a_toy_task_goes_through_prepare_and_eval_by_its_one_registry_line(toy_t
     db = f"sqlite:///{tmp_path / 'c.db'}"
     write_database(db, 30, seed=2, progress=False)
     out = tmp_path / "data"
+    # A fixed key and a 30 % test split: the same split on every run, with test examples in both phrasings.
+    (tmp_path / "k").write_text("5e" * 32)
+    (tmp_path / "k").chmod(0o600)
     key = keys.load_or_create(tmp_path / "k")
-    m = prepare(source="database", db=db, path=None, out=out, tasks=["allergy_count"], seed=1, progress=False, key=key)
+    m = prepare(
+        source="database",
+        db=db,
+        path=None,
+        out=out,
+        tasks=["allergy_count"],
+        seed=1,
+        progress=False,
+        key=key,
+        ratios=(0.6, 0.1, 0.3),
+    )
     rows = [json.loads(x) for s in ("train", "eval", "test") for x in (out / f"{s}.jsonl").read_text().splitlines()]
     assert rows and {r["task"] for r in rows} == {"allergy_count"} and m.counts["examples_built"] == 30
     ex = parse(rows[0], "train.jsonl:1")
