@@ -403,7 +403,7 @@ def run_hf(
         if other is not None:
             m = load_adapter(m, other, pickle).merge_and_unload()
         prompts = [e.prompt for e in chosen]
-        preds = generate(m, tok, prompts, [budget[e.task] for e in chosen], batch_size, desc="compared", quiet=quiet)
+        preds = answer(m, tok, prompts, [budget[e.task] for e in chosen], batch_size, "compared", quiet, backend)
         outputs[COMPARED] = {e.id: p for e, p in zip(chosen, preds)}
         test_losses[COMPARED] = example_losses(m, tok, chosen)
         compared = {
